@@ -1,0 +1,3 @@
+"""initpipeline: declarative, observable init steps for Kubernetes Pods."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,50 @@
+"""Names and defaults of the InitPipeline API, shared by the builder, the operator and the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+GROUP = "initpipeline.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "InitPipeline"
+PLURAL = "initpipelines"
+
+# Labels and annotations the operator puts on the Pods it owns.
+LABEL_PIPELINE = f"{GROUP}/pipeline"
+LABEL_GENERATION = f"{GROUP}/generation"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "initpipeline"
+
+STEP_KINDS = ("waitForService", "migration", "configDownload", "container")
+BUILTIN_KINDS = ("waitForService", "migration", "configDownload")
+
+# Pipeline names end up in Pod names ("<name>-<generation>") and label values (<= 63 chars).
+MAX_PIPELINE_NAME = 50
+MAX_STEPS = 32
+
+DEFAULT_RUNNER_IMAGE = "initpipeline/initpipeline:0.1.0"
+DEFAULT_RESTART_POLICY = "Always"
+
+# Per-kind defaults; the CRD's descriptions quote the same numbers.
+DEFAULT_WAIT_TIMEOUT = 300
+DEFAULT_WAIT_MAX_INTERVAL = 1
+DEFAULT_DOWNLOAD_TIMEOUT = 300
+DEFAULT_DOWNLOAD_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_LOCK_TIMEOUT = 60
+DEFAULT_HISTORY_TABLE = "initpipeline_schema_history"
+DEFAULT_DATABASE_URL_ENV = "DATABASE_URL"
+DEFAULT_STEP_RESOURCES: dict[str, Any] = {
+    "requests": {"cpu": "10m", "memory": "32Mi"},
+    "limits": {"memory": "256Mi"},
+}
+
+Obj = dict[str, Any]
+
+
+def step_kind(step: Obj) -> str:
+    """The kind of a validated step (exactly one of STEP_KINDS is set)."""
+    for kind in STEP_KINDS:
+        if kind in step:
+            return kind
+    raise ValueError(f"step {step.get('name')!r} has no kind")

@@ -1,0 +1,135 @@
+"""The `initpipeline` command: render a resource, run the operator, or run a built-in step."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Sequence
+
+import yaml
+
+from . import __version__, api
+from .api import Obj
+from .validation import FieldError, validate_pipeline
+
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+def _step_label(spec: Obj, error: FieldError) -> str:
+    """'spec.steps[1].x: reason' reads better with the step's name beside it."""
+    match = re.match(r"spec\.steps\[(\d+)\]", error.field)
+    steps = spec.get("steps") if isinstance(spec, dict) else None
+    if match and isinstance(steps, list) and int(match.group(1)) < len(steps):
+        step = steps[int(match.group(1))]
+        if isinstance(step, dict) and isinstance(step.get("name"), str):
+            return f"{error} (step {step['name']!r})"
+    return str(error)
+
+
+def load_pipelines(path: str) -> list[Obj]:
+    """The InitPipeline documents of a YAML file ('-' reads standard input)."""
+    if path == "-":
+        text = sys.stdin.read()
+    else:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    found: list[Obj] = []
+    for doc in yaml.safe_load_all(text):
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            raise ValueError("every YAML document must be a mapping")
+        if doc.get("kind") == api.KIND:
+            found.append(doc)
+    return found
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .builder import build_pod
+
+    try:
+        pipelines = load_pipelines(args.file)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        print(f"error: {args.file}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if not pipelines:
+        print(f"error: {args.file}: no document of kind {api.KIND}", file=sys.stderr)
+        return EXIT_INVALID
+    pods: list[Obj] = []
+    failed = False
+    for doc in pipelines:
+        name = (doc.get("metadata") or {}).get("name", "<unnamed>")
+        errors = validate_pipeline(doc)
+        if doc.get("apiVersion") != api.API_VERSION:
+            errors.insert(0, FieldError("apiVersion", f"must be {api.API_VERSION}, got {doc.get('apiVersion')!r}"))
+        if errors:
+            failed = True
+            print(f"error: {args.file}: {api.KIND} {name} is invalid:", file=sys.stderr)
+            for error in errors:
+                print(f"  {_step_label(doc.get('spec') or {}, error)}", file=sys.stderr)
+            continue
+        pods.append(build_pod(doc, args.runner_image))
+    if failed:
+        return EXIT_INVALID
+    yaml.safe_dump_all(pods, sys.stdout, sort_keys=False)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import kopf
+
+    os.environ.setdefault("INITPIPELINE_RUNNER_IMAGE", args.runner_image)
+    from . import handlers  # noqa: F401  (registers the handlers)
+
+    namespaces = [ns for entry in args.namespace for ns in entry.split(",") if ns]
+    kopf.configure(verbose=args.log_level == "debug", debug=False)
+    import logging
+
+    logging.getLogger().setLevel(args.log_level.upper())
+    kopf.run(
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz",
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .steps import add_step_parsers
+
+    parser = argparse.ArgumentParser(prog="initpipeline", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    render = sub.add_parser("render", help="print the Pod that an InitPipeline in FILE expands into")
+    render.add_argument("file", metavar="FILE", help="a YAML file with InitPipeline resources, or -")
+    render.add_argument("--runner-image", default=os.environ.get("INITPIPELINE_RUNNER_IMAGE", api.DEFAULT_RUNNER_IMAGE),
+                        help="image of the built-in steps (default: %(default)s)")
+    render.set_defaults(func=cmd_render)
+
+    run = sub.add_parser("run", help="run the operator against the current kubeconfig or in-cluster config")
+    run.add_argument("--namespace", action="append", default=[],
+                     help="watch only this namespace (repeatable or comma-separated; default: all)")
+    run.add_argument("--runner-image", default=os.environ.get("INITPIPELINE_RUNNER_IMAGE", api.DEFAULT_RUNNER_IMAGE))
+    run.add_argument("--log-level", default=os.environ.get("INITPIPELINE_LOG_LEVEL", "info"),
+                     choices=["debug", "info", "warning", "error"])
+    run.add_argument("--health-port", type=int, default=8080)
+    run.set_defaults(func=cmd_run)
+
+    step = sub.add_parser("step", help="run one built-in step (used inside the Pod's init containers)")
+    add_step_parsers(step.add_subparsers(dest="kind", required=True))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""Brings one InitPipeline's Pod and status in line with its spec (the operator's only writer)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import kopf
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from . import api
+from .api import Obj
+from .builder import build_pod, pod_name
+from .status import build_status, invalid_status, same_status, step_events
+from .validation import validate_pipeline
+
+EventPoster = Callable[[Obj, str, str, str], None]
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(uid: str) -> threading.Lock:
+    # Pod events and the pipeline's own handlers run in different kopf workers.
+    with _locks_guard:
+        return _locks.setdefault(uid, threading.Lock())
+
+
+def forget(uid: str) -> None:
+    with _locks_guard:
+        _locks.pop(uid, None)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def prune_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: prune_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [prune_none(v) for v in value]
+    return value
+
+
+@dataclass
+class Cluster:
+    core: Any
+    custom: Any
+    runner_image: str
+    post_event: EventPoster
+
+    @classmethod
+    def connect(cls, runner_image: str, post_event: EventPoster) -> Cluster:
+        return cls(client.CoreV1Api(), client.CustomObjectsApi(), runner_image, post_event)
+
+    def list_pods(self, namespace: str, pipeline: str) -> list[Obj]:
+        resp = self.core.list_namespaced_pod(
+            namespace, label_selector=f"{api.LABEL_PIPELINE}={pipeline}", _preload_content=False)
+        items: list[Obj] = json.loads(resp.data)["items"]
+        return items
+
+    def read_pipeline(self, namespace: str, name: str) -> Obj | None:
+        try:
+            resp = self.custom.get_namespaced_custom_object(
+                api.GROUP, api.VERSION, namespace, api.PLURAL, name, _preload_content=False)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        body: Obj = json.loads(resp.data)
+        return body
+
+    def create_pod(self, pod: Obj) -> tuple[Obj, bool]:
+        """Create, or read the one that exists: (pod, created)."""
+        namespace = pod["metadata"]["namespace"]
+        try:
+            resp = self.core.create_namespaced_pod(namespace, pod, _preload_content=False)
+            return json.loads(resp.data), True
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        resp = self.core.read_namespaced_pod(pod["metadata"]["name"], namespace, _preload_content=False)
+        return json.loads(resp.data), False
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        try:
+            self.core.delete_namespaced_pod(name, namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def set_pod_deadline(self, namespace: str, name: str, seconds: int) -> None:
+        self.core.patch_namespaced_pod(name, namespace, {"spec": {"activeDeadlineSeconds": seconds}})
+
+    def write_status(self, namespace: str, name: str, status: Obj) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            api.GROUP, api.VERSION, namespace, api.PLURAL, name, {"status": status})
+
+
+def _owned_by(pod: Obj, uid: str) -> bool:
+    return any(ref.get("uid") == uid for ref in pod["metadata"].get("ownerReferences") or [])
+
+
+def _deadline_passed(pipeline: Obj, pod: Obj, now: dt.datetime) -> int | None:
+    """activeDeadlineSeconds bounds the steps only, so the app is never killed by it.
+
+    When the steps overrun it, the operator sets the same deadline on the Pod
+    (allowed on a live Pod) and the kubelet stops the Pod with DeadlineExceeded.
+    """
+    deadline = pipeline["spec"].get("activeDeadlineSeconds")
+    status = pod.get("status") or {}
+    if not deadline or pod["spec"].get("activeDeadlineSeconds") or status.get("phase") != "Pending":
+        return None
+    initialized = any(c.get("type") == "Initialized" and c.get("status") == "True"
+                      for c in status.get("conditions") or [])
+    started = status.get("startTime")
+    if initialized or not started:
+        return None
+    begun = dt.datetime.fromisoformat(started.replace("Z", "+00:00"))
+    return int(deadline) if (now - begun).total_seconds() >= deadline else None
+
+
+def reconcile(cluster: Cluster, pipeline: Obj, log: Logger) -> Obj:
+    """Create, replace or recreate the Pod as needed and refresh the status; returns the status."""
+    meta = pipeline["metadata"]
+    with _lock_for(meta["uid"]):
+        fresh = cluster.read_pipeline(meta["namespace"], meta["name"])
+        if fresh is None or fresh["metadata"].get("deletionTimestamp"):
+            return {}  # being deleted: garbage collection removes the Pod
+        return _reconcile_locked(cluster, fresh, log)
+
+
+def _reconcile_locked(cluster: Cluster, pipeline: Obj, log: Logger) -> Obj:
+    meta = pipeline["metadata"]
+    name, namespace, generation = meta["name"], meta["namespace"], int(meta.get("generation", 1))
+    previous: Obj = pipeline.get("status") or {}
+    now = utcnow()
+
+    errors = validate_pipeline(pipeline)
+    if errors:
+        status = invalid_status(pipeline, [str(e) for e in errors], rfc3339(now))
+        _publish(cluster, pipeline, previous, status)
+        return status
+
+    wanted = pod_name(name, generation)
+    current: Obj | None = None
+    for pod in cluster.list_pods(namespace, name):
+        if not _owned_by(pod, meta["uid"]):
+            continue
+        if pod["metadata"]["name"] == wanted:
+            current = pod
+        elif not pod["metadata"].get("deletionTimestamp"):
+            log.info("deleting Pod %s of an older generation", pod["metadata"]["name"])
+            cluster.delete_pod(namespace, pod["metadata"]["name"])
+
+    extra: Obj = {}
+    if current is not None and current["metadata"].get("deletionTimestamp"):
+        # Deleted by someone else and still terminating; its DELETED event brings us back.
+        current = None
+    elif current is None:
+        pod = build_pod(pipeline, cluster.runner_image)
+        kopf.adopt(pod, owner=cast(kopf.Body, pipeline))  # kopf reads a plain dict the same way
+        current, created = cluster.create_pod(pod)
+        if created:
+            log.info("created Pod %s", wanted)
+            if previous.get("podName") == wanted and previous.get("observedGeneration") == generation:
+                extra["podRecreations"] = int(previous.get("podRecreations", 0)) + 1
+                cluster.post_event(pipeline, "Warning", "PodRecreated",
+                                   f"Pod {wanted} was deleted and has been recreated")
+
+    if current is not None:
+        deadline = _deadline_passed(pipeline, current, now)
+        if deadline is not None:
+            log.info("steps exceeded activeDeadlineSeconds=%s; stopping Pod %s", deadline, wanted)
+            cluster.set_pod_deadline(namespace, wanted, deadline)
+
+    status = build_status(pipeline, current, rfc3339(now), extra)
+    if current is None:
+        status["message"] = f"Pod {wanted} is being deleted; it will be recreated"
+    _publish(cluster, pipeline, previous, status)
+    return status
+
+
+def _publish(cluster: Cluster, pipeline: Obj, previous: Obj, status: Obj) -> None:
+    if same_status(prune_none(status), previous):
+        return
+    meta = pipeline["metadata"]
+    cluster.write_status(meta["namespace"], meta["name"], status)
+    for etype, reason, message in step_events(previous.get("steps"), status.get("steps") or []):
+        cluster.post_event(pipeline, etype, reason, message)
+    if status["phase"] != previous.get("phase"):
+        etype = "Warning" if status["phase"] == "Failed" else "Normal"
+        cluster.post_event(pipeline, etype, f"Pipeline{status['phase']}", status["message"])

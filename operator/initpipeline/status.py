@@ -1,0 +1,258 @@
+"""Derives an InitPipeline's status from its Pod (pure: no cluster access)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .api import Obj, step_kind
+
+# Waiting reasons that mean a step cannot make progress on its own.
+STUCK_REASONS = frozenset({
+    "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
+    "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
+})
+MESSAGE_LIMIT = 1024
+
+CONDITION_TYPES = ("Initialized", "Ready", "Degraded", "Failed")
+
+
+def trim(message: str | None, limit: int = MESSAGE_LIMIT) -> str | None:
+    """The last `limit` characters: a failure's last words matter most."""
+    if not message:
+        return None
+    message = message.strip()
+    return message if len(message) <= limit else "..." + message[-(limit - 3):]
+
+
+def step_status(step: Obj, container_status: Obj | None) -> Obj:
+    """One entry of status.steps from the init container's status."""
+    out: Obj = {"name": step["name"], "kind": step_kind(step), "state": "Waiting", "restartCount": 0}
+    if not container_status:
+        return out
+    out["restartCount"] = int(container_status.get("restartCount", 0))
+    state = container_status.get("state") or {}
+    last = (container_status.get("lastState") or {}).get("terminated")
+    if "running" in state:
+        out["state"] = "Running"
+        out["startedAt"] = state["running"].get("startedAt")
+    elif "terminated" in state:
+        _fill_terminated(out, state["terminated"])
+    elif "waiting" in state:
+        waiting = state["waiting"] or {}
+        reason = waiting.get("reason")
+        if reason == "CrashLoopBackOff":
+            if last:
+                _fill_terminated(out, last)
+            out["state"] = "Failed"
+            out["reason"] = "CrashLoopBackOff"
+        elif reason in STUCK_REASONS:
+            out["reason"] = reason
+            out["message"] = trim(waiting.get("message"))
+        elif last and last.get("exitCode", 0) != 0:
+            # Between a failed attempt and the next start: keep showing why it failed.
+            _fill_terminated(out, last)
+            out["state"] = "Failed"
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _fill_terminated(out: Obj, term: Obj) -> None:
+    code = int(term.get("exitCode", 0))
+    out["state"] = "Succeeded" if code == 0 else "Failed"
+    out["exitCode"] = code
+    out["startedAt"] = term.get("startedAt")
+    out["finishedAt"] = term.get("finishedAt")
+    if code != 0:
+        out["reason"] = term.get("reason") or "Error"
+        out["message"] = trim(term.get("message"))
+
+
+@dataclass
+class Derived:
+    phase: str
+    message: str
+    current_step: str | None
+    steps: list[Obj]
+    initialized: tuple[bool, str, str]
+    ready: tuple[bool, str, str]
+    degraded: tuple[bool, str, str]
+    failed: tuple[bool, str, str]
+
+
+def _pod_condition(pod: Obj, ctype: str) -> Obj | None:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == ctype:
+            return dict(cond)
+    return None
+
+
+def _describe(step: Obj, index: int, total: int) -> str:
+    where = f"step {index + 1}/{total} {step['name']}"
+    state, reason = step["state"], step.get("reason")
+    if state == "Failed":
+        detail = f"exit code {step['exitCode']}" if "exitCode" in step else reason or "failed"
+        if reason == "CrashLoopBackOff":
+            text = f"{where} is crash-looping ({detail}, {step['restartCount']} restarts)"
+        else:
+            text = f"{where} failed ({detail}{', ' + reason if reason and reason != 'Error' else ''})"
+        return f"{text}: {step['message']}" if step.get("message") else text
+    if reason:
+        return f"{where} is stuck: {reason}" + (f": {step['message']}" if step.get("message") else "")
+    return f"{where} is {state.lower()}"
+
+
+def derive(steps_spec: list[Obj], pod: Obj | None) -> Derived:
+    """Phase, message, current step, step states and condition values for a Pod."""
+    total = len(steps_spec)
+    if pod is None:
+        steps = [step_status(s, None) for s in steps_spec]
+        msg = "waiting for the Pod to be created"
+        return Derived("Pending", msg, None, steps, (False, "PodPending", msg), (False, "PodPending", msg),
+                       (False, "AsExpected", ""), (False, "AsExpected", ""))
+    status = pod.get("status") or {}
+    by_name = {cs.get("name"): cs for cs in status.get("initContainerStatuses") or []}
+    steps = [step_status(s, by_name.get(s["name"])) for s in steps_spec]
+    pod_phase = status.get("phase") or "Pending"
+    pod_deadline = status.get("reason") == "DeadlineExceeded"
+    current_index = next((i for i, s in enumerate(steps) if s["state"] != "Succeeded"), None)
+    current = steps[current_index] if current_index is not None else None
+    current_name = current["name"] if current else None
+    not_failed = (False, "AsExpected", "")
+
+    if pod_phase == "Failed" and current is not None and current["state"] != "Failed":
+        # The kubelet killed the Pod (deadline, eviction) while this step ran or waited.
+        current["state"] = "Failed"
+        current["reason"] = status.get("reason") or "PodFailed"
+        if status.get("message"):
+            current["message"] = trim(status["message"])
+    describe = _describe(current, current_index, total) if current and current_index is not None else ""
+
+    if pod_phase == "Failed":
+        reason = "DeadlineExceeded" if pod_deadline else (current or {}).get("reason", "PodFailed")
+        if current is None:
+            why = status.get("message") or status.get("reason") or "an app container exited with an error"
+            msg = f"all {total} steps succeeded, then the Pod failed: {why}"
+            reason = status.get("reason") or "AppFailed"
+        else:
+            msg = describe
+        return Derived("Failed", msg, current_name, steps,
+                       (current is None, "StepFailed" if current else "AllStepsSucceeded", msg),
+                       (False, reason, msg), (True, reason, msg), (True, reason, msg))
+    if pod_phase == "Succeeded":
+        msg = f"all {total} steps succeeded and the app completed"
+        return Derived("Succeeded", msg, None, steps, (True, "AllStepsSucceeded", msg),
+                       (False, "PodCompleted", msg), (False, "AsExpected", ""), not_failed)
+
+    scheduled = _pod_condition(pod, "PodScheduled")
+    if pod_phase == "Pending" and scheduled and scheduled.get("status") == "False":
+        msg = f"the Pod cannot be scheduled: {scheduled.get('message') or scheduled.get('reason')}"
+        reason = scheduled.get("reason") or "Unschedulable"
+        return Derived("Pending", msg, current_name, steps, (False, reason, msg), (False, reason, msg),
+                       (True, reason, msg), not_failed)
+
+    if current is not None:
+        problem = current["state"] == "Failed" or current.get("reason") in STUCK_REASONS
+        reason = current.get("reason") or ("StepFailed" if current["state"] == "Failed" else "StepInProgress")
+        degraded = (True, reason, describe) if problem else (False, "AsExpected", "")
+        return Derived("Initializing", describe, current_name, steps, (False, reason, describe),
+                       (False, "Initializing", describe), degraded, not_failed)
+
+    pod_ready = _pod_condition(pod, "Ready")
+    if pod_phase == "Running":
+        if pod_ready and pod_ready.get("status") == "True":
+            msg = f"all {total} steps succeeded; the app is running and ready"
+            ready = (True, "PodReady", msg)
+        else:
+            msg = f"all {total} steps succeeded; the app is running but not ready"
+            ready = (False, "PodNotReady", (pod_ready or {}).get("message") or msg)
+        return Derived("Running", msg, None, steps, (True, "AllStepsSucceeded", f"all {total} steps succeeded"),
+                       ready, (False, "AsExpected", ""), not_failed)
+    msg = f"all {total} steps succeeded; starting the app containers"
+    return Derived("Initializing", msg, None, steps, (True, "AllStepsSucceeded", f"all {total} steps succeeded"),
+                   (False, "ContainersStarting", msg), (False, "AsExpected", ""), not_failed)
+
+
+def merge_conditions(previous: list[Obj] | None, values: dict[str, tuple[bool, str, str]],
+                     generation: int, now: str) -> list[Obj]:
+    """Standard conditions; lastTransitionTime moves only when status flips."""
+    old = {c.get("type"): c for c in previous or []}
+    out: list[Obj] = []
+    for ctype in CONDITION_TYPES:
+        ok, reason, message = values[ctype]
+        status = "True" if ok else "False"
+        before = old.get(ctype)
+        since = before.get("lastTransitionTime") if before and before.get("status") == status else now
+        out.append({"type": ctype, "status": status, "reason": reason, "message": message or "",
+                    "lastTransitionTime": since or now, "observedGeneration": generation})
+    return out
+
+
+def build_status(pipeline: Obj, pod: Obj | None, now: str, extra: Obj | None = None) -> Obj:
+    """The full status block for a pipeline and its current Pod (or None)."""
+    meta, spec = pipeline["metadata"], pipeline["spec"]
+    generation = int(meta.get("generation", 1))
+    previous = pipeline.get("status") or {}
+    d = derive(spec["steps"], pod)
+    status: Obj = {
+        "phase": d.phase,
+        "message": d.message,
+        "currentStep": d.current_step,
+        "podName": (pod or {}).get("metadata", {}).get("name"),
+        "observedGeneration": generation,
+        "steps": d.steps,
+        "conditions": merge_conditions(previous.get("conditions"), {
+            "Initialized": d.initialized, "Ready": d.ready, "Degraded": d.degraded, "Failed": d.failed,
+        }, generation, now),
+        "podRecreations": int(previous.get("podRecreations", 0)),
+    }
+    status.update(extra or {})
+    return status
+
+
+def invalid_status(pipeline: Obj, errors: list[str], now: str) -> Obj:
+    """Status for a spec the operator cannot run: reported once, never retried."""
+    generation = int(pipeline["metadata"].get("generation", 1))
+    previous = pipeline.get("status") or {}
+    msg = "invalid spec: " + "; ".join(errors)
+    return {
+        "phase": "Failed", "message": msg, "currentStep": None, "podName": None,
+        "observedGeneration": generation, "steps": [],
+        "conditions": merge_conditions(previous.get("conditions"), {
+            "Initialized": (False, "InvalidSpec", msg), "Ready": (False, "InvalidSpec", msg),
+            "Degraded": (True, "InvalidSpec", msg), "Failed": (True, "InvalidSpec", msg),
+        }, generation, now),
+        "podRecreations": int(previous.get("podRecreations", 0)),
+    }
+
+
+def same_status(a: Obj | None, b: Obj | None) -> bool:
+    """Equal but for keys the caller does not own (e.g. kopf's own bookkeeping)."""
+    def strip(s: Obj | None) -> dict[str, Any]:
+        return {k: v for k, v in (s or {}).items() if k != "kopf"}
+    return strip(a) == strip(b)
+
+
+def step_events(old_steps: list[Obj] | None, new_steps: list[Obj]) -> list[tuple[str, str, str]]:
+    """(type, reason, message) for each step that started, succeeded or failed since old_steps."""
+    before = {s.get("name"): s for s in old_steps or []}
+    events: list[tuple[str, str, str]] = []
+    for step in new_steps:
+        prev = before.get(step["name"], {})
+        state, was = step["state"], prev.get("state")
+        restarted = step.get("restartCount", 0) != prev.get("restartCount", 0)
+        if state == was and not (state == "Failed" and restarted):
+            continue
+        name = step["name"]
+        if state == "Running":
+            events.append(("Normal", "StepStarted", f"step {name} started"))
+        elif state == "Succeeded":
+            events.append(("Normal", "StepSucceeded", f"step {name} succeeded"))
+        elif state == "Failed":
+            detail = step.get("reason", "Error")
+            if "exitCode" in step:
+                detail += f", exit code {step['exitCode']}"
+            text = f"step {name} failed ({detail})"
+            if step.get("message"):
+                text += f": {trim(step['message'], 300)}"
+            events.append(("Warning", "StepFailed", text))
+    return events

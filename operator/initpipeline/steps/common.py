@@ -1,0 +1,160 @@
+"""What every built-in step shares: exit codes, logging, the termination message, HTTP options."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import ssl
+import sys
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+TERMINATION_LOG_ENV = "INITPIPELINE_TERMINATION_LOG"
+DEFAULT_TERMINATION_LOG = "/dev/termination-log"
+
+
+class Exit(IntEnum):
+    """Exit codes of `initpipeline step ...`; the README's table lists the same."""
+
+    OK = 0
+    FAILED = 1          # unexpected failure (a bug: please report it)
+    USAGE = 2           # bad arguments
+    TIMEOUT = 3         # wait: not every target was ready in time
+    CONNECTION = 4      # refused, unreachable, reset or timed out (after retries)
+    DNS = 5             # the host name does not resolve
+    TLS = 6             # certificate or handshake failure
+    HTTP_STATUS = 7     # an HTTP status that is not retried, or retries ran out
+    CHECKSUM = 8        # sha256 of the body differs from --sha256
+    TOO_LARGE = 9       # the body is over --max-size
+    INVALID_CONTENT = 10  # --validate yaml|json failed
+    WRITE = 11          # the destination cannot be written
+    MIGRATION = 20      # a migration failed and was rolled back
+    DRIFT = 21          # an applied migration file has changed since
+    LOCK_TIMEOUT = 22   # another runner held the migration lock too long
+    DATABASE = 23       # cannot connect or authenticate to the database
+    SQL_DIR = 24        # the migrations folder is missing or unreadable
+
+
+class StepError(Exception):
+    def __init__(self, code: Exit, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class UsageError(StepError):
+    def __init__(self, message: str):
+        super().__init__(Exit.USAGE, message)
+
+
+def log(message: str) -> None:
+    stamp = dt.datetime.now(dt.UTC).strftime("%H:%M:%S.%f")[:-3]
+    print(f"{stamp} {message}", file=sys.stderr, flush=True)
+
+
+def write_termination_message(message: str) -> None:
+    """Kubernetes shows this file's content in the container's status (4 KiB at most)."""
+    path = os.environ.get(TERMINATION_LOG_ENV, DEFAULT_TERMINATION_LOG)
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(message[-4000:])
+    except OSError:
+        pass  # outside Kubernetes there may be no such file; the log has it too
+
+
+def finish(code: Exit, message: str) -> int:
+    log(message)
+    write_termination_message(message)
+    return int(code)
+
+
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
+_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+
+
+def redact(text: str, *secrets: str) -> str:
+    """Hide passwords in URLs and DSNs, and any secret value given."""
+    for secret in secrets:
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, "***")
+    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    return _KEYWORD_PASSWORD.sub(r"\1***", text)
+
+
+def positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text!r}")
+    return value
+
+
+@dataclass
+class HttpOptions:
+    headers: dict[str, str] = field(default_factory=dict)
+    secret_values: list[str] = field(default_factory=list)
+    ssl_context: ssl.SSLContext | None = None
+
+
+def add_http_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                        help="send this header with every HTTP request (repeatable)")
+    parser.add_argument("--header-from-env", action="append", default=[], metavar="NAME=VAR",
+                        help="send header NAME with the value of environment variable VAR (repeatable)")
+    parser.add_argument("--header-from-file", action="append", default=[], metavar="NAME=PATH",
+                        help="send header NAME with the content of file PATH (repeatable)")
+    parser.add_argument("--ca-file", metavar="PATH", help="trust the CA certificates in PATH (PEM) for https")
+
+
+_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+
+def _header_value(option: str, name: str, value: str) -> str:
+    if not _TOKEN.match(name):
+        raise UsageError(f"{option}: {name!r} is not a valid HTTP header name")
+    value = value.strip()
+    if "\n" in value or "\r" in value:
+        raise UsageError(f"{option}: the value of header {name} contains a line break")
+    return value
+
+
+def http_options(args: argparse.Namespace) -> HttpOptions:
+    """Headers and TLS settings from parsed arguments; secret values are kept for redaction."""
+    opts = HttpOptions()
+    for raw in args.header:
+        name, sep, value = raw.partition(":")
+        if not sep:
+            raise UsageError(f"--header: expected 'NAME: VALUE', got {raw!r}")
+        opts.headers[name.strip()] = _header_value("--header", name.strip(), value)
+    for raw in args.header_from_env:
+        name, sep, var = raw.partition("=")
+        if not sep or not var:
+            raise UsageError(f"--header-from-env: expected NAME=VAR, got {raw!r}")
+        if var not in os.environ:
+            raise UsageError(f"--header-from-env: environment variable {var} is not set (header {name})")
+        opts.headers[name] = _header_value("--header-from-env", name, os.environ[var])
+        opts.secret_values.append(opts.headers[name])
+    for raw in args.header_from_file:
+        name, sep, path = raw.partition("=")
+        if not sep or not path:
+            raise UsageError(f"--header-from-file: expected NAME=PATH, got {raw!r}")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                opts.headers[name] = _header_value("--header-from-file", name, handle.read())
+        except OSError as exc:
+            raise UsageError(f"--header-from-file: cannot read {path}: {exc.strerror}") from None
+        opts.secret_values.append(opts.headers[name])
+    if args.ca_file:
+        try:
+            opts.ssl_context = ssl.create_default_context(cafile=args.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"--ca-file: cannot load CA certificates from {args.ca_file}: {exc}") from None
+    return opts
+
+
+def format_seconds(seconds: float) -> str:
+    return f"{seconds:.1f}s" if seconds < 100 else f"{seconds:.0f}s"

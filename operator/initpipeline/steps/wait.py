@@ -1,0 +1,164 @@
+"""`initpipeline step wait`: wait until TCP ports accept and HTTP endpoints answer."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from .common import (
+    Exit,
+    HttpOptions,
+    StepError,
+    UsageError,
+    add_http_arguments,
+    finish,
+    format_seconds,
+    http_options,
+    log,
+    positive_number,
+)
+from .net import classify, http_open, split_host_port, tcp_probe
+
+INITIAL_INTERVAL = 0.1
+ATTEMPT_TIMEOUT = 5.0
+
+
+def parse_status_set(text: str) -> frozenset[int]:
+    """'200,204,300-399' -> the set of those codes."""
+    codes: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        low, sep, high = part.partition("-")
+        try:
+            lo, hi = (int(low), int(high)) if sep else (int(part), int(part))
+        except ValueError:
+            raise UsageError(f"--expect-status: {part!r} is not a status code or range like 200-299") from None
+        if not 100 <= lo <= hi <= 599:
+            raise UsageError(f"--expect-status: {part!r} is outside 100-599")
+        codes.update(range(lo, hi + 1))
+    return frozenset(codes)
+
+
+@dataclass
+class Target:
+    label: str
+    kind: str  # "tcp" or "http"
+    host: str = ""
+    port: int = 0
+    url: str = ""
+    ready_after: float | None = None
+    last_reason: str = "not tried yet"
+    attempts: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def probe(self, opts: HttpOptions, expect: frozenset[int], timeout: float) -> str | None:
+        """None when ready, else why not."""
+        try:
+            if self.kind == "tcp":
+                tcp_probe(self.host, self.port, timeout)
+                return None
+            with http_open(self.url, opts, timeout) as response:
+                status = int(response.status)
+            return None if status in expect else f"HTTP {status}"
+        except Exception as exc:
+            return classify(exc)[1]
+
+
+def parse_targets(args: argparse.Namespace) -> list[Target]:
+    targets: list[Target] = []
+    for text in args.tcp:
+        try:
+            host, port = split_host_port(text)
+        except ValueError as exc:
+            raise UsageError(f"--tcp: {exc}") from None
+        targets.append(Target(label=f"tcp {host}:{port}", kind="tcp", host=host, port=port))
+    for url in args.http:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"--http: expected an http:// or https:// URL, got {url!r}")
+        targets.append(Target(label=url, kind="http", url=url))
+    if not targets:
+        raise UsageError("give at least one --tcp HOST:PORT or --http URL")
+    return targets
+
+
+def _watch(target: Target, opts: HttpOptions, expect: frozenset[int], started: float,
+           deadline: float, max_interval: float, stop: threading.Event) -> None:
+    interval = INITIAL_INTERVAL
+    while not stop.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        target.attempts += 1
+        reason = target.probe(opts, expect, min(ATTEMPT_TIMEOUT, max(remaining, 0.05)))
+        if reason is None:
+            target.ready_after = time.monotonic() - started
+            log(f"{target.label}: ready after {format_seconds(target.ready_after)}")
+            target.done.set()
+            return
+        if reason != target.last_reason:
+            log(f"{target.label}: not ready: {reason}")
+            target.last_reason = reason
+        stop.wait(min(interval, max(deadline - time.monotonic(), 0)))
+        interval = min(interval * 2, max_interval)
+
+
+def wait_for(targets: list[Target], opts: HttpOptions, expect: frozenset[int], timeout: float,
+             max_interval: float) -> bool:
+    """Probe every target at once until all are ready or the timeout passes."""
+    started = time.monotonic()
+    deadline = started + timeout
+    stop = threading.Event()
+    threads = [threading.Thread(target=_watch, args=(t, opts, expect, started, deadline, max_interval, stop),
+                                daemon=True) for t in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(deadline - time.monotonic(), 0) + ATTEMPT_TIMEOUT + 1)
+    stop.set()
+    return all(t.ready_after is not None for t in targets)
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "wait", help="wait until every target is ready",
+        description="Wait, all at once, until TCP ports accept connections and HTTP URLs answer.")
+    parser.add_argument("--tcp", action="append", default=[], metavar="HOST:PORT",
+                        help="wait until a TCP connection succeeds (repeatable)")
+    parser.add_argument("--http", action="append", default=[], metavar="URL",
+                        help="wait until GET URL answers with an expected status (repeatable)")
+    parser.add_argument("--timeout", type=positive_number, default=300.0, metavar="SECONDS",
+                        help="give up after this long (default: %(default)s)")
+    parser.add_argument("--max-interval", type=positive_number, default=1.0, metavar="SECONDS",
+                        help="cap of the retry backoff, which starts at 0.1s (default: %(default)s)")
+    parser.add_argument("--expect-status", default="200-299", metavar="CODES",
+                        help="HTTP statuses that mean ready, e.g. 200,204 or 200-399 (default: %(default)s)")
+    add_http_arguments(parser)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        targets = parse_targets(args)
+        expect = parse_status_set(args.expect_status)
+        opts = http_options(args)
+    except StepError as exc:
+        return finish(exc.code, f"wait: {exc.message}")
+    log(f"waiting up to {format_seconds(args.timeout)} for {len(targets)} target(s): "
+        + ", ".join(t.label for t in targets))
+    ok = wait_for(targets, opts, expect, args.timeout, args.max_interval)
+    lines = []
+    for t in targets:
+        if t.ready_after is not None:
+            lines.append(f"{t.label}: ready after {format_seconds(t.ready_after)}")
+        else:
+            lines.append(f"{t.label}: NOT READY after {t.attempts} attempts (last: {t.last_reason})")
+    if ok:
+        return finish(Exit.OK, "all targets ready\n" + "\n".join(lines))
+    missing = [t.label for t in targets if t.ready_after is None]
+    head = f"timed out after {format_seconds(args.timeout)} waiting for {', '.join(missing)}"
+    return finish(Exit.TIMEOUT, head + "\n" + "\n".join(lines))

@@ -1,0 +1,342 @@
+"""Validation of an InitPipeline spec.
+
+The CRD's OpenAPI schema and CEL rules reject the same inputs at `kubectl apply`
+time; this module lets `initpipeline render` and the operator give the same
+field-named errors without a cluster (tests/unit/test_validation.py keeps the
+two in step with shared cases).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from .api import MAX_PIPELINE_NAME, MAX_STEPS, STEP_KINDS, Obj
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SQL_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$")
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
+VALIDATE_FORMATS = ("yaml", "json")
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+class InvalidPipeline(ValueError):
+    def __init__(self, errors: list[FieldError]):
+        self.errors = errors
+        super().__init__("; ".join(str(e) for e in errors))
+
+
+class _Checker:
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+
+    def fail(self, field: str, reason: str) -> None:
+        self.errors.append(FieldError(field, reason))
+
+    def obj(self, value: Any, field: str, required: bool = False) -> Obj | None:
+        if value is None:
+            if required:
+                self.fail(field, "is required")
+            return None
+        if not isinstance(value, dict):
+            self.fail(field, "must be an object")
+            return None
+        return value
+
+    def lst(self, value: Any, field: str, min_items: int = 0, max_items: int = 256) -> list[Any]:
+        if value is None:
+            value = []
+        if not isinstance(value, list):
+            self.fail(field, "must be a list")
+            return []
+        if len(value) < min_items:
+            self.fail(field, f"must have at least {min_items} item{'s' if min_items > 1 else ''}")
+        if len(value) > max_items:
+            self.fail(field, f"must have at most {max_items} items")
+        return value
+
+    def string(self, value: Any, field: str, required: bool = False, max_len: int = 2048) -> str | None:
+        if value is None:
+            if required:
+                self.fail(field, "is required")
+            return None
+        if not isinstance(value, str):
+            self.fail(field, "must be a string")
+            return None
+        if required and not value:
+            self.fail(field, "must not be empty")
+        if len(value) > max_len:
+            self.fail(field, f"must be at most {max_len} characters")
+        return str(value)
+
+    def integer(self, value: Any, field: str, lo: int, hi: int) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(field, "must be an integer")
+        elif not lo <= value <= hi:
+            self.fail(field, f"must be between {lo} and {hi}, got {value}")
+
+    def url(self, value: Any, field: str) -> None:
+        text = self.string(value, field, required=True)
+        if text and not is_http_url(text):
+            self.fail(field, f"must be an http:// or https:// URL with a host, got {text!r}")
+
+    def secret_key_ref(self, value: Any, field: str) -> None:
+        ref = self.obj(value, field, required=True)
+        if ref is not None:
+            self.string(ref.get("name"), f"{field}.name", required=True, max_len=253)
+            self.string(ref.get("key"), f"{field}.key", required=True, max_len=253)
+
+    def unknown(self, value: Obj, field: str, allowed: tuple[str, ...]) -> None:
+        for key in value:
+            if key not in allowed:
+                self.fail(f"{field}.{key}", f"unknown field (allowed: {', '.join(allowed)})")
+
+
+def is_http_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and port_ok and " " not in text
+
+
+def is_safe_relative_path(path: str) -> bool:
+    """A path that stays inside the folder it is joined to."""
+    if not path or path.startswith("/") or path.endswith("/") or "\x00" in path:
+        return False
+    return all(part not in ("", ".", "..") for part in path.split("/"))
+
+
+def validate_pipeline(body: Obj) -> list[FieldError]:
+    """Every problem with an InitPipeline resource, each naming its field."""
+    c = _Checker()
+    metadata = c.obj(body.get("metadata"), "metadata", required=True) or {}
+    name = c.string(metadata.get("name"), "metadata.name", required=True, max_len=MAX_PIPELINE_NAME)
+    if name and not DNS_SUBDOMAIN.match(name):
+        c.fail("metadata.name", "must be a DNS subdomain (lower case letters, digits, '-' and '.')")
+    spec = c.obj(body.get("spec"), "spec", required=True)
+    if spec is not None:
+        _check_spec(c, spec)
+    return c.errors
+
+
+def _check_spec(c: _Checker, spec: Obj) -> None:
+    c.unknown(spec, "spec", ("steps", "template", "restartPolicy", "activeDeadlineSeconds"))
+    template = c.obj(spec.get("template"), "spec.template", required=True) or {}
+    pod_spec = c.obj(template.get("spec"), "spec.template.spec", required=True) or {}
+    containers = c.lst(pod_spec.get("containers"), "spec.template.spec.containers", min_items=1)
+    volumes = c.lst(pod_spec.get("volumes"), "spec.template.spec.volumes")
+    volume_names = {v.get("name") for v in volumes if isinstance(v, dict)}
+    app_names = {ct.get("name") for ct in containers if isinstance(ct, dict)}
+    for i, ct in enumerate(containers):
+        field = f"spec.template.spec.containers[{i}]"
+        if c.obj(ct, field) is not None:
+            c.string(ct.get("name"), f"{field}.name", required=True, max_len=63)
+            c.string(ct.get("image"), f"{field}.image", required=True, max_len=1024)
+    if pod_spec.get("initContainers"):
+        c.fail("spec.template.spec.initContainers",
+               "must be empty: init containers are generated from spec.steps (use a container step)")
+    policy = spec.get("restartPolicy")
+    if policy is not None and policy not in RESTART_POLICIES:
+        c.fail("spec.restartPolicy", f"must be one of {', '.join(RESTART_POLICIES)}, got {policy!r}")
+    template_policy = pod_spec.get("restartPolicy")
+    if template_policy is not None and template_policy not in RESTART_POLICIES:
+        c.fail("spec.template.spec.restartPolicy", f"must be one of {', '.join(RESTART_POLICIES)}")
+    if policy and template_policy and policy != template_policy:
+        c.fail("spec.restartPolicy", "conflicts with spec.template.spec.restartPolicy; set only one")
+    c.integer(spec.get("activeDeadlineSeconds"), "spec.activeDeadlineSeconds", 1, 7 * 86400)
+
+    steps = c.lst(spec.get("steps"), "spec.steps", min_items=1, max_items=MAX_STEPS)
+    seen: set[str] = set()
+    for i, step in enumerate(steps):
+        field = f"spec.steps[{i}]"
+        if c.obj(step, field) is None:
+            continue
+        name = c.string(step.get("name"), f"{field}.name", required=True, max_len=63)
+        if name:
+            if not DNS_LABEL.match(name):
+                c.fail(f"{field}.name", f"must be a DNS label (lower case letters, digits and '-'), got {name!r}")
+            if name in seen:
+                c.fail(f"{field}.name", f"duplicate step name {name!r}")
+            if name in app_names:
+                c.fail(f"{field}.name", f"{name!r} is also the name of an app container")
+            seen.add(name)
+        _check_step(c, step, field, volume_names)
+
+
+def _check_step(c: _Checker, step: Obj, field: str, volume_names: set[Any]) -> None:
+    c.unknown(step, field, ("name", "image", "resources", *STEP_KINDS))
+    kinds = [k for k in STEP_KINDS if k in step]
+    if len(kinds) != 1:
+        found = ", ".join(kinds) if kinds else "none"
+        c.fail(field, f"must set exactly one of {', '.join(STEP_KINDS)} (found: {found})")
+        return
+    kind = kinds[0]
+    if kind == "container" and ("image" in step or "resources" in step):
+        c.fail(field, "image and resources of a container step belong inside container")
+    c.string(step.get("image"), f"{field}.image", max_len=1024)
+    if "resources" in step:
+        c.obj(step["resources"], f"{field}.resources")
+    body = c.obj(step[kind], f"{field}.{kind}", required=True)
+    if body is None:
+        return
+    checks = {
+        "waitForService": _check_wait,
+        "migration": _check_migration,
+        "configDownload": _check_download,
+        "container": _check_container,
+    }
+    checks[kind](c, body, f"{field}.{kind}", volume_names, str(step.get("name", "")))
+
+
+def _check_http_options(c: _Checker, body: Obj, field: str) -> None:
+    for i, header in enumerate(c.lst(body.get("headers"), f"{field}.headers", max_items=16)):
+        hfield = f"{field}.headers[{i}]"
+        if c.obj(header, hfield) is None:
+            continue
+        hname = c.string(header.get("name"), f"{hfield}.name", required=True, max_len=256)
+        if hname and not HEADER_NAME.match(hname):
+            c.fail(f"{hfield}.name", f"is not a valid HTTP header name: {hname!r}")
+        has_value, has_from = "value" in header, "valueFrom" in header
+        if has_value == has_from:
+            c.fail(hfield, "must set exactly one of value, valueFrom")
+        if has_value:
+            value = c.string(header["value"], f"{hfield}.value", max_len=8192)
+            if value is not None and ("\n" in value or "\r" in value):
+                c.fail(f"{hfield}.value", "must not contain line breaks")
+        if has_from:
+            src = c.obj(header["valueFrom"], f"{hfield}.valueFrom", required=True)
+            if src is not None:
+                c.secret_key_ref(src.get("secretKeyRef"), f"{hfield}.valueFrom.secretKeyRef")
+    ca = c.obj(body.get("caBundle"), f"{field}.caBundle")
+    if ca is not None:
+        refs = [k for k in ("secretKeyRef", "configMapKeyRef") if k in ca]
+        if len(refs) != 1:
+            c.fail(f"{field}.caBundle", "must set exactly one of secretKeyRef, configMapKeyRef")
+        for ref in refs:
+            c.secret_key_ref(ca[ref], f"{field}.caBundle.{ref}")
+
+
+def _check_wait(c: _Checker, body: Obj, field: str, _volumes: set[Any], _step: str) -> None:
+    c.unknown(body, field, ("targets", "timeoutSeconds", "maxIntervalSeconds", "expectStatus",
+                            "headers", "caBundle"))
+    c.integer(body.get("timeoutSeconds"), f"{field}.timeoutSeconds", 1, 86400)
+    c.integer(body.get("maxIntervalSeconds"), f"{field}.maxIntervalSeconds", 1, 60)
+    for i, code in enumerate(c.lst(body.get("expectStatus"), f"{field}.expectStatus", max_items=32)):
+        c.integer(code, f"{field}.expectStatus[{i}]", 100, 599)
+    _check_http_options(c, body, field)
+    for i, target in enumerate(c.lst(body.get("targets"), f"{field}.targets", min_items=1, max_items=32)):
+        tfield = f"{field}.targets[{i}]"
+        if c.obj(target, tfield) is None:
+            continue
+        c.unknown(target, tfield, ("host", "port", "url"))
+        if ("url" in target) == ("host" in target or "port" in target):
+            c.fail(tfield, "must set either url, or host and port")
+        elif "url" in target:
+            c.url(target["url"], f"{tfield}.url")
+        else:
+            host = c.string(target.get("host"), f"{tfield}.host", required=True, max_len=253)
+            if host and (":" in host or "/" in host or " " in host):
+                c.fail(f"{tfield}.host", f"must be a host name or IP address, got {host!r}")
+            if "port" not in target:
+                c.fail(f"{tfield}.port", "is required with host")
+            c.integer(target.get("port"), f"{tfield}.port", 1, 65535)
+
+
+def _check_migration(c: _Checker, body: Obj, field: str, _volumes: set[Any], _step: str) -> None:
+    c.unknown(body, field, ("databaseUrlFrom", "sql", "image", "command", "args", "databaseUrlEnv",
+                            "lockTimeoutSeconds", "historyTable"))
+    src = c.obj(body.get("databaseUrlFrom"), f"{field}.databaseUrlFrom", required=True)
+    if src is not None:
+        c.secret_key_ref(src.get("secretKeyRef"), f"{field}.databaseUrlFrom.secretKeyRef")
+    if ("sql" in body) == ("image" in body):
+        c.fail(field, "must set exactly one of sql (built-in runner) or image (your own migration tool)")
+    if "sql" in body:
+        sql = c.obj(body["sql"], f"{field}.sql", required=True)
+        if sql is not None:
+            ref = c.obj(sql.get("configMapRef"), f"{field}.sql.configMapRef", required=True)
+            if ref is not None:
+                c.string(ref.get("name"), f"{field}.sql.configMapRef.name", required=True, max_len=253)
+        for key in ("command", "args", "databaseUrlEnv"):
+            if key in body:
+                c.fail(f"{field}.{key}", "only applies with image (your own migration tool)")
+    else:
+        c.string(body.get("image"), f"{field}.image", required=True, max_len=1024)
+        for key in ("lockTimeoutSeconds", "historyTable"):
+            if key in body:
+                c.fail(f"{field}.{key}", "only applies with sql (the built-in runner)")
+    for key in ("command", "args"):
+        for i, arg in enumerate(c.lst(body.get(key), f"{field}.{key}")):
+            c.string(arg, f"{field}.{key}[{i}]", required=False, max_len=4096)
+    env = c.string(body.get("databaseUrlEnv"), f"{field}.databaseUrlEnv", max_len=128)
+    if env is not None and not ENV_NAME.match(env):
+        c.fail(f"{field}.databaseUrlEnv", f"must be an environment variable name, got {env!r}")
+    c.integer(body.get("lockTimeoutSeconds"), f"{field}.lockTimeoutSeconds", 0, 3600)
+    table = c.string(body.get("historyTable"), f"{field}.historyTable", max_len=127)
+    if table is not None and not SQL_IDENTIFIER.match(table):
+        c.fail(f"{field}.historyTable", "must be a lower-case SQL identifier, optionally schema-qualified")
+
+
+def _check_download(c: _Checker, body: Obj, field: str, volumes: set[Any], _step: str) -> None:
+    c.unknown(body, field, ("volume", "files", "timeoutSeconds", "maxSizeBytes", "headers", "caBundle"))
+    volume = c.string(body.get("volume"), f"{field}.volume", required=True, max_len=63)
+    if volume and volume not in volumes:
+        c.fail(f"{field}.volume", f"{volume!r} is not a volume in spec.template.spec.volumes")
+    c.integer(body.get("timeoutSeconds"), f"{field}.timeoutSeconds", 1, 86400)
+    c.integer(body.get("maxSizeBytes"), f"{field}.maxSizeBytes", 1, 1 << 40)
+    _check_http_options(c, body, field)
+    paths: set[str] = set()
+    for i, item in enumerate(c.lst(body.get("files"), f"{field}.files", min_items=1, max_items=32)):
+        ffield = f"{field}.files[{i}]"
+        if c.obj(item, ffield) is None:
+            continue
+        c.unknown(item, ffield, ("url", "path", "sha256", "validate"))
+        c.url(item.get("url"), f"{ffield}.url")
+        path = c.string(item.get("path"), f"{ffield}.path", required=True, max_len=1024)
+        if path is not None and path and not is_safe_relative_path(path):
+            c.fail(f"{ffield}.path",
+                   f"must be a relative path inside the volume (no '..', no leading '/'), got {path!r}")
+        if path in paths:
+            c.fail(f"{ffield}.path", f"duplicate path {path!r}")
+        if path:
+            paths.add(path)
+        digest = c.string(item.get("sha256"), f"{ffield}.sha256", max_len=64)
+        if digest is not None and not SHA256.match(digest):
+            c.fail(f"{ffield}.sha256", "must be 64 hexadecimal characters")
+        fmt = item.get("validate")
+        if fmt is not None and fmt not in VALIDATE_FORMATS:
+            c.fail(f"{ffield}.validate", f"must be one of {', '.join(VALIDATE_FORMATS)}, got {fmt!r}")
+
+
+def _check_container(c: _Checker, body: Obj, field: str, volumes: set[Any], step: str) -> None:
+    c.string(body.get("image"), f"{field}.image", required=True, max_len=1024)
+    if "name" in body and body["name"] != step:
+        c.fail(f"{field}.name", "is taken from the step name; leave it out or make it equal")
+    for i, mount in enumerate(c.lst(body.get("volumeMounts"), f"{field}.volumeMounts")):
+        mname = mount.get("name") if isinstance(mount, dict) else None
+        if mname not in volumes:
+            c.fail(f"{field}.volumeMounts[{i}].name", f"{mname!r} is not a volume in spec.template.spec.volumes")
+
+
+def check_pipeline(body: Obj) -> None:
+    """Raise InvalidPipeline listing every problem, or return."""
+    errors = validate_pipeline(body)
+    if errors:
+        raise InvalidPipeline(errors)
