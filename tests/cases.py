@@ -1,0 +1,120 @@
+"""Shared test data: the reference pipeline and the bad inputs that both the
+Python validator (unit tests) and the API server (e2e tests) must refuse."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+Obj = dict[str, Any]
+
+
+def shop() -> Obj:
+    """A fresh copy of examples/shop.yaml, the example from the API reference."""
+    loaded: Obj = yaml.safe_load((ROOT / "examples" / "shop.yaml").read_text())
+    return copy.deepcopy(loaded)
+
+
+def step(doc: Obj, name: str) -> Obj:
+    found: Obj = next(s for s in doc["spec"]["steps"] if s["name"] == name)
+    return found
+
+
+@dataclass(frozen=True)
+class BadCase:
+    id: str
+    mutate: Callable[[Obj], None]
+    field: str  # the field our validator names
+    apiserver: str  # a fragment the API server's refusal contains
+
+
+def _set(path: str, value: Any) -> Callable[[Obj], None]:
+    def mutate(doc: Obj) -> None:
+        node: Any = doc
+        keys = path.split(".")
+        for key in keys[:-1]:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        last = keys[-1]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return mutate
+
+
+def _delete(path: str) -> Callable[[Obj], None]:
+    def mutate(doc: Obj) -> None:
+        node: Any = doc
+        keys = path.split(".")
+        for key in keys[:-1]:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        del node[keys[-1]]
+    return mutate
+
+
+def _two_kinds(doc: Obj) -> None:
+    step(doc, "migrate")["container"] = {"image": "busybox:1.36"}
+
+
+def _duplicate_name(doc: Obj) -> None:
+    step(doc, "migrate")["name"] = "wait-deps"
+
+
+BAD_CASES = [
+    BadCase("step-name-not-dns-label", _set("spec.steps.0.name", "Wait_Deps"), "spec.steps[0].name",
+            "spec.steps[0].name"),
+    BadCase("duplicate-step-name", _duplicate_name, "spec.steps[1].name", "Duplicate value"),
+    BadCase("two-kinds-in-one-step", _two_kinds, "spec.steps[1]",
+            "must set exactly one of waitForService, migration, configDownload, container"),
+    BadCase("no-kind", _delete("spec.steps.1.migration"), "spec.steps[1]",
+            "must set exactly one of waitForService, migration, configDownload, container"),
+    BadCase("port-out-of-range", _set("spec.steps.0.waitForService.targets.0.port", 70000),
+            "spec.steps[0].waitForService.targets[0].port", "spec.steps[0].waitForService.targets[0].port"),
+    BadCase("port-zero", _set("spec.steps.0.waitForService.targets.0.port", 0),
+            "spec.steps[0].waitForService.targets[0].port", "spec.steps[0].waitForService.targets[0].port"),
+    BadCase("ftp-url", _set("spec.steps.0.waitForService.targets.1.url", "ftp://config-server/healthz"),
+            "spec.steps[0].waitForService.targets[1].url", "must be an http:// or https:// URL"),
+    BadCase("download-url-not-http", _set("spec.steps.2.configDownload.files.0.url", "file:///etc/passwd"),
+            "spec.steps[2].configDownload.files[0].url", "must be an http:// or https:// URL"),
+    BadCase("path-escapes-volume", _set("spec.steps.2.configDownload.files.0.path", "../etc/passwd"),
+            "spec.steps[2].configDownload.files[0].path", "must be a relative path inside the volume"),
+    BadCase("absolute-path", _set("spec.steps.2.configDownload.files.0.path", "/etc/passwd"),
+            "spec.steps[2].configDownload.files[0].path", "must be a relative path inside the volume"),
+    BadCase("sha256-not-hex", _set("spec.steps.2.configDownload.files.0.sha256", "xyz" * 21 + "x"),
+            "spec.steps[2].configDownload.files[0].sha256", "spec.steps[2].configDownload.files[0].sha256"),
+    BadCase("sha256-too-short", _set("spec.steps.2.configDownload.files.0.sha256", "abc123"),
+            "spec.steps[2].configDownload.files[0].sha256", "spec.steps[2].configDownload.files[0].sha256"),
+    BadCase("volume-not-in-template", _set("spec.steps.2.configDownload.volume", "missing"),
+            "spec.steps[2].configDownload.volume", "must name a volume in spec.template.spec.volumes"),
+    BadCase("no-steps", _set("spec.steps", []), "spec.steps", "spec.steps"),
+    BadCase("no-app-container", _set("spec.template.spec.containers", []), "spec.template.spec.containers",
+            "spec.template.spec.containers"),
+    BadCase("target-without-port", _delete("spec.steps.0.waitForService.targets.0.port"),
+            "spec.steps[0].waitForService.targets[0].port", "host and port must be set together"),
+    BadCase("migration-without-url", _delete("spec.steps.1.migration.databaseUrlFrom"),
+            "spec.steps[1].migration.databaseUrlFrom", "databaseUrlFrom"),
+    BadCase("migration-sql-and-image", _set("spec.steps.1.migration.image", "shop:1.0"), "spec.steps[1].migration",
+            "must set exactly one of sql"),
+    BadCase("bad-restart-policy", _set("spec.restartPolicy", "Sometimes"), "spec.restartPolicy",
+            "spec.restartPolicy"),
+    BadCase("template-init-containers", _set("spec.template.spec.initContainers", [{"name": "x", "image": "y"}]),
+            "spec.template.spec.initContainers", "must not set initContainers"),
+    BadCase("mount-of-unknown-volume", _set("spec.steps.3.container.volumeMounts.0.name", "nope"),
+            "spec.steps[3].container.volumeMounts[0].name", "must name a volume in spec.template.spec.volumes"),
+    BadCase("step-named-like-app", _set("spec.steps.3.name", "app"), "spec.steps[3].name",
+            "must not have the name of an app container"),
+    BadCase("negative-deadline", _set("spec.activeDeadlineSeconds", -5), "spec.activeDeadlineSeconds",
+            "spec.activeDeadlineSeconds"),
+]
+
+
+def bad(case: BadCase) -> Obj:
+    doc = shop()
+    case.mutate(doc)
+    return doc

@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import yaml
+
+from initpipeline import api
+from initpipeline.builder import RUNNER_SECURITY_CONTEXT, build_pod
+from tests.cases import ROOT, shop, step
+
+
+def by_name(containers: list[dict]) -> dict[str, dict]:  # type: ignore[type-arg]
+    return {c["name"]: c for c in containers}
+
+
+def test_one_init_container_per_step_in_order() -> None:
+    pod = build_pod(shop(), "runner:1")
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["wait-deps", "migrate", "fetch-config",
+                                                                 "fix-permissions"]
+
+
+def test_template_is_kept() -> None:
+    doc = shop()
+    pod = build_pod(doc, "runner:1")
+    assert pod["spec"]["containers"] == doc["spec"]["template"]["spec"]["containers"]
+    assert {"config", "data"} <= {v["name"] for v in pod["spec"]["volumes"]}
+    assert pod["metadata"]["labels"]["app"] == "shop"
+    assert pod["spec"]["restartPolicy"] == "Always"
+
+
+def test_labels_name_pipeline_and_generation() -> None:
+    doc = shop()
+    doc["metadata"]["generation"] = 7
+    pod = build_pod(doc, "runner:1")
+    assert pod["metadata"]["name"] == "shop-7"
+    assert pod["metadata"]["labels"][api.LABEL_PIPELINE] == "shop"
+    assert pod["metadata"]["labels"][api.LABEL_GENERATION] == "7"
+
+
+def test_wait_step_command_is_an_argument_list() -> None:
+    wait = by_name(build_pod(shop(), "runner:1")["spec"]["initContainers"])["wait-deps"]
+    assert wait["image"] == "runner:1"
+    assert wait["command"] == ["initpipeline", "step", "wait", "--tcp", "postgres:5432",
+                               "--http", "http://config-server:8000/healthz", "--timeout", "120", "--max-interval", "1"]
+
+
+def test_builtin_steps_are_locked_down() -> None:
+    containers = by_name(build_pod(shop(), "runner:1")["spec"]["initContainers"])
+    for name in ("wait-deps", "migrate", "fetch-config"):
+        assert containers[name]["securityContext"] == RUNNER_SECURITY_CONTEXT
+        assert containers[name]["terminationMessagePolicy"] == "FallbackToLogsOnError"
+        assert containers[name]["resources"] == api.DEFAULT_STEP_RESOURCES
+    ctx = RUNNER_SECURITY_CONTEXT
+    assert ctx["runAsNonRoot"] and ctx["readOnlyRootFilesystem"] and not ctx["allowPrivilegeEscalation"]
+    assert ctx["capabilities"] == {"drop": ["ALL"]} and ctx["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_container_step_runs_as_given() -> None:
+    doc = shop()
+    fix = by_name(build_pod(doc, "runner:1")["spec"]["initContainers"])["fix-permissions"]
+    assert fix["image"] == "busybox:1.36"
+    assert fix["command"] == ["chmod", "-R", "g+w", "/data"]
+    assert fix["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
+    assert "securityContext" not in fix
+
+
+def test_migration_url_comes_from_the_secret_as_env() -> None:
+    pod = build_pod(shop(), "runner:1")
+    migrate = by_name(pod["spec"]["initContainers"])["migrate"]
+    assert migrate["env"] == [{"name": "INITPIPELINE_DATABASE_URL",
+                               "valueFrom": {"secretKeyRef": {"name": "shop-db", "key": "url"}}}]
+    assert migrate["command"][3:7] == ["--sql-dir", "/var/run/initpipeline/sql", "--database-url-env",
+                                       "INITPIPELINE_DATABASE_URL"]
+    sql_volume = next(v for v in pod["spec"]["volumes"] if v.get("configMap", {}).get("name") == "shop-schema")
+    assert {"name": sql_volume["name"], "mountPath": "/var/run/initpipeline/sql", "readOnly": True} in \
+        migrate["volumeMounts"]
+
+
+def test_custom_migration_tool_gets_url_in_its_env() -> None:
+    doc = shop()
+    migration = step(doc, "migrate")["migration"]
+    del migration["sql"]
+    migration.update(image="shop:1.0", command=["python", "manage.py", "migrate"], databaseUrlEnv="DB_URL")
+    migrate = by_name(build_pod(doc, "runner:1")["spec"]["initContainers"])["migrate"]
+    assert migrate["image"] == "shop:1.0"
+    assert migrate["command"] == ["python", "manage.py", "migrate"]
+    assert migrate["env"][0]["name"] == "DB_URL"
+
+
+def test_download_writes_into_the_template_volume() -> None:
+    fetch = by_name(build_pod(shop(), "runner:1")["spec"]["initContainers"])["fetch-config"]
+    assert {"name": "config", "mountPath": "/var/run/initpipeline/out"} in fetch["volumeMounts"]
+    args = fetch["command"]
+    assert args[args.index("--dest") + 1] == "/var/run/initpipeline/out/app.yaml"
+    assert args[args.index("--sha256") + 1].startswith("9f2c3a4b")
+
+
+def test_secret_headers_never_appear_in_arguments() -> None:
+    doc = shop()
+    step(doc, "fetch-config")["configDownload"].update(
+        headers=[{"name": "X-Vault-Token", "valueFrom": {"secretKeyRef": {"name": "vault", "key": "token"}}},
+                 {"name": "Accept", "value": "application/yaml"}],
+        caBundle={"configMapKeyRef": {"name": "ca", "key": "ca.crt"}})
+    pod = build_pod(doc, "runner:1")
+    fetch = by_name(pod["spec"]["initContainers"])["fetch-config"]
+    args = fetch["command"]
+    assert args[args.index("--header-from-env") + 1] == "X-Vault-Token=INITPIPELINE_HEADER_0"
+    assert args[args.index("--header") + 1] == "Accept: application/yaml"
+    assert fetch["env"] == [{"name": "INITPIPELINE_HEADER_0",
+                             "valueFrom": {"secretKeyRef": {"name": "vault", "key": "token"}}}]
+    assert args[args.index("--ca-file") + 1] == "/var/run/initpipeline/ca/ca.crt"
+    ca_volume = next(v for v in pod["spec"]["volumes"] if "configMap" in v and v["configMap"]["name"] == "ca")
+    assert ca_volume["configMap"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+
+
+def test_step_image_and_resources_override() -> None:
+    doc = shop()
+    wait = step(doc, "wait-deps")
+    wait["image"] = "mirror.local/initpipeline:0.1.0"
+    wait["resources"] = {"limits": {"memory": "64Mi"}}
+    built = by_name(build_pod(doc, "runner:1")["spec"]["initContainers"])["wait-deps"]
+    assert built["image"] == "mirror.local/initpipeline:0.1.0"
+    assert built["resources"] == {"limits": {"memory": "64Mi"}}
+
+
+def test_builder_does_not_change_its_input() -> None:
+    doc = shop()
+    before = yaml.safe_dump(doc)
+    build_pod(doc, "runner:1")
+    assert yaml.safe_dump(doc) == before
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "initpipeline.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, check=False)
+
+
+def test_render_prints_the_pod() -> None:
+    result = run_cli("render", "examples/shop.yaml", "--runner-image", "runner:9")
+    assert result.returncode == 0, result.stderr
+    [pod] = list(yaml.safe_load_all(result.stdout))
+    assert pod["kind"] == "Pod" and pod["metadata"]["name"] == "shop-1"
+    assert pod["spec"]["initContainers"][0]["image"] == "runner:9"
+
+
+def test_render_names_step_and_field_of_a_bad_resource(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    doc = shop()
+    step(doc, "wait-deps")["waitForService"]["targets"][0]["port"] = 99999
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    result = run_cli("render", str(bad))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "spec.steps[0].waitForService.targets[0].port: must be between 1 and 65535, got 99999 (step 'wait-deps')" \
+        in result.stderr
+
+
+def test_render_refuses_other_kinds_and_bad_yaml(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    other = tmp_path / "svc.yaml"
+    other.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: x}\n")
+    assert "no document of kind InitPipeline" in run_cli("render", str(other)).stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("kind: [unclosed\n")
+    result = run_cli("render", str(broken))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert run_cli("render", str(tmp_path / "missing.yaml")).returncode == 1
+
+
+def test_render_checks_api_version(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    doc = shop()
+    doc["apiVersion"] = "initpipeline.dev/v1"
+    path = tmp_path / "v1.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    result = run_cli("render", str(path))
+    assert result.returncode == 1 and "apiVersion: must be initpipeline.dev/v1alpha1" in result.stderr

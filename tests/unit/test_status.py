@@ -1,0 +1,201 @@
+from __future__ import annotations
+
+from typing import Any
+
+from initpipeline.status import build_status, derive, merge_conditions, step_events, trim
+from tests.cases import shop
+from tests.unit.pods import (
+    STEPS,
+    T0,
+    T1,
+    T2,
+    crash_looping,
+    done,
+    failed,
+    image_pull_backoff,
+    pending,
+    pod,
+    running,
+)
+
+NOW = "2026-11-22T10:01:00Z"
+
+
+def status_of(p: dict[str, Any] | None, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    doc = shop()
+    doc["metadata"]["generation"] = 2
+    if previous:
+        doc["status"] = previous
+    return build_status(doc, p, NOW)
+
+
+def cond(status: dict[str, Any], ctype: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(c for c in status["conditions"] if c["type"] == ctype)
+    return found
+
+
+def states(status: dict[str, Any]) -> list[str]:
+    return [s["state"] for s in status["steps"]]
+
+
+def test_no_pod_yet() -> None:
+    s = status_of(None)
+    assert s["phase"] == "Pending" and s["podName"] is None
+    assert states(s) == ["Waiting"] * 4
+    assert cond(s, "Ready")["status"] == "False"
+
+
+def test_first_step_running() -> None:
+    s = status_of(pod("Pending", [running("wait-deps", T0), pending("migrate"), pending("fetch-config"),
+                                  pending("fix-permissions")]))
+    assert s["phase"] == "Initializing"
+    assert s["currentStep"] == "wait-deps"
+    assert states(s) == ["Running", "Waiting", "Waiting", "Waiting"]
+    assert s["steps"][0]["startedAt"] == T0
+    assert s["message"] == "step 1/4 wait-deps is running"
+    assert s["observedGeneration"] == 2 and s["podName"] == "shop-1"
+    assert cond(s, "Initialized") | {"lastTransitionTime": None} == {
+        "type": "Initialized", "status": "False", "reason": "StepInProgress", "message": "step 1/4 wait-deps is running",
+        "lastTransitionTime": None, "observedGeneration": 2}
+    assert cond(s, "Degraded")["status"] == "False" and cond(s, "Failed")["status"] == "False"
+
+
+def test_each_step_in_turn() -> None:
+    for index, name in enumerate(STEPS):
+        init = [done(n) for n in STEPS[:index]] + [running(name)] + [pending(n) for n in STEPS[index + 1:]]
+        s = status_of(pod("Pending", init))
+        assert s["currentStep"] == name
+        assert states(s) == ["Succeeded"] * index + ["Running"] + ["Waiting"] * (3 - index)
+        assert s["steps"][0]["kind"] == "waitForService" and s["steps"][3]["kind"] == "container"
+
+
+def test_succeeded_step_has_times_and_exit_code() -> None:
+    s = status_of(pod("Pending", [done("wait-deps", T0, T1), running("migrate", T2), pending("fetch-config"),
+                                  pending("fix-permissions")]))
+    assert s["steps"][0] == {"name": "wait-deps", "kind": "waitForService", "state": "Succeeded", "restartCount": 0,
+                             "exitCode": 0, "startedAt": T0, "finishedAt": T1}
+
+
+def test_failed_under_restart_policy_never() -> None:
+    p = pod("Failed", [done("wait-deps"), failed("migrate", 20, message="migration 002_x.sql failed: syntax error"),
+                       pending("fetch-config"), pending("fix-permissions")], restart_policy="Never")
+    s = status_of(p)
+    assert s["phase"] == "Failed" and s["currentStep"] == "migrate"
+    step = s["steps"][1]
+    assert step["state"] == "Failed" and step["exitCode"] == 20 and step["reason"] == "Error"
+    assert step["message"] == "migration 002_x.sql failed: syntax error"
+    assert step["startedAt"] == T1 and step["finishedAt"] == T2
+    assert cond(s, "Failed")["status"] == "True"
+    assert "migration 002_x.sql failed: syntax error" in cond(s, "Failed")["message"]
+    assert cond(s, "Ready")["status"] == "False"
+    assert states(s)[2:] == ["Waiting", "Waiting"]
+
+
+def test_crash_looping_under_always() -> None:
+    s = status_of(pod("Pending", [done("wait-deps"), crash_looping("migrate", restarts=4), pending("fetch-config"),
+                                  pending("fix-permissions")]))
+    assert s["phase"] == "Initializing" and s["currentStep"] == "migrate"
+    step = s["steps"][1]
+    assert step["state"] == "Failed" and step["reason"] == "CrashLoopBackOff"
+    assert step["exitCode"] == 20 and step["restartCount"] == 4 and step["message"] == "migration 002 failed"
+    degraded = cond(s, "Degraded")
+    assert degraded["status"] == "True" and degraded["reason"] == "CrashLoopBackOff"
+    assert "crash-looping (exit code 20, 4 restarts): migration 002 failed" in degraded["message"]
+    assert cond(s, "Failed")["status"] == "False"
+
+
+def test_failed_attempt_between_restarts_still_shows_failure() -> None:
+    waiting = {"name": "migrate", "restartCount": 1, "state": {"waiting": {"reason": "PodInitializing"}},
+               "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "message": "x"}}}
+    s = status_of(pod("Pending", [done("wait-deps"), waiting, pending("fetch-config"), pending("fix-permissions")]))
+    assert s["steps"][1]["state"] == "Failed" and cond(s, "Degraded")["status"] == "True"
+
+
+def test_image_pull_failure() -> None:
+    s = status_of(pod("Pending", [done("wait-deps"), done("migrate"), done("fetch-config"),
+                                  image_pull_backoff("fix-permissions")]))
+    step = s["steps"][3]
+    assert step["state"] == "Waiting" and step["reason"] == "ImagePullBackOff"
+    assert step["message"] == 'Back-off pulling image "nope:1"'
+    assert cond(s, "Degraded")["reason"] == "ImagePullBackOff"
+    assert "stuck: ImagePullBackOff" in s["message"]
+
+
+def test_oom_killed() -> None:
+    p = pod("Failed", [done("wait-deps"), failed("migrate", 137, reason="OOMKilled", message=""),
+                       pending("fetch-config"), pending("fix-permissions")], restart_policy="Never")
+    s = status_of(p)
+    assert s["steps"][1]["reason"] == "OOMKilled" and s["steps"][1]["exitCode"] == 137
+    assert "message" not in s["steps"][1] or s["steps"][1]["message"] is None
+    assert "OOMKilled" in s["message"]
+
+
+def test_unschedulable() -> None:
+    s = status_of(pod("Pending", [], scheduled=False))
+    assert s["phase"] == "Pending"
+    assert "cannot be scheduled: 0/1 nodes are available: 1 Insufficient memory." in s["message"]
+    assert cond(s, "Degraded")["reason"] == "Unschedulable"
+
+
+def test_all_done_and_app_running() -> None:
+    s = status_of(pod("Running", [done(n) for n in STEPS], ready=True, initialized=True))
+    assert s["phase"] == "Running" and s["currentStep"] is None
+    assert states(s) == ["Succeeded"] * 4
+    assert cond(s, "Ready")["status"] == "True" and cond(s, "Initialized")["status"] == "True"
+    assert s["message"] == "all 4 steps succeeded; the app is running and ready"
+
+
+def test_app_running_not_ready() -> None:
+    s = status_of(pod("Running", [done(n) for n in STEPS], ready=False, initialized=True))
+    assert s["phase"] == "Running" and cond(s, "Ready")["status"] == "False"
+    assert cond(s, "Initialized")["status"] == "True"
+
+
+def test_deadline_exceeded_while_a_step_runs() -> None:
+    p = pod("Failed", [done("wait-deps"), running("migrate"), pending("fetch-config"), pending("fix-permissions")],
+            reason="DeadlineExceeded", message="Pod was active on the node longer than the specified deadline")
+    s = status_of(p)
+    assert s["phase"] == "Failed" and s["currentStep"] == "migrate"
+    assert s["steps"][1]["state"] == "Failed" and s["steps"][1]["reason"] == "DeadlineExceeded"
+    assert cond(s, "Failed")["reason"] == "DeadlineExceeded"
+
+
+def test_app_failed_after_steps() -> None:
+    s = status_of(pod("Failed", [done(n) for n in STEPS], initialized=True, restart_policy="Never"))
+    assert s["phase"] == "Failed" and s["currentStep"] is None
+    assert cond(s, "Initialized")["status"] == "True"
+
+
+def test_condition_transition_time_moves_only_on_flip() -> None:
+    first = merge_conditions(None, {t: (False, "R", "m") for t in ("Initialized", "Ready", "Degraded", "Failed")},
+                             1, T0)
+    same = merge_conditions(first, {t: (False, "R2", "m2") for t in ("Initialized", "Ready", "Degraded", "Failed")},
+                            2, T1)
+    assert all(c["lastTransitionTime"] == T0 for c in same)
+    flipped = merge_conditions(same, {"Initialized": (True, "R", ""), "Ready": (False, "R", ""),
+                                      "Degraded": (False, "R", ""), "Failed": (False, "R", "")}, 2, T2)
+    times = {c["type"]: c["lastTransitionTime"] for c in flipped}
+    assert times == {"Initialized": T2, "Ready": T0, "Degraded": T0, "Failed": T0}
+
+
+def test_recreation_count_is_carried_over() -> None:
+    s = status_of(None, previous={"podRecreations": 3})
+    assert s["podRecreations"] == 3
+
+
+def test_trim_keeps_the_end() -> None:
+    text = "x" * 5000 + "the real error"
+    trimmed = trim(text)
+    assert trimmed is not None and len(trimmed) == 1024 and trimmed.endswith("the real error")
+    assert trimmed.startswith("...")
+
+
+def test_events_for_transitions_only() -> None:
+    before = derive(shop()["spec"]["steps"], pod("Pending", [running("wait-deps"), pending("migrate")])).steps
+    after = derive(shop()["spec"]["steps"], pod("Pending", [done("wait-deps"), running("migrate")])).steps
+    assert step_events(before, after) == [("Normal", "StepSucceeded", "step wait-deps succeeded"),
+                                          ("Normal", "StepStarted", "step migrate started")]
+    assert step_events(after, after) == []
+    failing = derive(shop()["spec"]["steps"], pod("Pending", [done("wait-deps"), crash_looping("migrate")])).steps
+    [event] = step_events(after, failing)
+    assert event[0] == "Warning" and event[1] == "StepFailed" and "exit code 20" in event[2]
