@@ -192,7 +192,8 @@ def download(item: FileSpec, opts: HttpOptions, deadline: float, max_size: int) 
             remaining = deadline - time.monotonic()
             if delay >= remaining:
                 raise StepError(exc.code, f"{exc.message}; gave up after {attempts} attempts") from None
-            log(f"{item.url}: {exc.message}; retrying in {format_seconds(delay)} (attempt {attempts})")
+            log(redact(f"{item.url}: {exc.message}; retrying in {format_seconds(delay)} (attempt {attempts})",
+                       *opts.secret_values))
             time.sleep(delay)
             backoff = min(backoff * 2, MAX_BACKOFF)
 

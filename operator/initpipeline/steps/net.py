@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import socket
 import ssl
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -51,9 +53,25 @@ def tcp_probe(host: str, port: int, timeout: float) -> None:
         pass
 
 
+def split_userinfo(url: str) -> tuple[str, str | None]:
+    """urllib cannot take user:password@ in a URL: move it into a Basic Authorization header."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    netloc = parts.netloc.rpartition("@")[2]
+    user = urllib.parse.unquote(parts.username or "")
+    password = urllib.parse.unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), f"Basic {token}"
+
+
 def http_open(url: str, opts: HttpOptions, timeout: float, method: str = "GET") -> Any:
     """urlopen that returns error responses instead of raising for them."""
-    request = urllib.request.Request(url, method=method, headers=opts.headers)
+    url, basic = split_userinfo(url)
+    headers = dict(opts.headers)
+    if basic and "Authorization" not in headers:
+        headers["Authorization"] = basic
+    request = urllib.request.Request(url, method=method, headers=headers)
     try:
         return urllib.request.urlopen(request, timeout=timeout, context=opts.ssl_context)
     except urllib.error.HTTPError as exc:

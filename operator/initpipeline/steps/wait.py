@@ -20,6 +20,7 @@ from .common import (
     http_options,
     log,
     positive_number,
+    redact,
 )
 from .net import classify, http_open, split_host_port, tcp_probe
 
@@ -80,7 +81,7 @@ def parse_targets(args: argparse.Namespace) -> list[Target]:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"--http: expected an http:// or https:// URL, got {url!r}")
-        targets.append(Target(label=url, kind="http", url=url))
+        targets.append(Target(label=redact(url), kind="http", url=url))
     if not targets:
         raise UsageError("give at least one --tcp HOST:PORT or --http URL")
     return targets

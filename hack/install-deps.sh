@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what the tests and the local cluster need from Debian's packages,
+# and the project with its test tools into a venv under $CACHE_DIR.
+# Fast when everything is there already.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+PACKAGES=(
+  # step tests and the benchmark
+  postgresql openssl netcat-openbsd
+  # the local cluster
+  containerd runc containernetworking-plugins busybox-static buildah debootstrap
+  iptables iproute2 conntrack kmod util-linux procps psmisc
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian starts these on install; the tests run their own instances.
+for service in postgresql containerd; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
+    systemctl stop "$service" || true
+  fi
+done
+
+VENV=$CACHE_DIR/venv
+stamp=$(cat "$REPO_ROOT/setup.cfg" "$REPO_ROOT/pyproject.toml" | sha256sum | cut -c1-16)
+if [[ ! -x $VENV/bin/python || $(cat "$VENV/.stamp" 2>/dev/null) != "$stamp" ]]; then
+  log "installing initpipeline and its test tools into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q -e "$REPO_ROOT[test]"
+  echo "$stamp" >"$VENV/.stamp"
+fi

@@ -1,0 +1,211 @@
+"""Real services on loopback for the step tests: HTTP(S) servers, late TCP listeners, PostgreSQL."""
+
+from __future__ import annotations
+
+import glob
+import http.server
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class StepResult:
+    code: int
+    stdout: str
+    stderr: str
+    termination: str
+    seconds: float
+
+
+def run_step(*args: str, env: dict[str, str] | None = None, tmp: Path, timeout: float = 120) -> StepResult:
+    """Run the real `initpipeline step ...` program."""
+    termination = tmp / f"termination-{time.monotonic_ns()}"
+    full_env = {**os.environ, "INITPIPELINE_TERMINATION_LOG": str(termination), **(env or {})}
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "initpipeline.cli", "step", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, check=False)
+    text = termination.read_text() if termination.exists() else ""
+    return StepResult(proc.returncode, proc.stdout, proc.stderr, text, time.monotonic() - started)
+
+
+# --- HTTP ---------------------------------------------------------------------------------------
+
+Handler = Callable[[http.server.BaseHTTPRequestHandler, int], None]
+
+
+@dataclass
+class HttpServer:
+    """A threaded HTTP server whose answer to the n-th request (0-based) is scripted."""
+
+    script: Handler
+    tls: ssl.SSLContext | None = None
+    requests: list[dict[str, str]] = field(default_factory=list)
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{'localhost' if self.tls else '127.0.0.1'}:{self.port}"
+
+    @contextmanager
+    def running(self) -> Iterator[HttpServer]:
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                index = len(outer.requests)
+                outer.requests.append(dict(self.headers.items()))
+                outer.script(self, index)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        if self.tls:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True)
+        self.port = server.server_address[1]
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def respond(handler: http.server.BaseHTTPRequestHandler, status: int, body: bytes = b"",
+            headers: dict[str, str] | None = None, length: bool = True) -> None:
+    handler.send_response(status)
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    if length:
+        handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+@dataclass
+class CertificateAuthority:
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.cert_file, self.key_file)
+        return ctx
+
+
+def make_ca(folder: Path) -> CertificateAuthority:
+    """A CA of our own and a certificate for localhost signed by it (openssl, no shell)."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+            "-subj", "/CN=initpipeline test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=localhost")
+    (folder / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf")
+    return CertificateAuthority(folder / "ca.crt", folder / "server.crt", folder / "server.key")
+
+
+@contextmanager
+def late_listener(port: int, delay: float) -> Iterator[threading.Event]:
+    """Start accepting TCP connections on port after delay seconds; the event is set once listening."""
+    listening = threading.Event()
+    stop = threading.Event()
+
+    def serve() -> None:
+        if stop.wait(delay):
+            return
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
+            sock.listen(16)
+            sock.settimeout(0.1)
+            listening.set()
+            while not stop.is_set():
+                try:
+                    conn, _ = sock.accept()
+                    conn.close()
+                except TimeoutError:
+                    continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listening
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+@dataclass
+class Postgres:
+    port: int
+    admin_url: str
+    app_url: str
+    password: str
+
+
+def postgres_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+@contextmanager
+def postgres_server(folder: Path) -> Iterator[Postgres]:
+    """A throwaway PostgreSQL on 127.0.0.1, run as the postgres user (it refuses root)."""
+    bindir = postgres_bin()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL is not installed: run hack/install-deps.sh")
+    data, sockets = folder / "data", folder / "sock"
+    sockets.mkdir(parents=True)
+    data.mkdir()
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+        for sub in (data, sockets):
+            shutil.chown(sub, "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
+                    "--auth-host=scram-sha-256", "-E", "UTF8"], check=True, capture_output=True)
+    port = free_port()
+    subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"),
+                    "-w", "-t", "60", "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    "start"], check=True, capture_output=True)
+    password = "s3cret-Passw0rd"
+    try:
+        psql = [*as_postgres, str(bindir / "psql"), "-h", str(sockets), "-p", str(port), "-U", "postgres",
+                "-v", "ON_ERROR_STOP=1", "-q"]
+        subprocess.run([*psql, "-c", f"CREATE ROLE app LOGIN PASSWORD '{password}'"], check=True, capture_output=True)
+        subprocess.run([*psql, "-c", "CREATE DATABASE app OWNER app"], check=True, capture_output=True)
+        yield Postgres(port=port, admin_url=f"postgresql://postgres@/app?host={sockets}&port={port}",
+                       app_url=f"postgresql://app:{password}@127.0.0.1:{port}/app", password=password)
+    finally:
+        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                       check=False, capture_output=True)

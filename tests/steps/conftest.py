@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import CertificateAuthority, Postgres, make_ca, postgres_server
+
+
+@pytest.fixture(scope="session")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
+    return make_ca(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    # Not under pytest's tmp folder: that is private to root, and the server runs as postgres.
+    folder = Path(tempfile.mkdtemp(prefix="initpipeline-pg-"))
+    try:
+        with postgres_server(folder) as server:
+            yield server
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
