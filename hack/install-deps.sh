@@ -10,7 +10,7 @@ PACKAGES=(
   postgresql openssl netcat-openbsd
   # the local cluster
   containerd runc containernetworking-plugins busybox-static buildah debootstrap
-  iptables iproute2 conntrack kmod util-linux procps psmisc
+  iptables iproute2 conntrack kmod util-linux procps psmisc curl dnsutils
 )
 
 missing=()

@@ -12,3 +12,25 @@ export GOTOOLCHAIN=local CGO_ENABLED=0
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# The local cluster.
+CLUSTER_DIR=$CACHE_DIR/cluster
+RUN_DIR=/run/initpipeline
+CONTAINERD_SOCK=$RUN_DIR/containerd/containerd.sock
+NODE_NAME=initpipeline-node
+NODE_IP=198.18.0.1          # on our bridge; 198.18.0.0/15 is reserved for benchmarking, never routed
+POD_CIDR=198.18.0.0/16
+SERVICE_CIDR=198.19.0.0/16
+DNS_SERVICE_IP=198.19.0.10
+BRIDGE=ipl0
+KUBECONFIG_FILE=$CLUSTER_DIR/kubeconfig
+
+# Images, all built locally and imported into containerd (no registry).
+INITPIPELINE_VERSION=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$REPO_ROOT/operator/initpipeline/__init__.py")
+PAUSE_IMAGE=initpipeline.local/pause:1.0
+BUSYBOX_IMAGE=initpipeline.local/busybox:1.35
+BASE_IMAGE=initpipeline.local/debian-python:bookworm
+PROJECT_IMAGE=docker.io/initpipeline/initpipeline:$INITPIPELINE_VERSION
+
+buildah_() { buildah --root "$CACHE_DIR/buildah/storage" --runroot "$RUN_DIR/buildah" --storage-driver overlay "$@"; }
+ctr_() { ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }

@@ -1,0 +1,406 @@
+#!/usr/bin/env bash
+# A real single-node Kubernetes as plain processes (no Docker, no registry):
+# etcd, kube-apiserver (RBAC), kube-controller-manager, kube-scheduler,
+# containerd+runc, kubelet, kube-proxy (iptables) and CoreDNS (no upstream).
+#
+#   hack/cluster.sh up       start what is not running (idempotent), wait until usable
+#   hack/cluster.sh down     stop everything and remove all it made
+#   hack/cluster.sh status   what runs, and the node's state
+#
+# Writes the admin kubeconfig to $CACHE_DIR/cluster/kubeconfig.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+C=$CLUSTER_DIR
+PKI=$C/pki
+PIDS=$RUN_DIR/pids
+LOGS=$C/logs
+KUBECTL=(kubectl_ --request-timeout=20s)
+COMPONENTS=(etcd kube-apiserver containerd kube-controller-manager kube-scheduler kubelet kube-proxy coredns)
+
+kubectl_() { "$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
+
+running() { [[ -f $PIDS/$1.pid ]] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
+
+# start NAME CMD...: run CMD in the background unless NAME already runs.
+start() {
+  local name=$1; shift
+  if running "$name"; then return; fi
+  log "starting $name"
+  setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$PIDS/$name.pid"
+}
+
+# wait_for WHAT SECONDS CMD...: until CMD succeeds, saying what is awaited.
+wait_for() {
+  local what=$1 limit=$2; shift 2
+  local start=$SECONDS
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS - start > limit)); then
+      die "gave up after ${limit}s waiting for $what (logs: $LOGS)"
+    fi
+    if (((SECONDS - start) % 15 == 14)); then log "still waiting for $what"; fi
+    sleep 1
+  done
+}
+
+# --- certificates and kubeconfigs -----------------------------------------------------------
+
+# sign NAME CN ORG EXT: key and certificate signed by the cluster CA.
+sign() {
+  local name=$1 cn=$2 org=$3 ext=$4 subj="/CN=$2"
+  [[ -f $PKI/$name.crt ]] && return
+  [[ -n $org ]] && subj="/O=$org/CN=$cn"
+  openssl req -new -newkey rsa:2048 -nodes -keyout "$PKI/$name.key" -out "$PKI/$name.csr" -subj "$subj" 2>/dev/null
+  printf '%s\n' "$ext" >"$PKI/$name.ext"
+  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+    -out "$PKI/$name.crt" -days 365 -extfile "$PKI/$name.ext" 2>/dev/null
+  rm -f "$PKI/$name.csr" "$PKI/$name.ext"
+}
+
+make_pki() {
+  mkdir -p "$PKI" && chmod 700 "$PKI"
+  if [[ ! -f $PKI/ca.crt ]]; then
+    log "creating the cluster CA and certificates"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$PKI/ca.key" -out "$PKI/ca.crt" -days 365 \
+      -subj "/CN=initpipeline-local-ca" 2>/dev/null
+    openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
+    openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
+  fi
+  local client="keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+  local first_service_ip=${SERVICE_CIDR%.0/16}.1
+  sign apiserver kube-apiserver "" "keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,DNS:localhost,IP:127.0.0.1,IP:$NODE_IP,IP:$first_service_ip"
+  sign kubelet-server "$NODE_NAME" "" "keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=DNS:$NODE_NAME,IP:$NODE_IP,IP:127.0.0.1"
+  sign admin initpipeline-admin system:masters "$client"
+  sign apiserver-kubelet-client kube-apiserver-kubelet-client system:masters "$client"
+  sign controller-manager system:kube-controller-manager "" "$client"
+  sign scheduler system:kube-scheduler "" "$client"
+  sign kube-proxy system:kube-proxy "" "$client"
+  sign kubelet "system:node:$NODE_NAME" system:nodes "$client"
+  sign coredns initpipeline:coredns "" "$client"
+}
+
+# kubeconfig NAME CERT: a kubeconfig for a client certificate.
+kubeconfig() {
+  cat >"$C/$1.kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: initpipeline-local
+  cluster: {server: "https://$NODE_IP:6443", certificate-authority: "$PKI/ca.crt"}
+users:
+- name: $2
+  user: {client-certificate: "$PKI/$2.crt", client-key: "$PKI/$2.key"}
+contexts:
+- name: initpipeline-local
+  context: {cluster: initpipeline-local, user: $2}
+current-context: initpipeline-local
+KUBECONFIG
+}
+
+# --- host networking ------------------------------------------------------------------------
+
+setup_host() {
+  mount --make-rshared / 2>/dev/null || true
+  sysctl -qw net.ipv4.ip_forward=1
+  sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || modprobe br_netfilter 2>/dev/null || true
+  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+    ip link add "$BRIDGE" type bridge
+  fi
+  ip addr show dev "$BRIDGE" | grep -q "inet $NODE_IP/" || ip addr add "$NODE_IP/16" dev "$BRIDGE"
+  ip link set "$BRIDGE" up
+  # Nothing from the pod network may leave the machine: only pod and service
+  # addresses, and the node's own, are allowed as destinations.
+  if ! iptables -nL INITPIPELINE-GUARD >/dev/null 2>&1; then
+    iptables -N INITPIPELINE-GUARD
+    iptables -A INITPIPELINE-GUARD -d "$POD_CIDR" -j RETURN
+    iptables -A INITPIPELINE-GUARD -d "$SERVICE_CIDR" -j RETURN
+    iptables -A INITPIPELINE-GUARD -j DROP
+  fi
+  iptables -C FORWARD -s "$POD_CIDR" -j INITPIPELINE-GUARD 2>/dev/null \
+    || iptables -I FORWARD 1 -s "$POD_CIDR" -j INITPIPELINE-GUARD
+}
+
+# --- components -----------------------------------------------------------------------------
+
+write_configs() {
+  mkdir -p "$C/cni/net.d" "$C/cni/ipam" "$C/containerd" "$C/kubelet" "$C/pod-logs"
+  : >"$C/resolv.conf"  # pods must never inherit the host's resolver
+  cat >"$C/cni/net.d/10-initpipeline.conflist" <<CNI
+{
+  "cniVersion": "1.0.0",
+  "name": "initpipeline",
+  "plugins": [
+    {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+     "ipam": {"type": "host-local", "dataDir": "$C/cni/ipam",
+              "ranges": [[{"subnet": "$POD_CIDR", "rangeStart": "198.18.1.1", "rangeEnd": "198.18.255.254",
+                           "gateway": "$NODE_IP"}]]}},
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+CNI
+  cat >"$C/containerd/config.toml" <<TOML
+version = 2
+root = "$C/containerd/root"
+state = "$RUN_DIR/containerd/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "$CONTAINERD_SOCK"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$C/cni/net.d"
+TOML
+  cat >"$C/kubelet-config.yaml" <<KUBELET
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: "$PKI/ca.crt"}
+authorization: {mode: Webhook}
+address: $NODE_IP
+healthzBindAddress: 127.0.0.1
+readOnlyPort: 0
+tlsCertFile: "$PKI/kubelet-server.crt"
+tlsPrivateKeyFile: "$PKI/kubelet-server.key"
+containerRuntimeEndpoint: "unix://$CONTAINERD_SOCK"
+cgroupDriver: cgroupfs
+failCgroupV1: false
+failSwapOn: false
+clusterDNS: [$DNS_SERVICE_IP]
+clusterDomain: cluster.local
+resolvConf: "$C/resolv.conf"
+podLogsDir: "$C/pod-logs"
+# containerd 1.6 does not pin images: never collect or evict the preloaded ones.
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {memory.available: "0%", nodefs.available: "0%", nodefs.inodesFree: "0%", imagefs.available: "0%"}
+serializeImagePulls: false
+maxPods: 110
+KUBELET
+  cat >"$C/kube-proxy-config.yaml" <<PROXY
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: "$C/kube-proxy.kubeconfig"}
+hostnameOverride: $NODE_NAME
+mode: iptables
+clusterCIDR: $POD_CIDR
+bindAddress: $NODE_IP
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+iptables: {localhostNodePorts: false}
+# the sandbox's conntrack sysctls are read-only
+conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+PROXY
+  cat >"$C/Corefile" <<COREFILE
+cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {
+    bind $NODE_IP
+    errors
+    health 127.0.0.1:18080
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig $C/coredns.kubeconfig initpipeline-local
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }
+    cache 5
+}
+COREFILE
+}
+
+start_control_plane() {
+  start etcd "$BIN_DIR/etcd" --name initpipeline --data-dir "$C/etcd" \
+    --listen-client-urls http://127.0.0.1:23790 --advertise-client-urls http://127.0.0.1:23790 \
+    --listen-peer-urls http://127.0.0.1:23800 --initial-advertise-peer-urls http://127.0.0.1:23800 \
+    --initial-cluster initpipeline=http://127.0.0.1:23800 --listen-metrics-urls http://127.0.0.1:23810 \
+    --unsafe-no-fsync --quota-backend-bytes 2147483648
+  wait_for "etcd" 60 curl -fsS http://127.0.0.1:23790/health
+  start kube-apiserver "$BIN_DIR/kube-apiserver" --etcd-servers http://127.0.0.1:23790 \
+    --advertise-address "$NODE_IP" --bind-address "$NODE_IP" --secure-port 6443 \
+    --service-cluster-ip-range "$SERVICE_CIDR" --authorization-mode Node,RBAC \
+    --client-ca-file "$PKI/ca.crt" --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+    --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
+    --kubelet-client-key "$PKI/apiserver-kubelet-client.key" --kubelet-preferred-address-types InternalIP \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    --enable-admission-plugins NodeRestriction --allow-privileged=true --profiling=false --v=1
+  wait_for "kube-apiserver" 120 "${KUBECTL[@]}" get --raw /readyz
+  start kube-controller-manager "$BIN_DIR/kube-controller-manager" --kubeconfig "$C/controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$C/controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$C/controller-manager.kubeconfig" \
+    --use-service-account-credentials --service-account-private-key-file "$PKI/sa.key" \
+    --root-ca-file "$PKI/ca.crt" --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
+    --service-cluster-ip-range "$SERVICE_CIDR" --leader-elect=false --bind-address 127.0.0.1 --profiling=false --v=1
+  start kube-scheduler "$BIN_DIR/kube-scheduler" --kubeconfig "$C/scheduler.kubeconfig" \
+    --authentication-kubeconfig "$C/scheduler.kubeconfig" --authorization-kubeconfig "$C/scheduler.kubeconfig" \
+    --leader-elect=false --bind-address 127.0.0.1 --profiling=false --v=1
+}
+
+start_node() {
+  mkdir -p "$RUN_DIR/containerd"
+  start containerd containerd --config "$C/containerd/config.toml"
+  wait_for "containerd" 60 ctr --address "$CONTAINERD_SOCK" version
+  bash "$HACK_DIR/images.sh"
+  start kubelet "$BIN_DIR/kubelet" --config "$C/kubelet-config.yaml" --kubeconfig "$C/kubelet.kubeconfig" \
+    --root-dir "$C/kubelet" --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --v=1
+  start kube-proxy "$BIN_DIR/kube-proxy" --config "$C/kube-proxy-config.yaml" --v=1
+}
+
+apply_addons() {
+  "${KUBECTL[@]}" apply -f - >/dev/null <<ADDONS
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "initpipeline:coredns"}
+rules:
+- apiGroups: [""]
+  resources: [endpoints, services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "initpipeline:coredns"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "initpipeline:coredns"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "initpipeline:coredns"}]
+---
+# CoreDNS runs on the host; pods reach it through this Service like any cluster DNS.
+apiVersion: v1
+kind: Service
+metadata: {name: kube-dns, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec:
+  clusterIP: $DNS_SERVICE_IP
+  ports:
+  - {name: dns, port: 53, protocol: UDP, targetPort: 53}
+  - {name: dns-tcp, port: 53, protocol: TCP, targetPort: 53}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: kube-dns-host
+  namespace: kube-system
+  labels: {kubernetes.io/service-name: kube-dns, endpointslice.kubernetes.io/managed-by: initpipeline-cluster}
+addressType: IPv4
+endpoints: [{addresses: ["$NODE_IP"], conditions: {ready: true}}]
+ports:
+- {name: dns, port: 53, protocol: UDP}
+- {name: dns-tcp, port: 53, protocol: TCP}
+ADDONS
+  start coredns "$BIN_DIR/coredns" -conf "$C/Corefile"
+}
+
+node_ready() {
+  [[ $("${KUBECTL[@]}" get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}') == True ]]
+}
+
+dns_answers() {
+  # an in-cluster name, asked through the DNS Service's address as pods ask it
+  [[ $(dig +short +time=1 +tries=1 @"$DNS_SERVICE_IP" kubernetes.default.svc.cluster.local) == "${SERVICE_CIDR%.0/16}.1" ]]
+}
+
+up() {
+  local begun=$SECONDS
+  mkdir -p "$C" "$LOGS" "$PIDS"
+  bash "$HACK_DIR/install-deps.sh"
+  bash "$HACK_DIR/build-tools.sh"
+  setup_host
+  make_pki
+  for name in admin controller-manager scheduler kube-proxy kubelet coredns; do kubeconfig "$name" "$name"; done
+  cp "$C/admin.kubeconfig" "$KUBECONFIG_FILE"
+  write_configs
+  start_control_plane
+  start_node
+  apply_addons
+  wait_for "node $NODE_NAME to become Ready" 180 node_ready
+  wait_for "the default service account" 60 "${KUBECTL[@]}" -n default get serviceaccount default
+  wait_for "CoreDNS to answer through its Service" 60 dns_answers
+  log "cluster is up in $((SECONDS - begun))s; export KUBECONFIG=$KUBECONFIG_FILE"
+}
+
+# --- down -------------------------------------------------------------------------------------
+
+stop_component() {
+  local name=$1 pid
+  [[ -f $PIDS/$name.pid ]] || return 0
+  pid=$(cat "$PIDS/$name.pid")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$PIDS/$name.pid"
+}
+
+down() {
+  # Pods first, so that runc containers, their network namespaces and mounts go with them.
+  if running containerd; then
+    for task in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks kill -s SIGKILL "$task" >/dev/null 2>&1 || true; done
+  fi
+  local i
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop_component "${COMPONENTS[i]}"; done
+  pkill -9 -f "containerd-shim-runc-v2 .*-address $CONTAINERD_SOCK" 2>/dev/null || true
+  # mounts made by the kubelet (secrets, configmaps, emptyDirs) and containerd (rootfs, shm)
+  findmnt -rn -o TARGET | grep -E "^($C|$RUN_DIR)/" | sort -r | while read -r target; do
+    umount -l "$target" 2>/dev/null || true
+  done
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^cni-' || true); do ip netns delete "$ns" || true; done
+  find /var/run/netns -maxdepth 1 -name 'cni-*' -delete 2>/dev/null || true
+  # iptables: kube-proxy's chains and our guard
+  iptables -D FORWARD -s "$POD_CIDR" -j INITPIPELINE-GUARD 2>/dev/null || true
+  iptables -F INITPIPELINE-GUARD 2>/dev/null || true
+  iptables -X INITPIPELINE-GUARD 2>/dev/null || true
+  if [[ -x $BIN_DIR/kube-proxy ]]; then "$BIN_DIR/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
+  for table in nat filter mangle; do
+    iptables -t "$table" -S 2>/dev/null | grep -E '^-A .*(KUBE-|CNI-)' | sed 's/^-A/-D/' | while read -r rule; do
+      eval "iptables -t $table $rule" 2>/dev/null || true
+    done
+    for chain in $(iptables -t "$table" -S 2>/dev/null | awk '/^-N (KUBE-|CNI-)/ {print $2}'); do
+      iptables -t "$table" -F "$chain" 2>/dev/null || true
+    done
+    for chain in $(iptables -t "$table" -S 2>/dev/null | awk '/^-N (KUBE-|CNI-)/ {print $2}'); do
+      iptables -t "$table" -X "$chain" 2>/dev/null || true
+    done
+  done
+  ip link delete "$BRIDGE" 2>/dev/null || true
+  for veth in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^veth' || true); do
+    ip link delete "$veth" 2>/dev/null || true
+  done
+  # cgroups the kubelet made
+  for ctl in /sys/fs/cgroup/*/; do
+    [[ -d ${ctl}kubepods ]] || continue
+    find "${ctl}kubepods" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done
+  rm -rf "$C" "$RUN_DIR/containerd" "$PIDS"
+  log "cluster removed (images and binaries stay cached in $CACHE_DIR)"
+}
+
+status() {
+  local name
+  for name in "${COMPONENTS[@]}"; do
+    if running "$name"; then echo "$name: running (pid $(cat "$PIDS/$name.pid"))"; else echo "$name: stopped"; fi
+  done
+  if running kube-apiserver; then "${KUBECTL[@]}" get nodes -o wide 2>/dev/null || true; fi
+  echo "kubeconfig: $KUBECONFIG_FILE"
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

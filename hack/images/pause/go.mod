@@ -1,0 +1,3 @@
+module initpipeline.dev/hack/images/pause
+
+go 1.24.0
