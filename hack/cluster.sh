@@ -137,7 +137,7 @@ write_configs() {
   "name": "initpipeline",
   "plugins": [
     {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-     "ipam": {"type": "host-local", "dataDir": "$C/cni/ipam",
+     "ipam": {"type": "host-local", "dataDir": "$C/cni/ipam", "routes": [{"dst": "0.0.0.0/0"}],
               "ranges": [[{"subnet": "$POD_CIDR", "rangeStart": "198.18.1.1", "rangeEnd": "198.18.255.254",
                            "gateway": "$NODE_IP"}]]}},
     {"type": "portmap", "capabilities": {"portMappings": true}}
@@ -154,6 +154,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   address = "$CONTAINERD_SOCK"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_IMAGE"
+  # This sandbox may not lower oom_score_adj (the kubelet asks -998 for pod
+  # sandboxes): cap it at containerd's own, as rootless setups do.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -347,6 +350,7 @@ stop_component() {
 }
 
 down() {
+  set +e +o pipefail  # best effort: remove whatever is there, whatever is missing
   # Pods first, so that runc containers, their network namespaces and mounts go with them.
   if running containerd; then
     for task in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks kill -s SIGKILL "$task" >/dev/null 2>&1 || true; done

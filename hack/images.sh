@@ -108,3 +108,6 @@ if [[ ${1:-} != --no-import ]]; then
     import_image "$image"
   done
 fi
+# leave no working containers or overlay mounts of the builds behind
+buildah_ rm --all >/dev/null 2>&1 || true
+buildah_ umount --all >/dev/null 2>&1 || true
