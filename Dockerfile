@@ -16,7 +16,9 @@ COPY setup.cfg pyproject.toml README.md /src/
 COPY operator /src/operator
 RUN python3 -m venv /opt/initpipeline \
  && /opt/initpipeline/bin/pip install --no-cache-dir --disable-pip-version-check /src \
- && rm -rf /src
+ && rm -rf /src \
+ && echo 'initpipeline:x:65532:65532:initpipeline:/tmp:/usr/sbin/nologin' >>/etc/passwd \
+ && echo 'initpipeline:x:65532:' >>/etc/group
 
 # Non-root; the Pod builder and the chart also set runAsUser 65532.
 USER 65532:65532

@@ -14,7 +14,7 @@ build() {
   local tool=$1 ldflags=$2; shift 2
   local src=$HACK_DIR/tools/$tool work=$CACHE_DIR/src/$tool stamp=$BIN_DIR/.$tool.stamp
   local want
-  want=$(cat "$src"/go.* | sha256sum | cut -c1-16)
+  want=$( (cat "$src"/go.*; echo "$ldflags") | sha256sum | cut -c1-16)
   if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
     log "$tool: up to date"
     return
@@ -46,5 +46,10 @@ build etcd "-s -w" go.etcd.io/etcd/server/v3
 # go names the binary after the path element before /v3
 [[ -x $BIN_DIR/server ]] && mv "$BIN_DIR/server" "$BIN_DIR/etcd"
 build coredns "-s -w" github.com/coredns/coredns
-build helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm.sh/helm/v3/cmd/helm
+# As Helm's release build: its version, and the Kubernetes version it assumes offline (helm template, lint).
+helm_flags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+  helm_flags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$(cut -d. -f2 <<<"$KUBERNETES_VERSION")"
+done
+build helm "$helm_flags" helm.sh/helm/v3/cmd/helm
 log "binaries in $BIN_DIR"

@@ -141,8 +141,8 @@ def _check_spec(c: _Checker, spec: Obj) -> None:
     c.unknown(spec, "spec", ("steps", "template", "restartPolicy", "activeDeadlineSeconds"))
     template = c.obj(spec.get("template"), "spec.template", required=True) or {}
     pod_spec = c.obj(template.get("spec"), "spec.template.spec", required=True) or {}
-    containers = c.lst(pod_spec.get("containers"), "spec.template.spec.containers", min_items=1)
-    volumes = c.lst(pod_spec.get("volumes"), "spec.template.spec.volumes")
+    containers = c.lst(pod_spec.get("containers"), "spec.template.spec.containers", min_items=1, max_items=16)
+    volumes = c.lst(pod_spec.get("volumes"), "spec.template.spec.volumes", max_items=64)
     volume_names = {v.get("name") for v in volumes if isinstance(v, dict)}
     app_names = {ct.get("name") for ct in containers if isinstance(ct, dict)}
     for i, ct in enumerate(containers):
@@ -242,7 +242,7 @@ def _check_wait(c: _Checker, body: Obj, field: str, _volumes: set[Any], _step: s
     for i, code in enumerate(c.lst(body.get("expectStatus"), f"{field}.expectStatus", max_items=32)):
         c.integer(code, f"{field}.expectStatus[{i}]", 100, 599)
     _check_http_options(c, body, field)
-    for i, target in enumerate(c.lst(body.get("targets"), f"{field}.targets", min_items=1, max_items=32)):
+    for i, target in enumerate(c.lst(body.get("targets"), f"{field}.targets", min_items=1, max_items=16)):
         tfield = f"{field}.targets[{i}]"
         if c.obj(target, tfield) is None:
             continue
@@ -303,7 +303,7 @@ def _check_download(c: _Checker, body: Obj, field: str, volumes: set[Any], _step
     c.integer(body.get("maxSizeBytes"), f"{field}.maxSizeBytes", 1, 1 << 40)
     _check_http_options(c, body, field)
     paths: set[str] = set()
-    for i, item in enumerate(c.lst(body.get("files"), f"{field}.files", min_items=1, max_items=32)):
+    for i, item in enumerate(c.lst(body.get("files"), f"{field}.files", min_items=1, max_items=16)):
         ffield = f"{field}.files[{i}]"
         if c.obj(item, ffield) is None:
             continue
@@ -329,7 +329,7 @@ def _check_container(c: _Checker, body: Obj, field: str, volumes: set[Any], step
     c.string(body.get("image"), f"{field}.image", required=True, max_len=1024)
     if "name" in body and body["name"] != step:
         c.fail(f"{field}.name", "is taken from the step name; leave it out or make it equal")
-    for i, mount in enumerate(c.lst(body.get("volumeMounts"), f"{field}.volumeMounts")):
+    for i, mount in enumerate(c.lst(body.get("volumeMounts"), f"{field}.volumeMounts", max_items=32)):
         mname = mount.get("name") if isinstance(mount, dict) else None
         if mname not in volumes:
             c.fail(f"{field}.volumeMounts[{i}].name", f"{mname!r} is not a volume in spec.template.spec.volumes")

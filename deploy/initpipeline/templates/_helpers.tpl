@@ -1,0 +1,43 @@
+{{- define "initpipeline.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "initpipeline.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "initpipeline.labels" -}}
+{{ include "initpipeline.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "initpipeline.serviceAccountName" -}}
+{{- default (include "initpipeline.fullname" .) .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "initpipeline.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* What the operator does with pipelines and their Pods; nothing more. */}}
+{{- define "initpipeline.rules" -}}
+- apiGroups: [initpipeline.dev]
+  resources: [initpipelines]
+  verbs: [get, list, watch, patch]
+- apiGroups: [initpipeline.dev]
+  resources: [initpipelines/status]
+  verbs: [get, patch]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch, create, delete, patch]
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end -}}
