@@ -16,7 +16,15 @@ PKI=$C/pki
 PIDS=$RUN_DIR/pids
 LOGS=$C/logs
 KUBECTL=(kubectl_ --request-timeout=20s)
-COMPONENTS=(etcd kube-apiserver containerd kube-controller-manager kube-scheduler kubelet kube-proxy coredns)
+COMPONENTS=(etcd kube-apiserver containerd kube-controller-manager kube-scheduler kubelet kube-proxy coredns postgres)
+
+# put FILE: write stdin to FILE only if it differs (kube-proxy exits when its config file changes).
+put() {
+  local tmp
+  tmp=$(mktemp "$1.XXXX")
+  cat >"$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
+}
 
 kubectl_() { "$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
 
@@ -87,7 +95,7 @@ subjectAltName=DNS:$NODE_NAME,IP:$NODE_IP,IP:127.0.0.1"
 
 # kubeconfig NAME CERT: a kubeconfig for a client certificate.
 kubeconfig() {
-  cat >"$C/$1.kubeconfig" <<KUBECONFIG
+  put "$C/$1.kubeconfig" <<KUBECONFIG
 apiVersion: v1
 kind: Config
 clusters:
@@ -130,8 +138,8 @@ setup_host() {
 
 write_configs() {
   mkdir -p "$C/cni/net.d" "$C/cni/ipam" "$C/containerd" "$C/kubelet" "$C/pod-logs"
-  : >"$C/resolv.conf"  # pods must never inherit the host's resolver
-  cat >"$C/cni/net.d/10-initpipeline.conflist" <<CNI
+  put "$C/resolv.conf" </dev/null  # pods must never inherit the host's resolver
+  put "$C/cni/net.d/10-initpipeline.conflist" <<CNI
 {
   "cniVersion": "1.0.0",
   "name": "initpipeline",
@@ -144,7 +152,7 @@ write_configs() {
   ]
 }
 CNI
-  cat >"$C/containerd/config.toml" <<TOML
+  put "$C/containerd/config.toml" <<TOML
 version = 2
 root = "$C/containerd/root"
 state = "$RUN_DIR/containerd/state"
@@ -168,7 +176,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     bin_dir = "/usr/lib/cni"
     conf_dir = "$C/cni/net.d"
 TOML
-  cat >"$C/kubelet-config.yaml" <<KUBELET
+  put "$C/kubelet-config.yaml" <<KUBELET
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 authentication:
@@ -196,7 +204,7 @@ evictionHard: {memory.available: "0%", nodefs.available: "0%", nodefs.inodesFree
 serializeImagePulls: false
 maxPods: 110
 KUBELET
-  cat >"$C/kube-proxy-config.yaml" <<PROXY
+  put "$C/kube-proxy-config.yaml" <<PROXY
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: "$C/kube-proxy.kubeconfig"}
@@ -207,10 +215,11 @@ bindAddress: $NODE_IP
 healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
 iptables: {localhostNodePorts: false}
+nodePortAddresses: ["$NODE_IP/32"]
 # the sandbox's conntrack sysctls are read-only
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 PROXY
-  cat >"$C/Corefile" <<COREFILE
+  put "$C/Corefile" <<COREFILE
 cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {
     bind $NODE_IP
     errors
@@ -389,14 +398,15 @@ down() {
     [[ -d ${ctl}kubepods ]] || continue
     find "${ctl}kubepods" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done
-  rm -rf "$C" "$RUN_DIR/containerd" "$PIDS"
+  rm -rf "$C" "$RUN_DIR/containerd" "$RUN_DIR/postgres" "$PIDS"
   log "cluster removed (images and binaries stay cached in $CACHE_DIR)"
 }
 
 status() {
   local name
   for name in "${COMPONENTS[@]}"; do
-    if running "$name"; then echo "$name: running (pid $(cat "$PIDS/$name.pid"))"; else echo "$name: stopped"; fi
+    if running "$name"; then echo "$name: running (pid $(cat "$PIDS/$name.pid"))"
+    elif [[ $name != postgres ]]; then echo "$name: stopped"; fi
   done
   if running kube-apiserver; then "${KUBECTL[@]}" get nodes -o wide 2>/dev/null || true; fi
   echo "kubeconfig: $KUBECONFIG_FILE"

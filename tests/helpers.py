@@ -178,8 +178,11 @@ def postgres_bin() -> Path | None:
 
 
 @contextmanager
-def postgres_server(folder: Path) -> Iterator[Postgres]:
-    """A throwaway PostgreSQL on 127.0.0.1, run as the postgres user (it refuses root)."""
+def postgres_server(folder: Path, listen: str = "127.0.0.1", allow: str | None = None) -> Iterator[Postgres]:
+    """A throwaway PostgreSQL, run as the postgres user (it refuses root).
+
+    listen: its addresses (comma-separated); allow: a further CIDR that may log in with a password.
+    """
     bindir = postgres_bin()
     if bindir is None:
         raise RuntimeError("PostgreSQL is not installed: run hack/install-deps.sh")
@@ -194,9 +197,12 @@ def postgres_server(folder: Path) -> Iterator[Postgres]:
         as_postgres = ["runuser", "-u", "postgres", "--"]
     subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
                     "--auth-host=scram-sha-256", "-E", "UTF8"], check=True, capture_output=True)
+    if allow:
+        with open(data / "pg_hba.conf", "a", encoding="utf-8") as hba:
+            hba.write(f"host all all {allow} scram-sha-256\n")
     port = free_port()
     subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"),
-                    "-w", "-t", "60", "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    "-w", "-t", "60", "-o", f"-p {port} -k {sockets} -c listen_addresses={listen} -c fsync=off",
                     "start"], check=True, capture_output=True)
     password = "s3cret-Passw0rd"
     try:

@@ -243,9 +243,10 @@ def step_events(old_steps: list[Obj] | None, new_steps: list[Obj]) -> list[tuple
         if state == was and not (state == "Failed" and restarted):
             continue
         name = step["name"]
-        if state == "Running":
+        if state == "Running" or (state in ("Succeeded", "Failed") and was in (None, "Waiting")):
+            # a short step may start and finish between two looks at the Pod
             events.append(("Normal", "StepStarted", f"step {name} started"))
-        elif state == "Succeeded":
+        if state == "Succeeded":
             events.append(("Normal", "StepSucceeded", f"step {name} succeeded"))
         elif state == "Failed":
             detail = step.get("reason", "Error")

@@ -196,6 +196,11 @@ def test_events_for_transitions_only() -> None:
     assert step_events(before, after) == [("Normal", "StepSucceeded", "step wait-deps succeeded"),
                                           ("Normal", "StepStarted", "step migrate started")]
     assert step_events(after, after) == []
+    # a step that started and finished between two looks still gets both events
+    waiting = derive(shop()["spec"]["steps"], pod("Pending", [pending("wait-deps")])).steps
+    quick = derive(shop()["spec"]["steps"], pod("Pending", [done("wait-deps"), pending("migrate")])).steps
+    assert step_events(waiting, quick) == [("Normal", "StepStarted", "step wait-deps started"),
+                                           ("Normal", "StepSucceeded", "step wait-deps succeeded")]
     failing = derive(shop()["spec"]["steps"], pod("Pending", [done("wait-deps"), crash_looping("migrate")])).steps
     [event] = step_events(after, failing)
     assert event[0] == "Warning" and event[1] == "StepFailed" and "exit code 20" in event[2]
