@@ -71,7 +71,7 @@ class HttpServer:
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 index = len(outer.requests)
                 outer.requests.append(dict(self.headers.items()))
                 outer.script(self, index)

@@ -154,6 +154,7 @@ def _migrate_args(body: Obj, index: int) -> Parts:
     args = [
         "migrate", "--sql-dir", SQL_DIR, "--database-url-env", DATABASE_URL_ENV,
         "--lock-timeout", str(body.get("lockTimeoutSeconds", api.DEFAULT_LOCK_TIMEOUT)),
+        "--connect-timeout", str(body.get("connectTimeoutSeconds", api.DEFAULT_CONNECT_TIMEOUT)),
         "--history-table", body.get("historyTable", api.DEFAULT_HISTORY_TABLE),
     ]
     env = [_database_url_env(body, DATABASE_URL_ENV)]

@@ -135,10 +135,23 @@ def reconcile(cluster: Cluster, pipeline: Obj, log: Logger) -> Obj:
     """Create, replace or recreate the Pod as needed and refresh the status; returns the status."""
     meta = pipeline["metadata"]
     with _lock_for(meta["uid"]):
-        fresh = cluster.read_pipeline(meta["namespace"], meta["name"])
-        if fresh is None or fresh["metadata"].get("deletionTimestamp"):
-            return {}  # being deleted: garbage collection removes the Pod
-        return _reconcile_locked(cluster, fresh, log)
+        try:
+            fresh = cluster.read_pipeline(meta["namespace"], meta["name"])
+            if fresh is None or fresh["metadata"].get("deletionTimestamp"):
+                return {}  # being deleted: garbage collection removes the Pod
+            return _reconcile_locked(cluster, fresh, log)
+        except ApiException as exc:
+            if exc.status == 403 and "being terminated" in str(exc.body):
+                return {}  # the namespace is going away, and the pipeline with it
+            raise kopf.TemporaryError(f"Kubernetes API error {exc.status} {exc.reason}: {_api_message(exc)}",
+                                      delay=5) from None
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message", exc.body))
+    except (TypeError, ValueError):
+        return str(exc.body)
 
 
 def _reconcile_locked(cluster: Cluster, pipeline: Obj, log: Logger) -> Obj:
@@ -187,6 +200,8 @@ def _reconcile_locked(cluster: Cluster, pipeline: Obj, log: Logger) -> Obj:
 
     status = build_status(pipeline, current, rfc3339(now), extra)
     if current is None:
+        # keep the name: it is how the next pass knows that the Pod it creates is a recreation
+        status["podName"] = wanted
         status["message"] = f"Pod {wanted} is being deleted; it will be recreated"
     _publish(cluster, pipeline, previous, status)
     return status

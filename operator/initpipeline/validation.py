@@ -262,7 +262,7 @@ def _check_wait(c: _Checker, body: Obj, field: str, _volumes: set[Any], _step: s
 
 def _check_migration(c: _Checker, body: Obj, field: str, _volumes: set[Any], _step: str) -> None:
     c.unknown(body, field, ("databaseUrlFrom", "sql", "image", "command", "args", "databaseUrlEnv",
-                            "lockTimeoutSeconds", "historyTable"))
+                            "lockTimeoutSeconds", "historyTable", "connectTimeoutSeconds"))
     src = c.obj(body.get("databaseUrlFrom"), f"{field}.databaseUrlFrom", required=True)
     if src is not None:
         c.secret_key_ref(src.get("secretKeyRef"), f"{field}.databaseUrlFrom.secretKeyRef")
@@ -279,7 +279,7 @@ def _check_migration(c: _Checker, body: Obj, field: str, _volumes: set[Any], _st
                 c.fail(f"{field}.{key}", "only applies with image (your own migration tool)")
     else:
         c.string(body.get("image"), f"{field}.image", required=True, max_len=1024)
-        for key in ("lockTimeoutSeconds", "historyTable"):
+        for key in ("lockTimeoutSeconds", "historyTable", "connectTimeoutSeconds"):
             if key in body:
                 c.fail(f"{field}.{key}", "only applies with sql (the built-in runner)")
     for key in ("command", "args"):
@@ -289,6 +289,7 @@ def _check_migration(c: _Checker, body: Obj, field: str, _volumes: set[Any], _st
     if env is not None and not ENV_NAME.match(env):
         c.fail(f"{field}.databaseUrlEnv", f"must be an environment variable name, got {env!r}")
     c.integer(body.get("lockTimeoutSeconds"), f"{field}.lockTimeoutSeconds", 0, 3600)
+    c.integer(body.get("connectTimeoutSeconds"), f"{field}.connectTimeoutSeconds", 0, 3600)
     table = c.string(body.get("historyTable"), f"{field}.historyTable", max_len=127)
     if table is not None and not SQL_IDENTIFIER.match(table):
         c.fail(f"{field}.historyTable", "must be a lower-case SQL identifier, optionally schema-qualified")

@@ -200,3 +200,27 @@ def test_bad_arguments(tmp_path: Path, args: list[str], env: dict[str, str], cod
 def test_natural_key() -> None:
     names = ["V10__x.sql", "V2__y.sql", "V1__z.sql", "V100__w.sql", "V9__v.sql"]
     assert sorted(names, key=natural_key) == ["V1__z.sql", "V2__y.sql", "V9__v.sql", "V10__x.sql", "V100__w.sql"]
+
+
+def test_waits_for_a_database_that_comes_up_late(tmp_path: Path) -> None:
+    """The runner retries while the server is down, then migrates (Flyway's connectRetries, built in)."""
+    from tests.helpers import free_port, late_listener
+
+    folder = write(tmp_path / "sql", SCHEMA)
+    port = free_port()
+    url = f"postgresql://app:pw-late@127.0.0.1:{port}/app"
+    with late_listener(port, 0):  # accepts and closes: a server that is not ready
+        result = run_step("migrate", "--sql-dir", str(folder), "--database-url-env", "DB_URL",
+                          "--connect-timeout", "2", env={"DB_URL": url}, tmp=tmp_path)
+    assert result.code == Exit.DATABASE
+    assert 1.5 < result.seconds < 15
+    assert "database not reachable yet" in result.stderr
+    assert "pw-late" not in result.stderr + result.termination
+
+
+def test_authentication_failure_is_not_retried(db: Postgres, tmp_path: Path) -> None:
+    folder = write(tmp_path / "sql", SCHEMA)
+    url = db.app_url.replace(db.password, "Wrong-Secret-9")
+    result = run_step("migrate", "--sql-dir", str(folder), "--database-url-env", "DB_URL",
+                      "--connect-timeout", "30", env={"DB_URL": url}, tmp=tmp_path)
+    assert result.code == Exit.DATABASE and result.seconds < 10

@@ -55,7 +55,8 @@ def test_first_step_running() -> None:
     assert s["message"] == "step 1/4 wait-deps is running"
     assert s["observedGeneration"] == 2 and s["podName"] == "shop-1"
     assert cond(s, "Initialized") | {"lastTransitionTime": None} == {
-        "type": "Initialized", "status": "False", "reason": "StepInProgress", "message": "step 1/4 wait-deps is running",
+        "type": "Initialized", "status": "False", "reason": "StepInProgress",
+        "message": "step 1/4 wait-deps is running",
         "lastTransitionTime": None, "observedGeneration": 2}
     assert cond(s, "Degraded")["status"] == "False" and cond(s, "Failed")["status"] == "False"
 

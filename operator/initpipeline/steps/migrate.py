@@ -58,18 +58,38 @@ def lock_key(table: str) -> int:
     return int.from_bytes(hashlib.sha256(f"initpipeline:{table}".encode()).digest()[:8], "big", signed=True)
 
 
+# Failures that waiting does not cure: report them at once.
+PERMANENT_CONNECT_ERRORS = ("authentication failed", "does not exist", "no pg_hba.conf entry", "invalid",
+                            "SSL", "certificate")
+
+
 class Runner:
-    def __init__(self, url: str, table: str):
+    def __init__(self, url: str, table: str, connect_timeout: float = 0):
         import psycopg
         from psycopg import sql
 
         self._psycopg, self._sql, self.url, self.table = psycopg, sql, url, table
         self.ident = sql.Identifier(*table.split("."))
-        try:
-            self.conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
-                                        application_name="initpipeline-migrate")
-        except psycopg.Error as exc:
-            raise StepError(Exit.DATABASE, f"cannot connect to the database: {self.redact(str(exc))}") from None
+        self.conn = self._connect(connect_timeout)
+
+    def _connect(self, timeout: float) -> Any:
+        """Connect, retrying while the database is not up yet (starting, or its Service not routed)."""
+        deadline = time.monotonic() + timeout
+        interval, announced = 0.2, ""
+        while True:
+            try:
+                return self._psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+                                             application_name="initpipeline-migrate")
+            except self._psycopg.Error as exc:
+                reason = self.redact(str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__)
+                permanent = any(marker in str(exc) for marker in PERMANENT_CONNECT_ERRORS)
+                if permanent or time.monotonic() + interval > deadline:
+                    raise StepError(Exit.DATABASE, f"cannot connect to the database: {self.redact(str(exc))}") from None
+                if reason != announced:
+                    log(f"database not reachable yet ({reason}); retrying for up to {format_seconds(timeout)}")
+                    announced = reason
+                time.sleep(interval)
+                interval = min(interval * 2, 2.0)
 
     def redact(self, text: str) -> str:
         password = ""
@@ -151,6 +171,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         help="environment variable that holds the PostgreSQL URL (never logged)")
     parser.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
                         help="how long to wait for another runner's lock (default: %(default)s)")
+    parser.add_argument("--connect-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="keep retrying to connect while the database is unreachable (default: %(default)s)")
     parser.add_argument("--history-table", default=DEFAULT_HISTORY_TABLE, metavar="[SCHEMA.]TABLE",
                         help="where applied migrations are recorded (default: %(default)s)")
     parser.add_argument("--dry-run", action="store_true", help="list what would be applied, change nothing")
@@ -161,8 +183,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         if not TABLE_NAME.match(args.history_table):
             raise UsageError(f"--history-table: expected a lower-case [schema.]table name, got {args.history_table!r}")
-        if args.lock_timeout < 0:
-            raise UsageError(f"--lock-timeout: must be 0 or more, got {args.lock_timeout}")
+        for option, value in (("--lock-timeout", args.lock_timeout), ("--connect-timeout", args.connect_timeout)):
+            if value < 0:
+                raise UsageError(f"{option}: must be 0 or more, got {value}")
         url = os.environ.get(args.database_url_env, "")
         if not url:
             raise UsageError(f"--database-url-env: environment variable {args.database_url_env} is empty or unset")
@@ -172,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     runner: Runner | None = None
     try:
-        runner = Runner(url, args.history_table)
+        runner = Runner(url, args.history_table, args.connect_timeout)
         if args.dry_run:
             return _dry_run(runner, files)
         runner.lock(args.lock_timeout)

@@ -1,0 +1,74 @@
+# The two commands of the README:
+#   make demo   bring up the local cluster, install the operator with Helm, run the demo pipeline
+#   make test   everything: lint, type checks, unit and step tests, end-to-end tests on the cluster
+CACHE ?= $(HOME)/.cache/initpipeline
+VENV := $(CACHE)/venv
+BIN := $(CACHE)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo test deps tools images cluster-up cluster-down cluster-status install lint unit e2e \
+        bench sync-crd manifests kind-e2e clean
+
+demo:
+	bash hack/demo.sh
+
+test: deps tools lint
+	bash hack/cluster.sh up
+	$(VENV)/bin/pytest -ra $(PYTEST_ARGS) tests
+
+deps:
+	bash hack/install-deps.sh
+
+tools:
+	bash hack/build-tools.sh
+
+images: cluster-up
+
+cluster-up:
+	bash hack/cluster.sh up
+
+cluster-down:
+	bash hack/cluster.sh down
+
+cluster-status:
+	bash hack/cluster.sh status
+
+install:
+	bash hack/install-operator.sh
+
+lint: deps tools
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/mypy
+	$(BIN)/helm lint --strict deploy/initpipeline
+
+# Fast checks without the cluster.
+unit: deps
+	$(VENV)/bin/pytest -ra $(PYTEST_ARGS) tests/unit tests/steps
+
+e2e: deps tools cluster-up
+	$(VENV)/bin/pytest -ra $(PYTEST_ARGS) tests/e2e
+
+bench: deps
+	$(VENV)/bin/python bench/wait_benchmark.py
+
+# crds/ is the source; the chart ships a copy and deploy/manifests is rendered from the chart.
+sync-crd:
+	cp crds/initpipelines.initpipeline.dev.yaml deploy/initpipeline/crds/
+
+manifests: sync-crd tools
+	bash hack/render-manifests.sh > deploy/manifests/initpipeline.yaml
+
+# The same end-to-end run on kind, for machines with Docker (not ours: see the README).
+KIND_CLUSTER ?= initpipeline
+kind-e2e: deps
+	kind create cluster --name $(KIND_CLUSTER) --config kind-config.yaml
+	docker build -t docker.io/initpipeline/initpipeline:0.1.0 .
+	docker build -t initpipeline.local/busybox:1.35 -f hack/images/busybox.Dockerfile hack/images
+	kind load docker-image --name $(KIND_CLUSTER) docker.io/initpipeline/initpipeline:0.1.0 initpipeline.local/busybox:1.35
+	INITPIPELINE_E2E_KUBECONFIG=$$(mktemp) && kind get kubeconfig --name $(KIND_CLUSTER) > $$INITPIPELINE_E2E_KUBECONFIG && \
+	  INITPIPELINE_E2E_KUBECONFIG=$$INITPIPELINE_E2E_KUBECONFIG INITPIPELINE_E2E_HOST_IP=$$(docker network inspect kind -f '{{(index .IPAM.Config 0).Gateway}}') \
+	  KUBECONFIG=$$INITPIPELINE_E2E_KUBECONFIG bash hack/install-operator.sh && \
+	  INITPIPELINE_E2E_KUBECONFIG=$$INITPIPELINE_E2E_KUBECONFIG INITPIPELINE_E2E_HOST_IP=$$(docker network inspect kind -f '{{(index .IPAM.Config 0).Gateway}}') \
+	  $(VENV)/bin/pytest -ra tests/e2e
+
+clean: cluster-down

@@ -1,0 +1,76 @@
+"""A thin kubectl wrapper for the end-to-end tests (the same tool users drive the product with)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+CACHE = Path(os.environ.get("INITPIPELINE_CACHE", Path.home() / ".cache" / "initpipeline"))
+BIN = CACHE / "bin"
+T = TypeVar("T")
+
+
+@dataclass
+class Kube:
+    kubeconfig: str
+    namespace: str = "default"
+
+    def run(self, *args: str, stdin: str | None = None, check: bool = True,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        kubectl = str(BIN / "kubectl") if (BIN / "kubectl").exists() else "kubectl"
+        result = subprocess.run([kubectl, "--kubeconfig", self.kubeconfig, "-n", self.namespace, *args],
+                                input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def apply(self, docs: list[dict[str, Any]] | dict[str, Any] | str, check: bool = True,
+              *extra: str) -> subprocess.CompletedProcess[str]:
+        text = docs if isinstance(docs, str) else yaml.safe_dump_all(docs if isinstance(docs, list) else [docs])
+        return self.run("apply", *extra, "-f", "-", stdin=text, check=check)
+
+    def get(self, kind: str, name: str | None = None, selector: str | None = None) -> Any:
+        args = ["get", kind, *([name] if name else []), *(["-l", selector] if selector else []), "-o", "json"]
+        return json.loads(self.run(*args).stdout)
+
+    def maybe(self, kind: str, name: str) -> dict[str, Any] | None:
+        result = self.run("get", kind, name, "-o", "json", check=False)
+        return json.loads(result.stdout) if result.returncode == 0 else None
+
+    def pipeline(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.get("initpipeline", name)
+        return found
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.get("events")["items"]
+        return [e for e in items if e["involvedObject"].get("name") == name
+                and e["involvedObject"].get("kind") == "InitPipeline"]
+
+
+def eventually(what: str, probe: Callable[[], T | None], timeout: float = 120, interval: float = 1) -> T:
+    """Poll until probe returns something truthy; fail naming what was awaited and the last value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def status_of(kube: Kube, name: str) -> dict[str, Any]:
+    status: dict[str, Any] = kube.pipeline(name).get("status") or {}
+    return status
+
+
+def condition(status: dict[str, Any], ctype: str) -> dict[str, Any]:
+    return next((c for c in status.get("conditions") or [] if c["type"] == ctype), {})

@@ -1,0 +1,51 @@
+"""Manifests the end-to-end tests apply."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from tests.helpers import Postgres
+
+# The node's address on the local cluster's bridge (hack/lib.sh); kind-e2e passes the Docker gateway.
+HOST_IP = os.environ.get("INITPIPELINE_E2E_HOST_IP", "198.18.0.1")
+RUNNER = "docker.io/initpipeline/initpipeline:0.1.0"
+BUSYBOX = "initpipeline.local/busybox:1.35"
+
+
+def postgres_service(port: int) -> list[dict[str, Any]]:
+    """A Service named postgres whose only endpoint is the host's PostgreSQL."""
+    return [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "postgres"},
+         "spec": {"ports": [{"name": "postgres", "port": 5432, "targetPort": port}]}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+         "metadata": {"name": "postgres-host", "labels": {"kubernetes.io/service-name": "postgres"}},
+         "addressType": "IPv4", "endpoints": [{"addresses": [HOST_IP], "conditions": {"ready": True}}],
+         "ports": [{"name": "postgres", "port": port, "protocol": "TCP"}]},
+    ]
+
+
+def database_secret(name: str, url: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {"url": url}}
+
+
+def fresh_database(pg: Postgres, name: str) -> str:
+    """A new database owned by the app role; returns its in-cluster URL."""
+    import psycopg
+
+    with psycopg.connect(pg.admin_url.replace("/app?", "/postgres?"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" OWNER app')
+    return f"postgresql://app:{pg.password}@postgres:5432/{name}"
+
+
+def pipeline(name: str, steps: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    """An InitPipeline whose app is a busybox that sleeps."""
+    app = spec.pop("app", {"name": "app", "image": BUSYBOX, "command": ["sleep", "3600"]})
+    return {"apiVersion": "initpipeline.dev/v1alpha1", "kind": "InitPipeline", "metadata": {"name": name},
+            "spec": {"steps": steps, "template": {"spec": {"containers": [app],
+                                                          **spec.pop("template_spec", {})}}, **spec}}
+
+
+def db_url_in(url: str, port: int) -> str:
+    """The same database seen from the host (for the test's own checks)."""
+    return url.replace("@postgres:5432/", f"@127.0.0.1:{port}/")

@@ -1,0 +1,185 @@
+"""The operator on a real cluster, installed with Helm, running real steps in real images."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+
+from tests.e2e.kube import Kube, condition, eventually, status_of
+from tests.e2e.manifests import BUSYBOX, database_secret, db_url_in, fresh_database, pipeline, postgres_service
+from tests.helpers import ROOT, Postgres
+
+pytestmark = pytest.mark.e2e
+DEMO = ROOT / "examples" / "demo"
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def phase_is(kube: Kube, name: str, *phases: str) -> Any:
+    def probe() -> Any:
+        status = status_of(kube, name)
+        return status if status.get("phase") in phases else None
+    return probe
+
+
+def test_full_story(kube: Kube, host_postgres: Postgres) -> None:
+    """Wait for a late Service, migrate a real PostgreSQL, download config with a checksum, run a custom
+    step; the app starts with the downloaded file and `kubectl wait --for=condition=Ready` returns."""
+    url = fresh_database(host_postgres, kube.namespace)
+    kube.apply([*postgres_service(host_postgres.port), database_secret("shop-db", url)])
+    kube.apply(load(DEMO / "services.yaml"))
+    kube.apply(load(DEMO / "pipeline.yaml"))
+
+    waited = kube.run("wait", "--for=condition=Ready", "initpipeline/shop", "--timeout=180s", timeout=200)
+    assert "condition met" in waited.stdout
+
+    status = status_of(kube, "shop")
+    assert status["phase"] == "Running" and status["observedGeneration"] == 1
+    assert [(s["name"], s["kind"], s["state"]) for s in status["steps"]] == [
+        ("wait-deps", "waitForService", "Succeeded"), ("migrate", "migration", "Succeeded"),
+        ("fetch-config", "configDownload", "Succeeded"), ("prepare-data", "container", "Succeeded")]
+    for step in status["steps"]:
+        assert step["exitCode"] == 0 and step["startedAt"] <= step["finishedAt"]
+    # the config server was not ready for its first 8 seconds: the wait step really waited
+    wait = status["steps"][0]
+    assert time.mktime(time.strptime(wait["finishedAt"], "%Y-%m-%dT%H:%M:%SZ")) - \
+        time.mktime(time.strptime(wait["startedAt"], "%Y-%m-%dT%H:%M:%SZ")) >= 3
+    assert condition(status, "Initialized")["status"] == "True"
+
+    pod = kube.get("pod", status["podName"])
+    assert pod["metadata"]["ownerReferences"][0]["kind"] == "InitPipeline"
+    assert pod["metadata"]["labels"]["initpipeline.dev/pipeline"] == "shop"
+    logs = kube.run("logs", status["podName"], "-c", "app").stdout
+    assert "checkout: true" in logs and "initialized" in logs
+    wait_log = kube.run("logs", status["podName"], "-c", "wait-deps").stdout
+    assert "http://config-server:8000/healthz: ready after" in wait_log
+
+    with psycopg.connect(db_url_in(url, host_postgres.port)) as conn:
+        assert conn.execute("SELECT name, stock FROM products ORDER BY id").fetchall() == [("apple", 0), ("pear", 0)]
+        applied = conn.execute("SELECT name FROM initpipeline_schema_history").fetchall()
+    assert sorted(a[0] for a in applied) == ["10_add_stock.sql", "1_create_products.sql", "2_seed_products.sql"]
+
+    reasons = [e["reason"] for e in kube.events("shop")]
+    assert reasons.count("StepSucceeded") == 4 and "StepStarted" in reasons and "PipelineRunning" in reasons
+
+
+def test_failing_migration(kube: Kube, host_postgres: Postgres) -> None:
+    url = fresh_database(host_postgres, kube.namespace)
+    kube.apply([*postgres_service(host_postgres.port), database_secret("db", url),
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "schema"},
+                 "data": {"1_ok.sql": "CREATE TABLE ok (id int);",
+                          "2_broken.sql": "CREATE TABLE half (id int);\nINSERT INTO missing_table VALUES (1);"}},
+                pipeline("broken", [{"name": "migrate", "migration": {
+                    "databaseUrlFrom": {"secretKeyRef": {"name": "db", "key": "url"}},
+                    "sql": {"configMapRef": {"name": "schema"}}}}], restartPolicy="Never")])
+    status = eventually("the pipeline to fail", phase_is(kube, "broken", "Failed"), timeout=120)
+    [step] = status["steps"]
+    assert step["state"] == "Failed" and step["exitCode"] == 20
+    assert "2_broken.sql failed and was rolled back" in step["message"]
+    assert 'relation "missing_table" does not exist' in step["message"]
+    assert host_postgres.password not in str(status)
+    failed = condition(status, "Failed")
+    assert failed["status"] == "True" and "missing_table" in failed["message"]
+    events = eventually("a StepFailed event", lambda: [e for e in kube.events("broken") if e["reason"] == "StepFailed"])
+    assert events[0]["type"] == "Warning" and "exit code 20" in events[0]["message"]
+    with psycopg.connect(db_url_in(url, host_postgres.port)) as conn:
+        tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert tables == {"ok", "initpipeline_schema_history"}
+
+
+def never_up_service() -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "never-up"},
+            "spec": {"selector": {"app": "nothing-has-this-label"}, "ports": [{"port": 5432}]}}
+
+
+def wait_step(timeout: int) -> list[dict[str, Any]]:
+    return [{"name": "wait-db", "waitForService": {"targets": [{"host": "never-up", "port": 5432}],
+                                                   "timeoutSeconds": timeout}}]
+
+
+def test_wait_that_times_out(kube: Kube) -> None:
+    kube.apply([never_up_service(), pipeline("stuck", wait_step(3), restartPolicy="Never")])
+    status = eventually("the wait to time out", phase_is(kube, "stuck", "Failed"), timeout=90)
+    [step] = status["steps"]
+    assert step["exitCode"] == 3
+    assert step["message"].startswith("timed out after 3.0s waiting for tcp never-up:5432")
+    assert "connection refused" in step["message"] or "timed out" in step["message"]
+    assert condition(status, "Failed")["status"] == "True"
+
+
+def test_wait_that_crash_loops_under_restart_policy_always(kube: Kube) -> None:
+    kube.apply([never_up_service(), pipeline("looping", wait_step(2))])
+
+    def crash_looping() -> Any:
+        status = status_of(kube, "looping")
+        degraded = condition(status, "Degraded")
+        return status if degraded.get("reason") == "CrashLoopBackOff" else None
+
+    status = eventually("a CrashLoopBackOff condition", crash_looping, timeout=120)
+    assert status["phase"] == "Initializing" and status["currentStep"] == "wait-db"
+    assert status["steps"][0]["state"] == "Failed" and status["steps"][0]["restartCount"] >= 1
+    degraded = condition(status, "Degraded")
+    assert degraded["status"] == "True" and "never-up:5432" in degraded["message"]
+    assert condition(status, "Ready")["status"] == "False"
+
+
+def quick(name: str, command: list[str]) -> dict[str, Any]:
+    return pipeline(name, [{"name": "hello", "container": {"image": BUSYBOX, "command": command}}])
+
+
+def pods_of(kube: Kube, name: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = kube.get("pods", selector=f"initpipeline.dev/pipeline={name}")["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def test_spec_change_recreation_and_garbage_collection(kube: Kube) -> None:
+    kube.apply(quick("lifecycle", ["echo", "one"]))
+    eventually("Running", phase_is(kube, "lifecycle", "Running"))
+    assert [p["metadata"]["name"] for p in pods_of(kube, "lifecycle")] == ["lifecycle-1"]
+
+    kube.apply(quick("lifecycle", ["echo", "two"]))
+    status = eventually("generation 2 running", lambda: (
+        (s := status_of(kube, "lifecycle")).get("observedGeneration") == 2 and s.get("phase") == "Running" and s))
+    assert status["podName"] == "lifecycle-2"
+    eventually("the old Pod to go", lambda: [p["metadata"]["name"] for p in pods_of(kube, "lifecycle")] ==
+               ["lifecycle-2"])
+    assert kube.get("pod", "lifecycle-2")["spec"]["initContainers"][0]["command"] == ["echo", "two"]
+
+    kube.run("delete", "pod", "lifecycle-2", "--wait=true")
+    status = eventually("the Pod to be recreated", lambda: (
+        (s := status_of(kube, "lifecycle")).get("podRecreations") == 1 and s.get("phase") == "Running" and s))
+    assert len(pods_of(kube, "lifecycle")) == 1
+    assert any(e["reason"] == "PodRecreated" for e in kube.events("lifecycle"))
+
+    kube.run("delete", "initpipeline", "lifecycle", "--wait=true")
+    eventually("garbage collection of the Pod", lambda: not kube.get(
+        "pods", selector="initpipeline.dev/pipeline=lifecycle")["items"])
+
+
+def test_operator_restart_mid_pipeline(kube: Kube, operator: Kube) -> None:
+    kube.apply(pipeline("patient", [
+        {"name": "slow", "container": {"image": BUSYBOX, "command": ["sleep", "12"]}},
+        {"name": "after", "container": {"image": BUSYBOX, "command": ["true"]}}]))
+    eventually("the slow step to run", lambda: status_of(kube, "patient").get("currentStep") == "slow" and
+               status_of(kube, "patient")["steps"][0]["state"] == "Running")
+    operator.run("delete", "pod", "-l", "app.kubernetes.io/name=initpipeline", "--wait=true")
+    operator.run("rollout", "status", "deployment/initpipeline", "--timeout=120s")
+    status = eventually("Running after the restart", phase_is(kube, "patient", "Running"), timeout=120)
+    assert [s["state"] for s in status["steps"]] == ["Succeeded", "Succeeded"]
+    assert [p["metadata"]["name"] for p in pods_of(kube, "patient")] == ["patient-1"]
+    assert status["podRecreations"] == 0
+
+
+def test_deadline_bounds_the_steps_not_the_app(kube: Kube) -> None:
+    kube.apply([never_up_service(),
+                pipeline("late", wait_step(600), activeDeadlineSeconds=5)])
+    status = eventually("the deadline to fail the pipeline", phase_is(kube, "late", "Failed"), timeout=90)
+    assert condition(status, "Failed")["reason"] == "DeadlineExceeded"
+    assert status["steps"][0]["state"] == "Failed"

@@ -1,0 +1,130 @@
+"""The shipped artifacts agree with each other: CRD copies, chart, plain manifests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from initpipeline import __version__, api
+from tests.cases import ROOT
+
+CRD = ROOT / "crds" / "initpipelines.initpipeline.dev.yaml"
+CHART = ROOT / "deploy" / "initpipeline"
+BIN = Path(os.environ.get("INITPIPELINE_CACHE", Path.home() / ".cache" / "initpipeline")) / "bin"
+HELM = BIN / "helm"
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    if not HELM.exists():
+        pytest.fail(f"{HELM} is missing: run `make tools` (make test does)")
+    return subprocess.run([str(HELM), *args], capture_output=True, text=True, check=False)
+
+
+def test_chart_ships_the_same_crd() -> None:
+    assert (CHART / "crds" / CRD.name).read_bytes() == CRD.read_bytes(), "run `make sync-crd`"
+
+
+def test_crd_names_match_the_code() -> None:
+    crd = yaml.safe_load(CRD.read_text())
+    assert crd["metadata"]["name"] == f"{api.PLURAL}.{api.GROUP}"
+    assert crd["spec"]["group"] == api.GROUP
+    assert crd["spec"]["names"]["kind"] == api.KIND
+    assert crd["spec"]["names"]["shortNames"] == ["ipl"]
+    [version] = crd["spec"]["versions"]
+    assert version["name"] == api.VERSION and version["subresources"] == {"status": {}}
+    columns = [c["name"] for c in version["additionalPrinterColumns"]]
+    assert columns == ["Phase", "Step", "Pod", "Age"]
+
+
+def test_every_schema_field_is_described() -> None:
+    schema = yaml.safe_load(CRD.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    missing: list[str] = []
+
+    def walk(node: dict, path: str) -> None:  # type: ignore[type-arg]
+        for name, child in (node.get("properties") or {}).items():
+            here = f"{path}.{name}"
+            if path.startswith(".spec") and "description" not in child:
+                missing.append(here)
+            walk(child, here)
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], path + "[]")
+
+    walk(schema, "")
+    # leaf fields of small shared shapes (name/key of a reference, resource maps) are self-explaining
+    allowed = {p for p in missing if p.rsplit(".", 1)[-1] in {"labels", "annotations", "containers", "volumes",
+                                                                "initContainers", "restartPolicy", "name", "image"}}
+    assert sorted(set(missing) - allowed) == []
+
+
+def test_chart_version_matches_the_package() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["appVersion"] == __version__
+
+
+def test_helm_lint() -> None:
+    result = helm("lint", "--strict", str(CHART))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_values_schema_refuses_bad_values() -> None:
+    result = helm("template", "x", str(CHART), "--set", "logLevel=loud")
+    assert result.returncode != 0 and "logLevel" in result.stderr
+    result = helm("template", "x", str(CHART), "--set", "watchNamespaces[0]=Not_A_Namespace")
+    assert result.returncode != 0 and "watchNamespaces" in result.stderr
+
+
+def render(*args: str) -> list[dict]:  # type: ignore[type-arg]
+    result = helm("template", "ipl", str(CHART), "--namespace", "ops", *args)
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def test_deployment_is_locked_down_and_probed() -> None:
+    [deploy] = [d for d in render() if d["kind"] == "Deployment"]
+    pod = deploy["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                            "capabilities": {"drop": ["ALL"]}}
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["resources"]["limits"]["memory"]
+    assert container["image"] == f"initpipeline/initpipeline:{__version__}"
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["INITPIPELINE_RUNNER_IMAGE"] == container["image"]
+
+
+def test_values_reach_the_deployment() -> None:
+    [deploy] = [d for d in render("--set", "runnerImage=mirror/runner:1", "--set", "logLevel=debug",
+                                  "--set", "watchNamespaces={a,b}") if d["kind"] == "Deployment"]
+    [container] = deploy["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["run", "--log-level=debug", "--namespace=a", "--namespace=b"]
+    assert {"name": "INITPIPELINE_RUNNER_IMAGE", "value": "mirror/runner:1"} in container["env"]
+
+
+def test_rbac_is_least_privilege() -> None:
+    cluster = {d["metadata"]["name"]: d for d in render() if d["kind"] == "ClusterRole"}
+    verbs = {(r["resources"][0], tuple(r["verbs"])) for r in cluster["ipl-initpipeline"]["rules"]}
+    assert ("pods", ("get", "list", "watch", "create", "delete", "patch")) in verbs
+    assert ("initpipelines/status", ("get", "patch")) in verbs
+    everything = json.dumps([d for d in render() if d["kind"] in ("ClusterRole", "Role")])
+    for forbidden in ('"*"', "secrets", "configmaps", '"update"', "escalate", "bind"):
+        assert forbidden not in everything
+    namespaced = render("--set", "watchNamespaces={a,b}")
+    roles = [d for d in namespaced if d["kind"] == "Role"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["a", "b"]
+    assert [d["metadata"]["name"] for d in namespaced if d["kind"] == "ClusterRole"] == ["ipl-initpipeline-discovery"]
+
+
+def test_plain_manifests_are_the_rendered_chart() -> None:
+    result = subprocess.run(["bash", str(ROOT / "hack" / "render-manifests.sh")], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    committed = (ROOT / "deploy" / "manifests" / "initpipeline.yaml").read_text()
+    assert committed == result.stdout, "run `make manifests`"
