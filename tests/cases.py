@@ -118,3 +118,9 @@ def bad(case: BadCase) -> Obj:
     doc = shop()
     case.mutate(doc)
     return doc
+
+
+def examples() -> list[Path]:
+    """Every InitPipeline manifest under examples/."""
+    return sorted(p for p in (ROOT / "examples").rglob("*.yaml")
+                  if any(d and d.get("kind") == "InitPipeline" for d in yaml.safe_load_all(p.read_text())))

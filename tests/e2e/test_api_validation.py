@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.cases import BAD_CASES, BadCase, bad, shop
+from tests.cases import BAD_CASES, BadCase, bad, examples, shop
 from tests.e2e.kube import Kube
 
 pytestmark = pytest.mark.e2e
@@ -27,3 +29,9 @@ def test_kubectl_explain_describes_the_api(kube: Kube) -> None:
     assert "Default 300" in text
     text = kube.run("explain", "initpipeline.status.conditions").stdout
     assert "Degraded" in text
+
+
+@pytest.mark.parametrize("path", examples(), ids=lambda p: p.name)
+def test_examples_are_accepted(kube: Kube, path: Path) -> None:
+    result = kube.run("apply", "--dry-run=server", "-f", str(path))
+    assert "(server dry run)" in result.stdout

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from initpipeline.validation import is_safe_relative_path, validate_pipeline
-from tests.cases import BAD_CASES, BadCase, bad, shop, step
+from tests.cases import BAD_CASES, BadCase, bad, examples, shop, step
 
 
 def test_reference_example_is_valid() -> None:
@@ -75,3 +78,10 @@ def test_header_needs_exactly_one_source() -> None:
 ])
 def test_safe_relative_path(path: str, ok: bool) -> None:
     assert is_safe_relative_path(path) is ok
+
+
+@pytest.mark.parametrize("path", examples(), ids=lambda p: p.name)
+def test_examples_are_valid(path: Path) -> None:
+    for doc in yaml.safe_load_all(path.read_text()):
+        if doc and doc.get("kind") == "InitPipeline":
+            assert validate_pipeline(doc) == [], path
