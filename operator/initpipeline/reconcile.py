@@ -154,6 +154,11 @@ def _api_message(exc: ApiException) -> str:
         return str(exc.body)
 
 
+def _rejected(previous: Obj, generation: int) -> bool:
+    failed: Obj = next((c for c in previous.get("conditions") or [] if c.get("type") == "Failed"), {})
+    return failed.get("reason") == "PodRejected" and previous.get("observedGeneration") == generation
+
+
 def _reconcile_locked(cluster: Cluster, pipeline: Obj, log: Logger) -> Obj:
     meta = pipeline["metadata"]
     name, namespace, generation = meta["name"], meta["namespace"], int(meta.get("generation", 1))
@@ -182,9 +187,19 @@ def _reconcile_locked(cluster: Cluster, pipeline: Obj, log: Logger) -> Obj:
         # Deleted by someone else and still terminating; its DELETED event brings us back.
         current = None
     elif current is None:
+        if _rejected(previous, generation):
+            return previous  # the same spec would be refused again; wait for a new generation
         pod = build_pod(pipeline, cluster.runner_image)
         kopf.adopt(pod, owner=cast(kopf.Body, pipeline))  # kopf reads a plain dict the same way
-        current, created = cluster.create_pod(pod)
+        try:
+            current, created = cluster.create_pod(pod)
+        except ApiException as exc:
+            if exc.status not in (400, 403, 422):
+                raise
+            # invalid (422), or refused by admission such as PodSecurity (403): the spec must change
+            status = invalid_status(pipeline, [_api_message(exc)], rfc3339(now), reason="PodRejected")
+            _publish(cluster, pipeline, previous, status)
+            return status
         if created:
             log.info("created Pod %s", wanted)
             if previous.get("podName") == wanted and previous.get("observedGeneration") == generation:

@@ -209,17 +209,19 @@ def build_status(pipeline: Obj, pod: Obj | None, now: str, extra: Obj | None = N
     return status
 
 
-def invalid_status(pipeline: Obj, errors: list[str], now: str) -> Obj:
-    """Status for a spec the operator cannot run: reported once, never retried."""
+def invalid_status(pipeline: Obj, errors: list[str], now: str, reason: str = "InvalidSpec") -> Obj:
+    """Status for a spec the operator cannot run (InvalidSpec) or whose Pod the API server refused
+    (PodRejected): reported, not retried until the spec changes."""
     generation = int(pipeline["metadata"].get("generation", 1))
     previous = pipeline.get("status") or {}
-    msg = "invalid spec: " + "; ".join(errors)
+    head = "invalid spec: " if reason == "InvalidSpec" else "the API server refused the Pod: "
+    msg = head + "; ".join(errors)
     return {
         "phase": "Failed", "message": msg, "currentStep": None, "podName": None,
         "observedGeneration": generation, "steps": [],
         "conditions": merge_conditions(previous.get("conditions"), {
-            "Initialized": (False, "InvalidSpec", msg), "Ready": (False, "InvalidSpec", msg),
-            "Degraded": (True, "InvalidSpec", msg), "Failed": (True, "InvalidSpec", msg),
+            "Initialized": (False, reason, msg), "Ready": (False, reason, msg),
+            "Degraded": (True, reason, msg), "Failed": (True, reason, msg),
         }, generation, now),
         "podRecreations": int(previous.get("podRecreations", 0)),
     }

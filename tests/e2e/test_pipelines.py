@@ -183,3 +183,15 @@ def test_deadline_bounds_the_steps_not_the_app(kube: Kube) -> None:
     status = eventually("the deadline to fail the pipeline", phase_is(kube, "late", "Failed"), timeout=90)
     assert condition(status, "Failed")["reason"] == "DeadlineExceeded"
     assert status["steps"][0]["state"] == "Failed"
+
+
+def test_pod_refused_by_the_api_server_is_reported_not_retried(kube: Kube) -> None:
+    """A container step whose fields pass the CRD (it keeps unknown container fields) but not Pod validation."""
+    kube.apply(pipeline("refused", [{"name": "odd", "container": {"image": BUSYBOX, "imagePullPolicy": "Sometimes"}}]))
+    status = eventually("the rejection in the status", phase_is(kube, "refused", "Failed"), timeout=60)
+    failed = condition(status, "Failed")
+    assert failed["status"] == "True" and failed["reason"] == "PodRejected"
+    assert "imagePullPolicy" in failed["message"] and "Sometimes" in failed["message"]
+    assert not pods_of(kube, "refused")
+    kube.apply(pipeline("refused", [{"name": "odd", "container": {"image": BUSYBOX, "command": ["true"]}}]))
+    eventually("the fixed spec to run", phase_is(kube, "refused", "Running"), timeout=90)
