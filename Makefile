@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make demo   bring up the local cluster, install the operator with Helm, run the demo pipeline
 #   make test   everything: lint, type checks, unit and step tests, end-to-end tests on the cluster
-CACHE ?= $(HOME)/.cache/initpipeline
+CACHE ?= $(or $(INITPIPELINE_CACHE),$(HOME)/.cache/initpipeline)
 VENV := $(CACHE)/venv
 BIN := $(CACHE)/bin
 PYTEST_ARGS ?=
