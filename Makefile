@@ -59,16 +59,7 @@ manifests: sync-crd tools
 	bash hack/render-manifests.sh > deploy/manifests/initpipeline.yaml
 
 # The same end-to-end run on kind, for machines with Docker (not ours: see the README).
-KIND_CLUSTER ?= initpipeline
-kind-e2e: deps
-	kind create cluster --name $(KIND_CLUSTER) --config kind-config.yaml
-	docker build -t docker.io/initpipeline/initpipeline:0.1.0 .
-	docker build -t initpipeline.local/busybox:1.35 -f hack/images/busybox.Dockerfile hack/images
-	kind load docker-image --name $(KIND_CLUSTER) docker.io/initpipeline/initpipeline:0.1.0 initpipeline.local/busybox:1.35
-	INITPIPELINE_E2E_KUBECONFIG=$$(mktemp) && kind get kubeconfig --name $(KIND_CLUSTER) > $$INITPIPELINE_E2E_KUBECONFIG && \
-	  INITPIPELINE_E2E_KUBECONFIG=$$INITPIPELINE_E2E_KUBECONFIG INITPIPELINE_E2E_HOST_IP=$$(docker network inspect kind -f '{{(index .IPAM.Config 0).Gateway}}') \
-	  KUBECONFIG=$$INITPIPELINE_E2E_KUBECONFIG bash hack/install-operator.sh && \
-	  INITPIPELINE_E2E_KUBECONFIG=$$INITPIPELINE_E2E_KUBECONFIG INITPIPELINE_E2E_HOST_IP=$$(docker network inspect kind -f '{{(index .IPAM.Config 0).Gateway}}') \
-	  $(VENV)/bin/pytest -ra tests/e2e
+kind-e2e: deps tools
+	bash hack/kind-e2e.sh
 
 clean: cluster-down
