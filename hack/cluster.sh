@@ -360,13 +360,23 @@ stop_component() {
 
 down() {
   set +e +o pipefail  # best effort: remove whatever is there, whatever is missing
-  # Pods first, so that runc containers, their network namespaces and mounts go with them.
+  # The kubelet first (it would restart what we stop), then the pods, so that runc
+  # containers, their network namespaces and mounts go with them.
+  stop_component kubelet
   if running containerd; then
     for task in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks kill -s SIGKILL "$task" >/dev/null 2>&1 || true; done
   fi
   local i
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop_component "${COMPONENTS[i]}"; done
   pkill -9 -f "containerd-shim-runc-v2 .*-address $CONTAINERD_SOCK" 2>/dev/null || true
+  # Whatever still runs in a pod's cgroup (a container whose shim is gone) goes too.
+  local pid
+  for _ in 1 2 3; do
+    for pid in $(find /sys/fs/cgroup/*/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u); do
+      kill -9 "$pid" 2>/dev/null
+    done
+    sleep 0.5
+  done
   # mounts made by the kubelet (secrets, configmaps, emptyDirs) and containerd (rootfs, shm)
   findmnt -rn -o TARGET | grep -E "^($C|$RUN_DIR)/" | sort -r | while read -r target; do
     umount -l "$target" 2>/dev/null || true
