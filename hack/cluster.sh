@@ -28,7 +28,13 @@ put() {
 
 kubectl_() { "$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
 
-running() { [[ -f $PIDS/$1.pid ]] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
+# running NAME: its recorded pid is alive and still that program (pids are reused after a reboot).
+running() {
+  [[ -f $PIDS/$1.pid ]] || return 1
+  local pid
+  pid=$(cat "$PIDS/$1.pid")
+  [[ -r /proc/$pid/cmdline ]] && grep -qaF -- "$1" "/proc/$pid/cmdline"
+}
 
 # start NAME CMD...: run CMD in the background unless NAME already runs.
 start() {
@@ -326,7 +332,15 @@ dns_answers() {
 }
 
 up() {
-  local begun=$SECONDS
+  local begun=$SECONDS name alive=0
+  for name in "${COMPONENTS[@]}"; do running "$name" && alive=1; done
+  if ((alive == 0)) && [[ -d $C ]]; then
+    # Left over from processes that were killed (a stopped session, a reboot): etcd may
+    # have lost writes, so start from a clean state rather than trust it.
+    log "no component of the last cluster runs; clearing its state first"
+    down
+    set -e -o pipefail
+  fi
   mkdir -p "$C" "$LOGS" "$PIDS"
   bash "$HACK_DIR/install-deps.sh"
   bash "$HACK_DIR/build-tools.sh"
