@@ -34,12 +34,6 @@ class FieldError:
         return f"{self.field}: {self.reason}"
 
 
-class InvalidPipeline(ValueError):
-    def __init__(self, errors: list[FieldError]):
-        self.errors = errors
-        super().__init__("; ".join(str(e) for e in errors))
-
-
 class _Checker:
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
@@ -335,9 +329,3 @@ def _check_container(c: _Checker, body: Obj, field: str, volumes: set[Any], step
         if mname not in volumes:
             c.fail(f"{field}.volumeMounts[{i}].name", f"{mname!r} is not a volume in spec.template.spec.volumes")
 
-
-def check_pipeline(body: Obj) -> None:
-    """Raise InvalidPipeline listing every problem, or return."""
-    errors = validate_pipeline(body)
-    if errors:
-        raise InvalidPipeline(errors)

@@ -11,6 +11,8 @@ import sys
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from ..validation import HEADER_NAME
+
 TERMINATION_LOG_ENV = "INITPIPELINE_TERMINATION_LOG"
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 
@@ -110,11 +112,8 @@ def add_http_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ca-file", metavar="PATH", help="trust the CA certificates in PATH (PEM) for https")
 
 
-_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
-
-
 def _header_value(option: str, name: str, value: str) -> str:
-    if not _TOKEN.match(name):
+    if not HEADER_NAME.match(name):
         raise UsageError(f"{option}: {name!r} is not a valid HTTP header name")
     value = value.strip()
     if "\n" in value or "\r" in value:

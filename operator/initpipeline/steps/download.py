@@ -7,15 +7,15 @@ import email.utils
 import hashlib
 import json
 import os
-import re
 import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
+from ..api import DEFAULT_DOWNLOAD_MAX_BYTES, DEFAULT_DOWNLOAD_TIMEOUT
+from ..validation import SHA256, VALIDATE_FORMATS, is_http_url
 from .common import (
     Exit,
     HttpOptions,
@@ -35,8 +35,6 @@ INITIAL_BACKOFF = 0.5
 MAX_BACKOFF = 10.0
 ATTEMPT_TIMEOUT = 30.0
 CHUNK = 64 * 1024
-SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
-FORMATS = ("yaml", "json")
 
 
 @dataclass
@@ -73,8 +71,7 @@ def parse_files(argv_pairs: list[tuple[str, str]]) -> list[FileSpec]:
     files: list[FileSpec] = []
     for option, value in argv_pairs:
         if option == "--url":
-            parts = urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
+            if not is_http_url(value):
                 raise UsageError(f"--url: expected an http:// or https:// URL, got {value!r}")
             files.append(FileSpec(url=value, dest=""))
             continue
@@ -92,8 +89,8 @@ def parse_files(argv_pairs: list[tuple[str, str]]) -> list[FileSpec]:
                 raise UsageError(f"--sha256: expected 64 hexadecimal characters, got {value!r}")
             current.sha256 = value.lower()
         elif option == "--validate":
-            if value not in FORMATS:
-                raise UsageError(f"--validate: expected one of {', '.join(FORMATS)}, got {value!r}")
+            if value not in VALIDATE_FORMATS:
+                raise UsageError(f"--validate: expected one of {', '.join(VALIDATE_FORMATS)}, got {value!r}")
             current.validate = value
     if not files:
         raise UsageError("give at least one --url URL --dest PATH")
@@ -219,9 +216,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         ("--validate", "FORMAT", "check that the body parses as yaml or json"),
     ):
         parser.add_argument(option, action=_Ordered, metavar=meta, help=text, dest="file_args")
-    parser.add_argument("--timeout", type=positive_number, default=300.0, metavar="SECONDS",
+    parser.add_argument("--timeout", type=positive_number, default=float(DEFAULT_DOWNLOAD_TIMEOUT), metavar="SECONDS",
                         help="give up retrying after this long, for all files together (default: %(default)s)")
-    parser.add_argument("--max-size", type=int, default=64 * 1024 * 1024, metavar="BYTES",
+    parser.add_argument("--max-size", type=int, default=DEFAULT_DOWNLOAD_MAX_BYTES, metavar="BYTES",
                         help="refuse bodies larger than this (default: %(default)s)")
     add_http_arguments(parser)
     return parser

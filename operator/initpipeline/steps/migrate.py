@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..api import DEFAULT_CONNECT_TIMEOUT, DEFAULT_HISTORY_TABLE, DEFAULT_LOCK_TIMEOUT
+from ..validation import SQL_IDENTIFIER
 from .common import Exit, StepError, UsageError, finish, format_seconds, log, redact
 
-DEFAULT_HISTORY_TABLE = "initpipeline_schema_history"
-TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$")
 CONNECT_TIMEOUT = 10
 
 
@@ -63,6 +63,15 @@ PERMANENT_CONNECT_ERRORS = ("authentication failed", "does not exist", "no pg_hb
                             "SSL", "certificate")
 
 
+def _password_of(url: str) -> str:
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        return str(conninfo_to_dict(url).get("password") or "")
+    except Exception:
+        return ""
+
+
 class Runner:
     def __init__(self, url: str, table: str, connect_timeout: float = 0):
         import psycopg
@@ -70,6 +79,7 @@ class Runner:
 
         self._psycopg, self._sql, self.url, self.table = psycopg, sql, url, table
         self.ident = sql.Identifier(*table.split("."))
+        self.password = _password_of(url)
         self.conn = self._connect(connect_timeout)
 
     def _connect(self, timeout: float) -> Any:
@@ -169,9 +179,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser.add_argument("--sql-dir", required=True, metavar="DIR", help="folder of *.sql files")
     parser.add_argument("--database-url-env", required=True, metavar="NAME",
                         help="environment variable that holds the PostgreSQL URL (never logged)")
-    parser.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
+    parser.add_argument("--lock-timeout", type=float, default=float(DEFAULT_LOCK_TIMEOUT), metavar="SECONDS",
                         help="how long to wait for another runner's lock (default: %(default)s)")
-    parser.add_argument("--connect-timeout", type=float, default=30.0, metavar="SECONDS",
+    parser.add_argument("--connect-timeout", type=float, default=float(DEFAULT_CONNECT_TIMEOUT), metavar="SECONDS",
                         help="keep retrying to connect while the database is unreachable (default: %(default)s)")
     parser.add_argument("--history-table", default=DEFAULT_HISTORY_TABLE, metavar="[SCHEMA.]TABLE",
                         help="where applied migrations are recorded (default: %(default)s)")
@@ -181,7 +191,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        if not TABLE_NAME.match(args.history_table):
+        if not SQL_IDENTIFIER.match(args.history_table):
             raise UsageError(f"--history-table: expected a lower-case [schema.]table name, got {args.history_table!r}")
         for option, value in (("--lock-timeout", args.lock_timeout), ("--connect-timeout", args.connect_timeout)):
             if value < 0:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
+from ..api import DEFAULT_WAIT_MAX_INTERVAL, DEFAULT_WAIT_TIMEOUT
+from ..validation import is_http_url
 from .common import (
     Exit,
     HttpOptions,
@@ -54,7 +55,6 @@ class Target:
     ready_after: float | None = None
     last_reason: str = "not tried yet"
     attempts: int = 0
-    done: threading.Event = field(default_factory=threading.Event)
 
     def probe(self, opts: HttpOptions, expect: frozenset[int], timeout: float) -> str | None:
         """None when ready, else why not."""
@@ -78,8 +78,7 @@ def parse_targets(args: argparse.Namespace) -> list[Target]:
             raise UsageError(f"--tcp: {exc}") from None
         targets.append(Target(label=f"tcp {host}:{port}", kind="tcp", host=host, port=port))
     for url in args.http:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if not is_http_url(url):
             raise UsageError(f"--http: expected an http:// or https:// URL, got {url!r}")
         targets.append(Target(label=redact(url), kind="http", url=url))
     if not targets:
@@ -99,7 +98,6 @@ def _watch(target: Target, opts: HttpOptions, expect: frozenset[int], started: f
         if reason is None:
             target.ready_after = time.monotonic() - started
             log(f"{target.label}: ready after {format_seconds(target.ready_after)}")
-            target.done.set()
             return
         if reason != target.last_reason:
             log(f"{target.label}: not ready: {reason}")
@@ -132,9 +130,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         help="wait until a TCP connection succeeds (repeatable)")
     parser.add_argument("--http", action="append", default=[], metavar="URL",
                         help="wait until GET URL answers with an expected status (repeatable)")
-    parser.add_argument("--timeout", type=positive_number, default=300.0, metavar="SECONDS",
+    parser.add_argument("--timeout", type=positive_number, default=float(DEFAULT_WAIT_TIMEOUT), metavar="SECONDS",
                         help="give up after this long (default: %(default)s)")
-    parser.add_argument("--max-interval", type=positive_number, default=1.0, metavar="SECONDS",
+    parser.add_argument("--max-interval", type=positive_number, default=float(DEFAULT_WAIT_MAX_INTERVAL),
+                        metavar="SECONDS",
                         help="cap of the retry backoff, which starts at 0.1s (default: %(default)s)")
     parser.add_argument("--expect-status", default="200-299", metavar="CODES",
                         help="HTTP statuses that mean ready, e.g. 200,204 or 200-399 (default: %(default)s)")
