@@ -33,9 +33,10 @@ def write(folder: Path, files: dict[str, str]) -> Path:
     return folder
 
 
-def migrate(db: Postgres, folder: Path, tmp: Path, *extra: str) -> StepResult:
+def migrate(url: str, folder: Path, tmp: Path, *extra: str) -> StepResult:
+    """The real runner on folder, with url in its environment."""
     return run_step("migrate", "--sql-dir", str(folder), "--database-url-env", "DB_URL", *extra,
-                    env={"DB_URL": db.app_url}, tmp=tmp)
+                    env={"DB_URL": url}, tmp=tmp)
 
 
 def query(db: Postgres, sql: str) -> list[tuple]:  # type: ignore[type-arg]
@@ -52,7 +53,7 @@ SCHEMA = {
 
 def test_applies_in_natural_order_once(db: Postgres, tmp_path: Path) -> None:
     folder = write(tmp_path / "sql", SCHEMA)
-    first = migrate(db, folder, tmp_path)
+    first = migrate(db.app_url, folder, tmp_path)
     assert first.code == 0, first.stderr
     assert first.termination.startswith("applied 3 migration(s)")
     assert "1_create_items.sql, 2_seed.sql, 10_add_price.sql" in first.termination
@@ -62,7 +63,7 @@ def test_applies_in_natural_order_once(db: Postgres, tmp_path: Path) -> None:
     assert all(len(h[1]) == 64 and h[2] for h in history)
     assert query(db, "SELECT name, price FROM items ORDER BY id") == [("apple", 0), ("pear", 0)]
 
-    again = migrate(db, folder, tmp_path)
+    again = migrate(db.app_url, folder, tmp_path)
     assert again.code == 0
     assert again.termination.startswith("applied 0 migration(s)") and "3 already applied" in again.termination
     assert query(db, "SELECT count(*) FROM items") == [(2,)]
@@ -70,9 +71,9 @@ def test_applies_in_natural_order_once(db: Postgres, tmp_path: Path) -> None:
 
 def test_only_new_files_are_applied(db: Postgres, tmp_path: Path) -> None:
     folder = write(tmp_path / "sql", SCHEMA)
-    assert migrate(db, folder, tmp_path).code == 0
+    assert migrate(db.app_url, folder, tmp_path).code == 0
     write(folder, {"11_more.sql": "INSERT INTO items (name) VALUES ('fig');"})
-    result = migrate(db, folder, tmp_path)
+    result = migrate(db.app_url, folder, tmp_path)
     assert result.code == 0 and "applied 1 migration(s)" in result.termination and "11_more.sql" in result.termination
     assert query(db, "SELECT count(*) FROM items") == [(3,)]
 
@@ -100,10 +101,10 @@ def test_five_runners_at_once_apply_each_file_exactly_once(db: Postgres, tmp_pat
 
 def test_edited_applied_file_is_drift(db: Postgres, tmp_path: Path) -> None:
     folder = write(tmp_path / "sql", SCHEMA)
-    assert migrate(db, folder, tmp_path).code == 0
+    assert migrate(db.app_url, folder, tmp_path).code == 0
     old = query(db, "SELECT checksum FROM initpipeline_schema_history WHERE name = '2_seed.sql'")[0][0]
     write(folder, {"2_seed.sql": "INSERT INTO items (name) VALUES ('plum');", "11_new.sql": "DROP TABLE items;"})
-    result = migrate(db, folder, tmp_path)
+    result = migrate(db.app_url, folder, tmp_path)
     assert result.code == Exit.DRIFT
     assert f"2_seed.sql was applied with sha256 {old} but the file now has sha256" in result.termination
     assert query(db, "SELECT count(*) FROM items") == [(2,)]  # 11_new.sql was not applied
@@ -116,7 +117,7 @@ def test_failing_file_leaves_the_database_as_it_was(db: Postgres, tmp_path: Path
         "2_bad.sql": "CREATE TABLE b (id int);\nINSERT INTO b VALUES (1);\nINSERT INTO nowhere VALUES (1);",
         "3_never.sql": "CREATE TABLE c (id int);",
     })
-    result = migrate(db, folder, tmp_path)
+    result = migrate(db.app_url, folder, tmp_path)
     assert result.code == Exit.MIGRATION
     assert "migration 2_bad.sql failed and was rolled back" in result.termination
     assert 'relation "nowhere" does not exist' in result.termination
@@ -129,7 +130,7 @@ def test_failing_file_leaves_the_database_as_it_was(db: Postgres, tmp_path: Path
 
 def test_dry_run_changes_nothing(db: Postgres, tmp_path: Path) -> None:
     folder = write(tmp_path / "sql", SCHEMA)
-    result = migrate(db, folder, tmp_path, "--dry-run")
+    result = migrate(db.app_url, folder, tmp_path, "--dry-run")
     assert result.code == 0
     assert result.termination.splitlines()[0] == \
         "would apply 3 migration(s): 1_create_items.sql, 2_seed.sql, 10_add_price.sql"
@@ -141,7 +142,7 @@ def test_lock_timeout(db: Postgres, tmp_path: Path) -> None:
     folder = write(tmp_path / "sql", SCHEMA)
     with psycopg.connect(db.app_url, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (lock_key("initpipeline_schema_history"),))
-        result = migrate(db, folder, tmp_path, "--lock-timeout", "1")
+        result = migrate(db.app_url, folder, tmp_path, "--lock-timeout", "1")
     assert result.code == Exit.LOCK_TIMEOUT
     assert "could not take the migration lock within 1.0s" in result.termination
     assert query(db, "SELECT to_regclass('items') IS NULL") == [(True,)]
@@ -151,7 +152,7 @@ def test_custom_history_table_in_a_schema(db: Postgres, tmp_path: Path) -> None:
     with psycopg.connect(db.app_url, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA ops")
     folder = write(tmp_path / "sql", SCHEMA)
-    assert migrate(db, folder, tmp_path, "--history-table", "ops.migrations").code == 0
+    assert migrate(db.app_url, folder, tmp_path, "--history-table", "ops.migrations").code == 0
     assert query(db, "SELECT count(*) FROM ops.migrations") == [(3,)]
 
 
@@ -161,7 +162,7 @@ def test_configmap_mount_layout(db: Postgres, tmp_path: Path) -> None:
     (tmp_path / "cm" / "..data").symlink_to(real.name)
     (tmp_path / "cm" / "1_a.sql").symlink_to("..data/1_a.sql")
     (tmp_path / "cm" / "README").write_text("not sql")
-    result = migrate(db, tmp_path / "cm", tmp_path)
+    result = migrate(db.app_url, tmp_path / "cm", tmp_path)
     assert result.code == 0, result.stderr
     assert "applied 1 migration(s)" in result.termination and "ignoring files without .sql: README" in result.stderr
 
@@ -169,8 +170,7 @@ def test_configmap_mount_layout(db: Postgres, tmp_path: Path) -> None:
 def test_wrong_password_is_a_database_error_without_the_password(db: Postgres, tmp_path: Path) -> None:
     folder = write(tmp_path / "sql", SCHEMA)
     url = db.app_url.replace(db.password, "Wrong-Secret-9")
-    result = run_step("migrate", "--sql-dir", str(folder), "--database-url-env", "DB_URL", env={"DB_URL": url},
-                      tmp=tmp_path)
+    result = migrate(url, folder, tmp_path)
     assert result.code == Exit.DATABASE
     assert "cannot connect to the database" in result.termination
     assert "password authentication failed" in result.termination
@@ -179,8 +179,7 @@ def test_wrong_password_is_a_database_error_without_the_password(db: Postgres, t
 
 def test_unreachable_database(tmp_path: Path) -> None:
     folder = write(tmp_path / "sql", SCHEMA)
-    result = run_step("migrate", "--sql-dir", str(folder), "--database-url-env", "DB_URL",
-                      env={"DB_URL": "postgresql://app:pw-xyz@127.0.0.1:1/app"}, tmp=tmp_path)
+    result = migrate("postgresql://app:pw-xyz@127.0.0.1:1/app", folder, tmp_path)
     assert result.code == Exit.DATABASE and "pw-xyz" not in result.stderr + result.termination
 
 
@@ -210,8 +209,7 @@ def test_waits_for_a_database_that_comes_up_late(tmp_path: Path) -> None:
     port = free_port()
     url = f"postgresql://app:pw-late@127.0.0.1:{port}/app"
     with late_listener(port, 0):  # accepts and closes: a server that is not ready
-        result = run_step("migrate", "--sql-dir", str(folder), "--database-url-env", "DB_URL",
-                          "--connect-timeout", "2", env={"DB_URL": url}, tmp=tmp_path)
+        result = migrate(url, folder, tmp_path, "--connect-timeout", "2")
     assert result.code == Exit.DATABASE
     assert 1.5 < result.seconds < 15
     assert "database not reachable yet" in result.stderr
@@ -221,6 +219,5 @@ def test_waits_for_a_database_that_comes_up_late(tmp_path: Path) -> None:
 def test_authentication_failure_is_not_retried(db: Postgres, tmp_path: Path) -> None:
     folder = write(tmp_path / "sql", SCHEMA)
     url = db.app_url.replace(db.password, "Wrong-Secret-9")
-    result = run_step("migrate", "--sql-dir", str(folder), "--database-url-env", "DB_URL",
-                      "--connect-timeout", "30", env={"DB_URL": url}, tmp=tmp_path)
+    result = migrate(url, folder, tmp_path, "--connect-timeout", "30")
     assert result.code == Exit.DATABASE and result.seconds < 10
