@@ -40,6 +40,7 @@ lint: deps tools
 	$(VENV)/bin/ruff check operator tests bench
 	$(VENV)/bin/mypy
 	$(BIN)/helm lint --strict deploy/initpipeline
+	shellcheck -x -P SCRIPTDIR hack/*.sh
 
 # Fast checks without the cluster.
 unit: deps

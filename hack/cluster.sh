@@ -119,8 +119,26 @@ KUBECONFIG
 
 # --- host networking ------------------------------------------------------------------------
 
+# make_cgroup_root: the kubelet wants its cgroupRoot to exist in every controller.
+make_cgroup_root() {
+  local ctl dir
+  for ctl in /sys/fs/cgroup/*/; do
+    [[ -f ${ctl}cgroup.procs && ! -L ${ctl%/} ]] || continue
+    dir=$ctl${CGROUP_ROOT#/}
+    [[ -d $dir ]] && continue
+    mkdir "$dir" || continue
+    # a cpuset cgroup takes no tasks until it has cpus and mems
+    if [[ -f ${ctl}cpuset.cpus ]]; then
+      cat "${ctl}cpuset.cpus" >"$dir/cpuset.cpus"
+      cat "${ctl}cpuset.mems" >"$dir/cpuset.mems"
+    fi
+  done
+}
+
 setup_host() {
   mount --make-rshared / 2>/dev/null || true
+  record_iptables
+  make_cgroup_root
   sysctl -qw net.ipv4.ip_forward=1
   sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || modprobe br_netfilter 2>/dev/null || true
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
@@ -153,15 +171,14 @@ write_configs() {
     {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
      "ipam": {"type": "host-local", "dataDir": "$C/cni/ipam", "routes": [{"dst": "0.0.0.0/0"}],
               "ranges": [[{"subnet": "$POD_CIDR", "rangeStart": "198.18.1.1", "rangeEnd": "198.18.255.254",
-                           "gateway": "$NODE_IP"}]]}},
-    {"type": "portmap", "capabilities": {"portMappings": true}}
+                           "gateway": "$NODE_IP"}]]}}
   ]
 }
 CNI
   put "$C/containerd/config.toml" <<TOML
 version = 2
 root = "$C/containerd/root"
-state = "$RUN_DIR/containerd/state"
+state = "$CONTAINERD_STATE"
 disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
                     "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
 [grpc]
@@ -171,6 +188,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   # This sandbox may not lower oom_score_adj (the kubelet asks -998 for pod
   # sandboxes): cap it at containerd's own, as rootless setups do.
   restrict_oom_score_adj = true
+  # the pods' network namespaces live in our state folder, not among the host's in /var/run/netns
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -197,6 +216,8 @@ tlsCertFile: "$PKI/kubelet-server.crt"
 tlsPrivateKeyFile: "$PKI/kubelet-server.key"
 containerRuntimeEndpoint: "unix://$CONTAINERD_SOCK"
 cgroupDriver: cgroupfs
+# pods get a cgroup tree of their own, so that cluster.sh down touches no other kubelet's (kind uses /kubelet)
+cgroupRoot: $CGROUP_ROOT
 failCgroupV1: false
 failSwapOn: false
 clusterDNS: [$DNS_SERVICE_IP]
@@ -364,7 +385,7 @@ stop_component() {
   local name=$1 pid
   [[ -f $PIDS/$name.pid ]] || return 0
   pid=$(cat "$PIDS/$name.pid")
-  if kill -0 "$pid" 2>/dev/null; then
+  if running "$name"; then
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill -9 "$pid" 2>/dev/null || true
@@ -372,55 +393,108 @@ stop_component() {
   rm -f "$PIDS/$name.pid"
 }
 
+# shim_pids: the runc shims of our containerd, from the pid files in its own state folder,
+# each checked to still be a shim that talks to our socket.
+shim_pids() {
+  local file pid
+  for file in "$CONTAINERD_STATE"/io.containerd.runtime.v2.task/*/*/shim.pid; do
+    [[ -f $file ]] || continue
+    pid=$(cat "$file")
+    grep -qaF -- "$CONTAINERD_SOCK" "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"
+  done
+}
+
+# pod_cgroup_pids: processes in the kubelet's cgroup root, which is ours alone ($CGROUP_ROOT).
+pod_cgroup_pids() {
+  local ctl
+  for ctl in /sys/fs/cgroup/*/; do
+    [[ -d $ctl${CGROUP_ROOT#/} ]] && find "$ctl${CGROUP_ROOT#/}" -name cgroup.procs -exec cat {} + 2>/dev/null
+  done | sort -u
+}
+
+# The iptables chains that exist before our first `up` are recorded; `down` removes only
+# kube-proxy's and the kubelet's chains that appeared after that, and the rules that jump to them.
+iptables_chains() {
+  local tool=$1 table
+  for table in nat filter mangle; do
+    "$tool" -t "$table" -S 2>/dev/null | awk -v t="$table" '$1 == "-N" {print t, $2}'
+  done
+}
+
+record_iptables() {
+  local tool
+  [[ -f $C/iptables-before ]] && return
+  for tool in iptables ip6tables; do
+    command -v "$tool" >/dev/null || continue
+    iptables_chains "$tool" | sed "s/^/$tool /"
+  done >"$C/iptables-before.tmp"
+  mv "$C/iptables-before.tmp" "$C/iptables-before"
+}
+
+remove_our_iptables() {
+  iptables -D FORWARD -s "$POD_CIDR" -j INITPIPELINE-GUARD 2>/dev/null
+  iptables -F INITPIPELINE-GUARD 2>/dev/null
+  iptables -X INITPIPELINE-GUARD 2>/dev/null
+  if [[ ! -f $C/iptables-before ]]; then
+    log "no record of the iptables chains before this cluster; leaving kube-proxy's chains alone"
+    return
+  fi
+  local tool table chain rule
+  for tool in iptables ip6tables; do
+    command -v "$tool" >/dev/null || continue
+    local ours=()
+    while read -r table chain; do
+      [[ $chain == KUBE-* ]] || continue
+      grep -qxF -- "$tool $table $chain" "$C/iptables-before" || ours+=("$table $chain")
+    done < <(iptables_chains "$tool")
+    ((${#ours[@]})) || continue
+    for entry in "${ours[@]}"; do
+      read -r table chain <<<"$entry"
+      # rules elsewhere that jump to this chain (kube-proxy hooks into PREROUTING, OUTPUT, FORWARD...)
+      "$tool" -t "$table" -S 2>/dev/null | awk -v c="$chain" '$1 == "-A" && $2 != c && / -j / {
+          for (i = 1; i < NF; i++) if ($i == "-j" && $(i + 1) == c) { print; break } }' |
+        while read -r rule; do
+          # shellcheck disable=SC2086  # the rule is iptables-save's own quoting-free words
+          "$tool" -t "$table" -D ${rule#-A } 2>/dev/null
+        done
+    done
+    for entry in "${ours[@]}"; do read -r table chain <<<"$entry"; "$tool" -t "$table" -F "$chain" 2>/dev/null; done
+    for entry in "${ours[@]}"; do read -r table chain <<<"$entry"; "$tool" -t "$table" -X "$chain" 2>/dev/null; done
+  done
+}
+
 down() {
   set +e +o pipefail  # best effort: remove whatever is there, whatever is missing
   # The kubelet first (it would restart what we stop), then the pods, so that runc
   # containers, their network namespaces and mounts go with them.
   stop_component kubelet
+  local shims=() pid
   if running containerd; then
+    mapfile -t shims < <(shim_pids)
     for task in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks kill -s SIGKILL "$task" >/dev/null 2>&1 || true; done
   fi
   local i
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop_component "${COMPONENTS[i]}"; done
-  pkill -9 -f "containerd-shim-runc-v2 .*-address $CONTAINERD_SOCK" 2>/dev/null || true
+  for pid in "${shims[@]}"; do kill -9 "$pid" 2>/dev/null; done
   # Whatever still runs in a pod's cgroup (a container whose shim is gone) goes too.
-  local pid
   for _ in 1 2 3; do
-    for pid in $(find /sys/fs/cgroup/*/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u); do
-      kill -9 "$pid" 2>/dev/null
-    done
+    for pid in $(pod_cgroup_pids); do kill -9 "$pid" 2>/dev/null; done
     sleep 0.5
   done
-  # mounts made by the kubelet (secrets, configmaps, emptyDirs) and containerd (rootfs, shm)
+  # Mounts under our own folders: the kubelet's (secrets, configmaps, emptyDirs) and containerd's
+  # (rootfs, shm, and the pods' network namespaces, kept in its state folder).
   findmnt -rn -o TARGET | grep -E "^($C|$RUN_DIR)/" | sort -r | while read -r target; do
     umount -l "$target" 2>/dev/null || true
   done
-  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^cni-' || true); do ip netns delete "$ns" || true; done
-  find /var/run/netns -maxdepth 1 -name 'cni-*' -delete 2>/dev/null || true
-  # iptables: kube-proxy's chains and our guard
-  iptables -D FORWARD -s "$POD_CIDR" -j INITPIPELINE-GUARD 2>/dev/null || true
-  iptables -F INITPIPELINE-GUARD 2>/dev/null || true
-  iptables -X INITPIPELINE-GUARD 2>/dev/null || true
-  if [[ -x $BIN_DIR/kube-proxy ]]; then "$BIN_DIR/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
-  for table in nat filter mangle; do
-    iptables -t "$table" -S 2>/dev/null | grep -E '^-A .*(KUBE-|CNI-)' | sed 's/^-A/-D/' | while read -r rule; do
-      eval "iptables -t $table $rule" 2>/dev/null || true
-    done
-    for chain in $(iptables -t "$table" -S 2>/dev/null | awk '/^-N (KUBE-|CNI-)/ {print $2}'); do
-      iptables -t "$table" -F "$chain" 2>/dev/null || true
-    done
-    for chain in $(iptables -t "$table" -S 2>/dev/null | awk '/^-N (KUBE-|CNI-)/ {print $2}'); do
-      iptables -t "$table" -X "$chain" 2>/dev/null || true
-    done
+  remove_our_iptables
+  # The host ends of the pods' veths hang on our bridge; nothing else is touched.
+  for veth in $(ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
+    ip link delete "$veth" 2>/dev/null
   done
-  ip link delete "$BRIDGE" 2>/dev/null || true
-  for veth in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^veth' || true); do
-    ip link delete "$veth" 2>/dev/null || true
-  done
-  # cgroups the kubelet made
+  ip link delete "$BRIDGE" 2>/dev/null
   for ctl in /sys/fs/cgroup/*/; do
-    [[ -d ${ctl}kubepods ]] || continue
-    find "${ctl}kubepods" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    [[ -d $ctl${CGROUP_ROOT#/} ]] || continue
+    find "$ctl${CGROUP_ROOT#/}" -depth -type d -exec rmdir {} \; 2>/dev/null
   done
   rm -rf "$C" "$RUN_DIR/containerd" "$RUN_DIR/postgres" "$PIDS"
   log "cluster removed (images and binaries stay cached in $CACHE_DIR)"

@@ -14,8 +14,8 @@ bash "$HACK_DIR/cluster.sh" up
 KUBECONFIG=$KUBECONFIG_FILE bash "$HACK_DIR/install-operator.sh"
 
 start_postgres() {
-  local bindir
-  bindir=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort | tail -1)")
+  local bindir initdbs=(/usr/lib/postgresql/*/bin/initdb)
+  bindir=$(dirname "${initdbs[-1]}")
   if [[ ! -f $PG_DIR/data/PG_VERSION ]]; then
     log "creating a PostgreSQL for the demo in $PG_DIR"
     mkdir -p "$PG_DIR/data" "$PG_DIR/sock"

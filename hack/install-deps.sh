@@ -8,6 +8,8 @@ set -euo pipefail
 PACKAGES=(
   # step tests and the benchmark
   postgresql openssl netcat-openbsd
+  # make lint
+  shellcheck
   # the local cluster
   containerd runc containernetworking-plugins busybox-static buildah debootstrap
   iptables iproute2 conntrack kmod util-linux procps psmisc curl dnsutils
@@ -36,6 +38,6 @@ if [[ ! -x $VENV/bin/python || $(cat "$VENV/.stamp" 2>/dev/null) != "$stamp" ]];
   log "installing initpipeline and its test tools into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -e "$REPO_ROOT[test]"
+  "$VENV/bin/pip" install -q -e "${REPO_ROOT}[test]"
   echo "$stamp" >"$VENV/.stamp"
 fi

@@ -1,5 +1,6 @@
 # Shared settings for hack/*.sh. Sourced, never run.
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # the variables are for the scripts that source this file
 HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$HACK_DIR/.." && pwd)
 # shellcheck source=versions.env
@@ -17,6 +18,8 @@ die() { log "error: $*"; exit 1; }
 CLUSTER_DIR=$CACHE_DIR/cluster
 RUN_DIR=/run/initpipeline
 CONTAINERD_SOCK=$RUN_DIR/containerd/containerd.sock
+CONTAINERD_STATE=$RUN_DIR/containerd/state
+CGROUP_ROOT=/initpipeline  # the kubelet's cgroupRoot: pods' cgroups are ours alone
 NODE_NAME=initpipeline-node
 NODE_IP=198.18.0.1          # on our bridge; 198.18.0.0/15 is reserved for benchmarking, never routed
 POD_CIDR=198.18.0.0/16

@@ -1,4 +1,5 @@
-"""The `initpipeline` command: render a resource, run the operator, or run a built-in step."""
+"""The `initpipeline` command: show a pipeline's status and logs, render a resource, run the operator,
+or run a built-in step."""
 
 from __future__ import annotations
 
@@ -81,35 +82,42 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import kopf
 
-    os.environ.setdefault("INITPIPELINE_RUNNER_IMAGE", args.runner_image)
     from . import handlers  # noqa: F401  (registers the handlers)
+    from .logformat import configure_logging
+    from .metrics import Metrics
 
     namespaces = [ns for entry in args.namespace for ns in entry.split(",") if ns]
-    kopf.configure(verbose=args.log_level == "debug", debug=False)
-    import logging
-
-    logging.getLogger().setLevel(args.log_level.upper())
+    configure_logging(args.log_level, args.log_format)
+    metrics = Metrics(per_pipeline=args.metrics_per_pipeline == "true")
+    if args.metrics_port:
+        metrics.serve(args.metrics_port)
     kopf.run(
         standalone=True,
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz",
+        memo=kopf.Memo(runner_image=args.runner_image, metrics=metrics),
     )
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "initpipeline", plugin: bool = False) -> argparse.ArgumentParser:
+    """The whole command, or (plugin) what `kubectl initpipeline` offers: status, logs, render."""
+    from .observe import add_parsers
     from .steps import add_step_parsers
 
-    parser = argparse.ArgumentParser(prog="initpipeline", description=__doc__)
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    add_parsers(sub)
 
     render = sub.add_parser("render", help="print the Pod that an InitPipeline in FILE expands into")
     render.add_argument("file", metavar="FILE", help="a YAML file with InitPipeline resources, or -")
     render.add_argument("--runner-image", default=os.environ.get("INITPIPELINE_RUNNER_IMAGE", api.DEFAULT_RUNNER_IMAGE),
                         help="image of the built-in steps (default: %(default)s)")
     render.set_defaults(func=cmd_render)
+    if plugin:
+        return parser
 
     run = sub.add_parser("run", help="run the operator against the current kubeconfig or in-cluster config")
     run.add_argument("--namespace", action="append", default=[],
@@ -117,7 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--runner-image", default=os.environ.get("INITPIPELINE_RUNNER_IMAGE", api.DEFAULT_RUNNER_IMAGE))
     run.add_argument("--log-level", default=os.environ.get("INITPIPELINE_LOG_LEVEL", "info"),
                      choices=["debug", "info", "warning", "error"])
+    run.add_argument("--log-format", default=os.environ.get("INITPIPELINE_LOG_FORMAT", "text"),
+                     choices=["text", "json"], help="json: one object a line, with the pipeline's namespace and name")
     run.add_argument("--health-port", type=int, default=8080)
+    run.add_argument("--metrics-port", type=int, default=8081, help="Prometheus metrics on /metrics; 0: off")
+    run.add_argument("--metrics-per-pipeline", choices=["true", "false"], default="true",
+                     help="false: leave the pipeline label of step metrics empty (one series per namespace)")
     run.set_defaults(func=cmd_run)
 
     step = sub.add_parser("step", help="run one built-in step (used inside the Pod's init containers)")
@@ -125,8 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def kubectl_plugin_main(argv: Sequence[str] | None = None) -> int:
+    """`kubectl initpipeline ...`: kubectl runs kubectl-initpipeline from PATH with the rest of the line."""
+    return main(argv, build_parser("kubectl initpipeline", plugin=True))
+
+
+def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    args = (parser or build_parser()).parse_args(argv)
     try:
         code: int = args.func(args)
     except BrokenPipeError:  # e.g. `initpipeline render f.yaml | head`

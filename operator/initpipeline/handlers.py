@@ -1,4 +1,8 @@
-"""kopf handlers: thin wrappers that hand every trigger to reconcile()."""
+"""kopf handlers: thin wrappers that hand every trigger to reconcile().
+
+`initpipeline run` builds the configuration and passes it in kopf's memo
+(runner_image, metrics); the startup handler connects the Cluster into it.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,6 @@ from . import api
 from .api import Obj
 from .reconcile import Cluster, Logger, forget, reconcile
 
-RUNNER_IMAGE = os.environ.get("INITPIPELINE_RUNNER_IMAGE", api.DEFAULT_RUNNER_IMAGE)
 RESYNC_SECONDS = float(os.environ.get("INITPIPELINE_RESYNC_SECONDS", "10"))
 
 
@@ -20,18 +23,15 @@ def _post_event(body: Obj, etype: str, reason: str, message: str) -> None:
     kopf.event(cast(kopf.Body, body), type=etype, reason=reason, message=message)
 
 
-_cluster: Cluster | None = None
-
-
-def cluster() -> Cluster:
-    global _cluster
-    if _cluster is None:
-        _cluster = Cluster.connect(RUNNER_IMAGE, _post_event)
-    return _cluster
+def _reconcile(memo: kopf.Memo, body: Obj, logger: Logger) -> None:
+    cluster: Cluster = memo.cluster
+    with cluster.metrics.reconcile_duration.time():
+        reconcile(cluster, body, logger)
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    memo.cluster = Cluster.connect(memo.runner_image, _post_event, memo.metrics)
     # Keep kopf's bookkeeping in annotations so that .status holds only our API.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -43,27 +43,29 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 @kopf.on.resume(api.GROUP, api.VERSION, api.PLURAL)
 @kopf.on.create(api.GROUP, api.VERSION, api.PLURAL)
 @kopf.on.update(api.GROUP, api.VERSION, api.PLURAL, field="spec")
-def on_pipeline(body: kopf.Body, logger: Logger, **_: Any) -> None:
-    reconcile(cluster(), dict(body), logger)
+def on_pipeline(body: kopf.Body, memo: kopf.Memo, logger: Logger, **_: Any) -> None:
+    _reconcile(memo, dict(body), logger)
 
 
 @kopf.timer(api.GROUP, api.VERSION, api.PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def resync(body: kopf.Body, logger: Logger, **_: Any) -> None:
+def resync(body: kopf.Body, memo: kopf.Memo, logger: Logger, **_: Any) -> None:
     # Catches what an event may not bring: the steps' deadline, a missed Pod event.
-    reconcile(cluster(), dict(body), logger)
+    _reconcile(memo, dict(body), logger)
 
 
 @kopf.on.delete(api.GROUP, api.VERSION, api.PLURAL, optional=True)
-def on_delete(body: kopf.Body, **_: Any) -> None:
-    forget(body["metadata"]["uid"])
+def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    meta = body["metadata"]
+    forget(meta["uid"])
+    memo.metrics.forget(meta["namespace"], meta["name"])
 
 
 @kopf.on.event("", "v1", "pods", labels={api.LABEL_PIPELINE: kopf.PRESENT})
-def on_pod_event(body: kopf.Body, logger: Logger, **_: Any) -> None:
+def on_pod_event(body: kopf.Body, memo: kopf.Memo, logger: Logger, **_: Any) -> None:
     meta = body["metadata"]
     owner = next((ref for ref in meta.get("ownerReferences") or []
                   if ref.get("kind") == api.KIND and ref.get("apiVersion", "").startswith(api.GROUP + "/")), None)
     if owner is None:
         return
     pipeline = {"metadata": {"name": owner["name"], "namespace": meta["namespace"], "uid": owner["uid"]}}
-    reconcile(cluster(), pipeline, logger)
+    _reconcile(memo, pipeline, logger)

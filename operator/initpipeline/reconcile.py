@@ -17,7 +17,8 @@ from kubernetes.client.exceptions import ApiException
 from . import api
 from .api import Obj
 from .builder import build_pod, pod_name
-from .status import build_status, invalid_status, same_status, step_events
+from .metrics import Metrics
+from .status import build_status, finished_steps, invalid_status, same_status, step_events
 from .validation import validate_pipeline
 
 EventPoster = Callable[[Obj, str, str, str], None]
@@ -59,10 +60,11 @@ class Cluster:
     custom: Any
     runner_image: str
     post_event: EventPoster
+    metrics: Metrics
 
     @classmethod
-    def connect(cls, runner_image: str, post_event: EventPoster) -> Cluster:
-        return cls(client.CoreV1Api(), client.CustomObjectsApi(), runner_image, post_event)
+    def connect(cls, runner_image: str, post_event: EventPoster, metrics: Metrics) -> Cluster:
+        return cls(client.CoreV1Api(), client.CustomObjectsApi(), runner_image, post_event, metrics)
 
     def list_pods(self, namespace: str, pipeline: str) -> list[Obj]:
         resp = self.core.list_namespaced_pod(
@@ -223,10 +225,15 @@ def _reconcile_locked(cluster: Cluster, pipeline: Obj, log: Logger) -> Obj:
 
 
 def _publish(cluster: Cluster, pipeline: Obj, previous: Obj, status: Obj) -> None:
+    meta = pipeline["metadata"]
+    # in memory, so also after a restart, when the stored status is already right
+    cluster.metrics.phase(meta["namespace"], meta["name"], status["phase"])
     if same_status(prune_none(status), previous):
         return
-    meta = pipeline["metadata"]
     cluster.write_status(meta["namespace"], meta["name"], status)
+    # counted after the write, so that a failed write is counted by the retry that succeeds
+    cluster.metrics.step_runs(meta["namespace"], meta["name"],
+                              finished_steps(previous.get("steps"), status.get("steps") or []))
     for etype, reason, message in step_events(previous.get("steps"), status.get("steps") or []):
         cluster.post_event(pipeline, etype, reason, message)
     if status["phase"] != previous.get("phase"):

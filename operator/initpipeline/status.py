@@ -234,6 +234,21 @@ def same_status(a: Obj | None, b: Obj | None) -> bool:
     return strip(a) == strip(b)
 
 
+def _ended(step: Obj, prev: Obj) -> bool:
+    """Whether this look at the step shows a run that had not ended at the previous look."""
+    state, was = step["state"], prev.get("state")
+    if state not in ("Succeeded", "Failed"):
+        return False
+    restarted = step.get("restartCount", 0) != prev.get("restartCount", 0)
+    return bool(state != was or (state == "Failed" and restarted))
+
+
+def finished_steps(old_steps: list[Obj] | None, new_steps: list[Obj]) -> list[Obj]:
+    """The steps whose run ended since old_steps: each run once, whatever the number of looks."""
+    before = {s.get("name"): s for s in old_steps or []}
+    return [step for step in new_steps if _ended(step, before.get(step["name"], {}))]
+
+
 def step_events(old_steps: list[Obj] | None, new_steps: list[Obj]) -> list[tuple[str, str, str]]:
     """(type, reason, message) for each step that started, succeeded or failed since old_steps."""
     before = {s.get("name"): s for s in old_steps or []}
@@ -241,16 +256,17 @@ def step_events(old_steps: list[Obj] | None, new_steps: list[Obj]) -> list[tuple
     for step in new_steps:
         prev = before.get(step["name"], {})
         state, was = step["state"], prev.get("state")
-        restarted = step.get("restartCount", 0) != prev.get("restartCount", 0)
-        if state == was and not (state == "Failed" and restarted):
-            continue
         name = step["name"]
-        if state == "Running" or (state in ("Succeeded", "Failed") and was in (None, "Waiting")):
+        if state == "Running" and was != "Running":
+            events.append(("Normal", "StepStarted", f"step {name} started"))
+        if not _ended(step, prev):
+            continue
+        if was in (None, "Waiting"):
             # a short step may start and finish between two looks at the Pod
             events.append(("Normal", "StepStarted", f"step {name} started"))
         if state == "Succeeded":
             events.append(("Normal", "StepSucceeded", f"step {name} succeeded"))
-        elif state == "Failed":
+        else:
             detail = step.get("reason", "Error")
             if "exitCode" in step:
                 detail += f", exit code {step['exitCode']}"

@@ -1,0 +1,41 @@
+"""The operator's log lines: kopf's text, or one JSON object a line for log collectors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line. A message about a pipeline (kopf's per-object loggers carry
+    `k8s_ref`) has its namespace and name as fields, so logs can be filtered by pipeline."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        ref = getattr(record, "k8s_ref", None)
+        if isinstance(ref, dict):
+            for key in ("namespace", "name", "kind"):
+                if ref.get(key):
+                    entry[key] = ref[key]
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str, log_format: str) -> None:
+    """kopf's stream handler on the root logger, with our formatter when JSON is asked for."""
+    import kopf
+
+    kopf.configure(verbose=level == "debug", log_prefix=True)
+    root = logging.getLogger()
+    root.setLevel(level.upper())
+    if log_format == "json":
+        for handler in root.handlers:
+            handler.setFormatter(JsonFormatter())

@@ -1,0 +1,355 @@
+"""`initpipeline status` and `initpipeline logs` (also `kubectl initpipeline ...`): the user's
+kubeconfig, a GET, then watches. Nothing here polls."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from . import api
+from .api import Obj
+from .statusview import BOLD, DIM, RED, Paint, outcome, render_status, status_json
+from .steps.common import redact
+
+EXIT_READY, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
+CLEAR_SCREEN = "\x1b[H\x1b[2J"
+
+
+class CommandError(Exception):
+    """A failure to report in one line (no traceback), with its exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Kube:
+    core: Any
+    custom: Any
+    namespace: str
+
+    @classmethod
+    def connect(cls, args: argparse.Namespace) -> Kube:
+        import kubernetes
+
+        # the client's config module has no type hints
+        config: Any = kubernetes.config
+        try:
+            config.load_kube_config(config_file=args.kubeconfig, context=args.context)
+            contexts, active = config.list_kube_config_contexts(config_file=args.kubeconfig)
+            if args.context:
+                active = next(c for c in contexts if c["name"] == args.context)
+            default_ns = active.get("context", {}).get("namespace") or "default"
+        except config.ConfigException:
+            config.load_incluster_config()  # in a Pod: its service account
+            default_ns = "default"
+        return cls(kubernetes.client.CoreV1Api(), kubernetes.client.CustomObjectsApi(),
+                   args.namespace or default_ns)
+
+    def _json(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return json.loads(call(*args, _preload_content=False, **kwargs).data)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise CommandError(f"not found: {args[-1]} in namespace {self.namespace}") from None
+            raise CommandError(f"Kubernetes API error {exc.status} {exc.reason}") from None
+
+    def pipeline(self, name: str) -> Obj:
+        found: Obj = self._json(self.custom.get_namespaced_custom_object, api.GROUP, api.VERSION,
+                                self.namespace, api.PLURAL, name)
+        return found
+
+    def pod(self, name: str) -> Obj:
+        found: Obj = self._json(self.core.read_namespaced_pod, name, self.namespace)
+        return found
+
+    def _watch(self, list_call: Callable[..., Any], first: Obj, name: str, *args: Any) -> Iterator[Obj]:
+        """`first`, then each new state of the object named `name`, from a watch."""
+        import kubernetes.watch
+
+        watch: Any = kubernetes.watch  # no type hints
+        watcher = watch.Watch()
+        yield first
+        version = first["metadata"]["resourceVersion"]
+        while True:
+            stream = watcher.stream(list_call, *args, field_selector=f"metadata.name={name}",
+                                          resource_version=version, timeout_seconds=240)
+            for event in stream:
+                obj = event["object"]
+                if not isinstance(obj, dict):
+                    obj = self.core.api_client.sanitize_for_serialization(obj)
+                if event["type"] == "DELETED":
+                    raise CommandError(f"{name} was deleted")
+                if event["type"] in ("ADDED", "MODIFIED"):
+                    version = obj["metadata"]["resourceVersion"]
+                    yield obj
+
+    def watch_pipeline(self, name: str) -> Iterator[Obj]:
+        return self._watch(self.custom.list_namespaced_custom_object, self.pipeline(name), name,
+                           api.GROUP, api.VERSION, self.namespace, api.PLURAL)
+
+    def watch_pod(self, name: str) -> Iterator[Obj]:
+        return self._watch(self.core.list_namespaced_pod, self.pod(name), name, self.namespace)
+
+    def log_chunks(self, pod: str, container: str, follow: bool, previous: bool) -> Iterator[bytes]:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            resp = self.core.read_namespaced_pod_log(pod, self.namespace, container=container, follow=follow,
+                                                     previous=previous, _preload_content=False)
+        except ApiException as exc:
+            raise CommandError(f"cannot read the log of {pod}/{container}: {exc.status} {exc.reason}") from None
+        try:
+            yield from resp.stream(amt=None, decode_content=True)
+        finally:
+            resp.release_conn()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def cmd_status(args: argparse.Namespace, kube: Kube, out: TextIO) -> int:
+    paint = Paint(out.isatty() and args.output != "json")
+    if not args.watch:
+        pipeline = kube.pipeline(args.name)
+        out.write(status_json(pipeline) + "\n" if args.output == "json" else render_status(pipeline, _now(), paint))
+        return EXIT_READY
+    deadline = _now() + dt.timedelta(seconds=args.timeout) if args.timeout else None
+    shown = ""
+    for pipeline in kube.watch_pipeline(args.name):
+        text = status_json(pipeline) + "\n" if args.output == "json" else render_status(pipeline, _now(), paint)
+        if text != shown:
+            out.write(CLEAR_SCREEN + text if paint.enabled else text + ("" if args.output == "json" else "\n"))
+            out.flush()
+            shown = text
+        decided = outcome(pipeline)
+        if decided is not None:
+            return decided
+        if deadline and _now() > deadline:
+            break
+    out.write(f"timed out after {args.timeout}s; the pipeline is neither Ready nor Failed\n")
+    return EXIT_TIMEOUT
+
+
+# --- logs ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Section:
+    """One container whose log is shown: a step, or the app's first container."""
+
+    container: str
+    title: str
+    is_step: bool
+
+
+def sections(pipeline: Obj, only_step: str | None) -> list[Section]:
+    steps = pipeline["spec"]["steps"]
+    names = [s["name"] for s in steps]
+    if only_step is not None and only_step not in names:
+        raise CommandError(f"--step: {only_step!r} is not a step of {pipeline['metadata']['name']} "
+                           f"(steps: {', '.join(names)})", EXIT_USAGE)
+    found = [Section(s["name"], f"step {i + 1}/{len(steps)} {s['name']} ({api.step_kind(s)})", True)
+             for i, s in enumerate(steps) if only_step in (None, s["name"])]
+    if only_step is None:
+        app = pipeline["spec"]["template"]["spec"]["containers"][0]["name"]
+        found.append(Section(app, f"app container {app}", False))
+    return found
+
+
+def container_status(pod: Obj, section: Section) -> Obj:
+    key = "initContainerStatuses" if section.is_step else "containerStatuses"
+    return next((c for c in (pod.get("status") or {}).get(key) or [] if c.get("name") == section.container), {})
+
+
+def has_run(cstatus: Obj) -> bool:
+    """The container has a log: it runs, or ran at least once."""
+    state = cstatus.get("state") or {}
+    return "running" in state or "terminated" in state or "terminated" in (cstatus.get("lastState") or {})
+
+
+def pod_gone_or_done(pod: Obj) -> bool:
+    return bool(pod["metadata"].get("deletionTimestamp")) or (pod.get("status") or {}).get("phase") in (
+        "Failed", "Succeeded")
+
+
+class LogPrinter:
+    def __init__(self, out: TextIO, output: str, pod: str) -> None:
+        self.out, self.output, self.pod = out, output, pod
+        self.paint = Paint(out.isatty() and output != "json")
+
+    def header(self, section: Section, note: str = "") -> None:
+        if self.output == "json":
+            return
+        self.out.write(self.paint(f"==> {section.title} <==", BOLD) + (f" {self.paint(note, DIM)}" if note else "")
+                       + "\n")
+        self.out.flush()
+
+    def note(self, section: Section, text: str, alarming: bool = False) -> None:
+        if self.output == "json":
+            self.out.write(json.dumps({"pod": self.pod, "container": section.container, "note": text}) + "\n")
+        else:
+            self.out.write(self.paint(f"--- {text}", RED if alarming else DIM) + "\n")
+        self.out.flush()
+
+    def lines(self, section: Section, chunks: Iterator[bytes]) -> None:
+        pending = b""
+        for chunk in chunks:
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for raw in complete:
+                self._line(section, raw)
+        if pending:
+            self._line(section, pending)
+
+    def _line(self, section: Section, raw: bytes) -> None:
+        # step runners redact their own secrets; a user's container may print a URL with a password
+        text = redact(raw.decode("utf-8", errors="replace"))
+        if self.output == "json":
+            self.out.write(json.dumps({"pod": self.pod, "container": section.container, "line": text}) + "\n")
+        else:
+            self.out.write(text + "\n")
+        self.out.flush()
+
+
+def _pod_of(kube: Kube, args: argparse.Namespace, pipeline: Obj) -> str:
+    if args.pod:
+        return str(args.pod)
+    name = (pipeline.get("status") or {}).get("podName")
+    if name:
+        return str(name)
+    if not args.follow:
+        raise CommandError(f"{args.name} has no Pod yet (try -f to wait for it)")
+    for seen in kube.watch_pipeline(args.name):
+        name = (seen.get("status") or {}).get("podName")
+        if name:
+            return str(name)
+    raise CommandError(f"{args.name} has no Pod")  # pragma: no cover  (the watch only ends by an error)
+
+
+def cmd_logs(args: argparse.Namespace, kube: Kube, out: TextIO) -> int:
+    pipeline = kube.pipeline(args.name)
+    wanted = sections(pipeline, args.step)
+    pod_name = _pod_of(kube, args, pipeline)
+    printer = LogPrinter(out, args.output, pod_name)
+    if not args.follow:
+        pod = kube.pod(pod_name)
+        for section in wanted:
+            cstatus = container_status(pod, section)
+            if not has_run(cstatus):
+                printer.header(section, "(not started yet)")
+                continue
+            # between two attempts, the log worth reading is the last attempt's
+            previous = "running" not in (cstatus.get("state") or {}) and "terminated" not in (
+                cstatus.get("state") or {})
+            printer.header(section)
+            printer.lines(section, kube.log_chunks(pod_name, section.container, False, previous))
+        return EXIT_READY
+    return _follow(kube, pod_name, wanted, printer)
+
+
+def _follow(kube: Kube, pod_name: str, wanted: list[Section], printer: LogPrinter) -> int:
+    """Each container in turn: wait for it to start, stream its log to the end, go on. A failed
+    step is followed into its retries as the kubelet restarts it; each attempt is a container of
+    its own (containerID), streamed once."""
+    for section in wanted:
+        follower = _ContainerFollower(kube, pod_name, section, printer)
+        for pod in kube.watch_pod(pod_name):
+            verdict = follower.see(pod)
+            if verdict == "streamed":
+                # its end may have been the pod's last event: look again now
+                verdict = follower.see(kube.pod(pod_name))
+            if verdict == "done":
+                break
+            if verdict in ("pod-succeeded", "pod-ended"):
+                return EXIT_READY if verdict == "pod-succeeded" else EXIT_FAILED
+    return EXIT_READY
+
+
+@dataclass
+class _ContainerFollower:
+    kube: Kube
+    pod_name: str
+    section: Section
+    printer: LogPrinter
+
+    def __post_init__(self) -> None:
+        self.streamed: set[str] = set()
+        self.reported: set[str] = set()
+
+    def see(self, pod: Obj) -> str:
+        """One look at the Pod: 'streamed' an attempt's log, 'done' (exit 0), 'pod-succeeded' or
+        'pod-ended', or '' (wait for the next change)."""
+        section, printer = self.section, self.printer
+        cstatus = container_status(pod, section)
+        state = cstatus.get("state") or {}
+        current = cstatus.get("containerID") or ""
+        if ("running" in state or "terminated" in state) and current and current not in self.streamed:
+            if self.streamed:
+                printer.note(section, f"attempt {len(self.streamed) + 1}")
+            else:
+                printer.header(section)
+            self.streamed.add(current)
+            printer.lines(section, self.kube.log_chunks(self.pod_name, section.container, True, False))
+            return "streamed"
+        ended = state.get("terminated") or (cstatus.get("lastState") or {}).get("terminated") or {}
+        ended_id = ended.get("containerID") or ""
+        if ended_id in self.streamed:
+            if ended.get("exitCode") == 0:
+                return "done"
+            if ended_id not in self.reported:
+                self.reported.add(ended_id)
+                printer.note(section, f"{section.container} exited with code {ended.get('exitCode')} "
+                             f"({ended.get('reason') or 'Error'})", alarming=True)
+        if pod_gone_or_done(pod):
+            why = "being deleted" if pod["metadata"].get("deletionTimestamp") else pod["status"].get("phase")
+            if not self.streamed:
+                printer.note(section, f"Pod {self.pod_name} is {why}: {section.container} did not run",
+                             alarming=True)
+            return "pod-succeeded" if why == "Succeeded" else "pod-ended"
+        return ""
+
+
+# --- the command line -----------------------------------------------------------------------------
+
+
+def add_parsers(sub: Any) -> None:
+    """`status` and `logs`, shared by `initpipeline` and `kubectl-initpipeline`."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("name", metavar="NAME", help="the InitPipeline")
+    common.add_argument("-n", "--namespace", help="default: the kubeconfig context's namespace, or default")
+    common.add_argument("--kubeconfig", help="default: $KUBECONFIG or ~/.kube/config")
+    common.add_argument("--context", help="the kubeconfig context to use")
+    common.add_argument("-o", "--output", choices=["text", "json"], default="text")
+
+    status = sub.add_parser("status", parents=[common], help="a pipeline at a glance: phase, conditions, steps")
+    status.add_argument("-w", "--watch", action="store_true",
+                        help="redraw on every change until Ready (exit 0) or Failed (exit 1)")
+    status.add_argument("--timeout", type=int, default=0, help="with -w: give up after this many seconds (exit 3)")
+    status.set_defaults(func=lambda args: _run(cmd_status, args))
+
+    logs = sub.add_parser("logs", parents=[common], help="each step's log in order, then the app's")
+    logs.add_argument("-f", "--follow", action="store_true",
+                      help="follow the steps as they start, one after another, then the app")
+    logs.add_argument("--step", help="only this step")
+    logs.add_argument("--pod", help="this Pod instead of the pipeline's current one")
+    logs.set_defaults(func=lambda args: _run(cmd_logs, args))
+
+
+def _run(command: Callable[[argparse.Namespace, Kube, TextIO], int], args: argparse.Namespace) -> int:
+    try:
+        return command(args, Kube.connect(args), sys.stdout)
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,135 @@
+"""What `initpipeline status` prints: a pipeline at a glance (pure: no cluster access)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+from .api import Obj
+
+GREEN, RED, YELLOW, DIM, BOLD, RESET = "\x1b[32m", "\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m"
+STATE_COLOURS = {"Succeeded": GREEN, "Failed": RED, "Running": YELLOW, "Waiting": DIM}
+PHASE_COLOURS = {"Running": GREEN, "Succeeded": GREEN, "Failed": RED, "Initializing": YELLOW, "Pending": DIM}
+
+
+@dataclass(frozen=True)
+class Paint:
+    """ANSI colours on a terminal, nothing on a pipe."""
+
+    enabled: bool
+
+    def __call__(self, text: str, colour: str) -> str:
+        return f"{colour}{text}{RESET}" if self.enabled and colour else text
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def human_seconds(seconds: float) -> str:
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    minutes, whole = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{whole:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def step_duration(step: Obj, now: dt.datetime) -> str:
+    started, finished = parse_time(step.get("startedAt")), parse_time(step.get("finishedAt"))
+    if started is None:
+        return "-"
+    if finished is None:
+        return human_seconds((now - started).total_seconds()) + "+"  # still running
+    return human_seconds((finished - started).total_seconds())
+
+
+def condition(status: Obj, ctype: str) -> Obj:
+    return next((c for c in status.get("conditions") or [] if c.get("type") == ctype), {})
+
+
+def outcome(pipeline: Obj) -> int | None:
+    """For `status -w`: 0 once Ready (or Succeeded), 1 once Failed, None while undecided.
+
+    Only a status that has seen the current generation counts, so a spec change is
+    not judged by the previous generation's status."""
+    status = pipeline.get("status") or {}
+    if status.get("observedGeneration") != pipeline["metadata"].get("generation"):
+        return None
+    if condition(status, "Failed").get("status") == "True":
+        return 1
+    if condition(status, "Ready").get("status") == "True" or status.get("phase") == "Succeeded":
+        return 0
+    return None
+
+
+def _table(rows: list[list[str]], widths_from: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in widths_from) for i in range(len(widths_from[0]))]
+    return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+
+
+def render_status(pipeline: Obj, now: dt.datetime, paint: Paint) -> str:
+    meta = pipeline["metadata"]
+    status: Obj = pipeline.get("status") or {}
+    spec_steps = (pipeline.get("spec") or {}).get("steps") or []
+    lines = [paint(f"{meta['name']}", BOLD) + f"  (namespace {meta.get('namespace', 'default')}, "
+             f"generation {meta.get('generation', 1)})"]
+    if not status:
+        lines.append("Phase:       " + paint("(no status yet: is the operator running?)", DIM))
+        return "\n".join(lines) + "\n"
+    phase = str(status.get("phase", "-"))
+    head = paint(phase, PHASE_COLOURS.get(phase, ""))
+    current = status.get("currentStep")
+    if current:
+        index = next((i for i, s in enumerate(spec_steps) if s.get("name") == current), None)
+        head += f"   step {index + 1}/{len(spec_steps)} {current}" if index is not None else f"   step {current}"
+    if status.get("observedGeneration") not in (None, meta.get("generation")):
+        head += paint(f"   (status is of generation {status['observedGeneration']})", DIM)
+    lines.append(f"Phase:       {head}")
+    if "replicas" in status:
+        lines.append(f"Replicas:    {status.get('readyReplicas', 0)}/{status['replicas']} ready")
+    if status.get("podName"):
+        lines.append(f"Pod:         {status['podName']}")
+    if status.get("message"):
+        lines.append(f"Message:     {status['message']}")
+    marks = []
+    for cond in status.get("conditions") or []:
+        text = f"{cond['type']}={cond['status']}"
+        if cond.get("reason") and cond["reason"] != "AsExpected":
+            text += f" ({cond['reason']})"
+        alarming = cond["type"] in ("Degraded", "Failed") and cond["status"] == "True"
+        marks.append(paint(text, RED if alarming else ""))
+    if marks:
+        lines.append("Conditions:  " + "  ".join(marks))
+
+    steps: list[Obj] = status.get("steps") or []
+    if steps:
+        header = ["STEP", "KIND", "STATE", "DURATION", "EXIT", "RESTARTS", "REASON"]
+        rows = [[s["name"], s.get("kind", ""), s.get("state", ""), step_duration(s, now),
+                 str(s["exitCode"]) if "exitCode" in s else "-", str(s.get("restartCount", 0)),
+                 s.get("reason", "")] for s in steps]
+        plain = _table([header, *rows], [header, *rows])
+        lines.append("")
+        lines.append(paint(plain[0], BOLD))
+        for row, text in zip(rows, plain[1:], strict=True):
+            state = row[2]
+            # colour only the state cell, keeping the alignment of the plain text
+            start = text.index(state, len(row[0]) + len(row[1]))
+            lines.append(text[:start] + paint(state, STATE_COLOURS.get(state, "")) + text[start + len(state):])
+    for step in steps:
+        if step.get("state") == "Failed" and step.get("message"):
+            lines.append("")
+            lines.append(paint(f"Step {step['name']} failed:", RED))
+            lines.extend("  " + line for line in str(step["message"]).splitlines())
+    return "\n".join(lines) + "\n"
+
+
+def status_json(pipeline: Obj) -> str:
+    meta = pipeline["metadata"]
+    return json.dumps({"name": meta["name"], "namespace": meta.get("namespace"),
+                       "generation": meta.get("generation"), "status": pipeline.get("status") or {}}, indent=2)
