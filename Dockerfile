@@ -1,25 +1,47 @@
 # One image for the operator (`initpipeline run`) and the step runner
 # (`initpipeline step ...`). Users build it on a public Python image; the local
 # test cluster builds it on a Debian base made by hack/images.sh.
+#
+# Three stages: `build` installs the package into a venv; `runtime` is the base
+# with that venv and without what a running container never reads (docs, man
+# pages, apt lists and caches, pip); the final image is `runtime`'s file tree in
+# one layer, so that nothing deleted in `runtime` still weighs in a lower layer.
 ARG BASE=python:3.11-slim-bookworm
-FROM ${BASE}
 
-ENV PATH=/opt/initpipeline/bin:/usr/local/bin:/usr/bin:/bin \
-    PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    HOME=/tmp
-
+FROM ${BASE} AS build
 # Optional: a CA bundle for pip behind a TLS-inspecting proxy, mounted only for
 # the build (hack/images.sh passes the host's); unset, pip uses its own.
 ARG PIP_CERT
 COPY setup.cfg pyproject.toml README.md /src/
 COPY operator /src/operator
 RUN python3 -m venv /opt/initpipeline \
- && /opt/initpipeline/bin/pip install --no-cache-dir --disable-pip-version-check /src \
+ && /opt/initpipeline/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile /src \
+ && /opt/initpipeline/bin/pip uninstall -y -q pip setuptools \
  && rm -rf /src \
+ # package tests are never read at run time
+ && find /opt/initpipeline -depth -type d \( -name tests -o -name test \) -path '*/site-packages/*' \
+      -exec rm -rf {} + \
+ # bytecode once, here: the root filesystem is read-only at run time
+ && /opt/initpipeline/bin/python -m compileall -q -j 0 /opt/initpipeline >/dev/null
+
+FROM ${BASE} AS runtime
+COPY --from=build /opt/initpipeline /opt/initpipeline
+RUN rm -rf /usr/share/doc/* /usr/share/man/* /usr/share/info/* /usr/share/lintian \
+      /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old /var/log/* \
+      /root/.cache /tmp/* \
+ && find /usr/share/locale -mindepth 1 -maxdepth 1 ! -name 'locale.alias' -exec rm -rf {} + \
+ && { find /usr/lib/python3* /usr/local/lib/python3* -depth -type d -name ensurepip -exec rm -rf {} + \
+      2>/dev/null || true; } \
  && echo 'initpipeline:x:65532:65532:initpipeline:/tmp:/usr/sbin/nologin' >>/etc/passwd \
  && echo 'initpipeline:x:65532:' >>/etc/group
 
+FROM scratch
+COPY --from=runtime / /
+ENV PATH=/opt/initpipeline/bin:/usr/local/bin:/usr/bin:/bin \
+    LANG=C.UTF-8 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp
 # Non-root; the Pod builder and the chart also set runAsUser 65532.
 USER 65532:65532
 ENTRYPOINT ["initpipeline"]

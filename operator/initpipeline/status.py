@@ -239,8 +239,13 @@ def _ended(step: Obj, prev: Obj) -> bool:
     state, was = step["state"], prev.get("state")
     if state not in ("Succeeded", "Failed"):
         return False
-    restarted = step.get("restartCount", 0) != prev.get("restartCount", 0)
-    return bool(state != was or (state == "Failed" and restarted))
+    if state != was:
+        return True
+    # another failed attempt: a new finish time (a crash-looping step keeps its last attempt's),
+    # or, without times, a new restart count
+    if step.get("finishedAt") or prev.get("finishedAt"):
+        return bool(step.get("finishedAt") != prev.get("finishedAt"))
+    return bool(state == "Failed" and step.get("restartCount", 0) != prev.get("restartCount", 0))
 
 
 def finished_steps(old_steps: list[Obj] | None, new_steps: list[Obj]) -> list[Obj]:

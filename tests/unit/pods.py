@@ -31,12 +31,13 @@ def failed(name: str, code: int = 1, reason: str = "Error", message: str = "boom
                                      "startedAt": T1, "finishedAt": T2}}}
 
 
-def crash_looping(name: str, code: int = 20, message: str = "migration 002 failed", restarts: int = 3) -> Obj:
+def crash_looping(name: str, code: int = 20, message: str = "migration 002 failed", restarts: int = 3,
+                  finished: str = T2) -> Obj:
     return {"name": name, "ready": False, "restartCount": restarts, "started": False, "image": "x",
             "state": {"waiting": {"reason": "CrashLoopBackOff",
                                   "message": f"back-off 40s restarting failed container={name}"}},
             "lastState": {"terminated": {"exitCode": code, "reason": "Error", "message": message,
-                                         "startedAt": T1, "finishedAt": T2}}}
+                                         "startedAt": T1, "finishedAt": finished}}}
 
 
 def image_pull_backoff(name: str) -> Obj:

@@ -104,7 +104,8 @@ def test_values_reach_the_deployment() -> None:
     [deploy] = [d for d in render("--set", "runnerImage=mirror/runner:1", "--set", "logLevel=debug",
                                   "--set", "watchNamespaces={a,b}") if d["kind"] == "Deployment"]
     [container] = deploy["spec"]["template"]["spec"]["containers"]
-    assert container["args"] == ["run", "--log-level=debug", "--namespace=a", "--namespace=b"]
+    assert container["args"] == ["run", "--log-level=debug", "--log-format=text", "--metrics-port=8081",
+                                 "--metrics-per-pipeline=true", "--namespace=a", "--namespace=b"]
     assert {"name": "INITPIPELINE_RUNNER_IMAGE", "value": "mirror/runner:1"} in container["env"]
 
 
@@ -128,3 +129,45 @@ def test_plain_manifests_are_the_rendered_chart() -> None:
     assert result.returncode == 0, result.stderr
     committed = (ROOT / "deploy" / "manifests" / "initpipeline.yaml").read_text()
     assert committed == result.stdout, "run `make manifests`"
+
+
+def test_metrics_port_service_and_optional_service_monitor() -> None:
+    docs = render("--set", "metrics.port=9100", "--set", "logFormat=json", "--set", "metrics.perPipeline=false")
+    [deploy] = [d for d in docs if d["kind"] == "Deployment"]
+    [container] = deploy["spec"]["template"]["spec"]["containers"]
+    assert {"name": "metrics", "containerPort": 9100} in container["ports"]
+    assert "--metrics-port=9100" in container["args"] and "--log-format=json" in container["args"]
+    assert "--metrics-per-pipeline=false" in container["args"]
+    [service] = [d for d in docs if d["kind"] == "Service"]
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9100, "targetPort": "metrics", "protocol": "TCP"}]
+    assert service["spec"]["selector"].items() <= deploy["spec"]["template"]["metadata"]["labels"].items()
+    assert not [d for d in docs if d["kind"] == "ServiceMonitor"]
+
+    monitored = render("--set", "metrics.serviceMonitor.enabled=true",
+                       "--set", "metrics.serviceMonitor.labels.release=prom")
+    [monitor] = [d for d in monitored if d["kind"] == "ServiceMonitor"]
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    result = helm("template", "x", str(CHART), "--set", "logFormat=xml")
+    assert result.returncode != 0 and "logFormat" in result.stderr
+
+
+def test_dashboard_queries_only_metrics_the_operator_serves() -> None:
+    import re
+
+    from prometheus_client import CollectorRegistry
+
+    from initpipeline.metrics import Metrics
+
+    registry = CollectorRegistry()
+    Metrics(registry)
+    served = {f"{m.name}{suffix}" for m in registry.collect()
+              for suffix in ("", "_bucket", "_count", "_sum", "_total")}
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "initpipeline-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += [v["query"]["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    used = {name for e in exprs for name in re.findall(r"\b(initpipeline_[a-z_]+|process_[a-z_]+)", e)}
+    assert used and used <= served | {"process_resident_memory_bytes"}, used - served
+    titles = " ".join(p["title"] for p in dashboard["panels"])
+    assert "Step duration" in titles and "failures" in titles and "phase" in titles
