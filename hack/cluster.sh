@@ -412,8 +412,10 @@ pod_cgroup_pids() {
   done | sort -u
 }
 
-# The iptables chains that exist before our first `up` are recorded; `down` removes only
-# kube-proxy's and the kubelet's chains that appeared after that, and the rules that jump to them.
+# The iptables chains that exist before our first `up` are recorded. `down` removes only chains
+# that appeared after that and that are named as kube-proxy and the kubelet name theirs (fixed
+# names, or a kind and a 16-character hash), and the rules that jump to them.
+KUBE_PROXY_CHAIN='^KUBE-(SERVICES|EXTERNAL-SERVICES|NODEPORTS|POSTROUTING|MARK-MASQ|MARK-DROP|FORWARD|PROXY-FIREWALL|FIREWALL|PROXY-CANARY|KUBELET-CANARY|IPTABLES-HINT|(SVC|SEP|SVL|EXT|FW)-[A-Z0-9]{16})$'
 iptables_chains() {
   local tool=$1 table
   for table in nat filter mangle; do
@@ -439,26 +441,27 @@ remove_our_iptables() {
     log "no record of the iptables chains before this cluster; leaving kube-proxy's chains alone"
     return
   fi
-  local tool table chain rule
+  local tool table chain rule entry
   for tool in iptables ip6tables; do
     command -v "$tool" >/dev/null || continue
     local ours=()
     while read -r table chain; do
-      [[ $chain == KUBE-* ]] || continue
+      [[ $chain =~ $KUBE_PROXY_CHAIN ]] || continue
       grep -qxF -- "$tool $table $chain" "$C/iptables-before" || ours+=("$table $chain")
     done < <(iptables_chains "$tool")
     ((${#ours[@]})) || continue
+    # their own rules first, then the rules elsewhere that jump to them (kube-proxy hooks into
+    # PREROUTING, OUTPUT, FORWARD...), then the chains
+    for entry in "${ours[@]}"; do read -r table chain <<<"$entry"; "$tool" -t "$table" -F "$chain" 2>/dev/null; done
     for entry in "${ours[@]}"; do
       read -r table chain <<<"$entry"
-      # rules elsewhere that jump to this chain (kube-proxy hooks into PREROUTING, OUTPUT, FORWARD...)
-      "$tool" -t "$table" -S 2>/dev/null | awk -v c="$chain" '$1 == "-A" && $2 != c && / -j / {
+      "$tool" -t "$table" -S 2>/dev/null | awk -v c="$chain" '$1 == "-A" {
           for (i = 1; i < NF; i++) if ($i == "-j" && $(i + 1) == c) { print; break } }' |
         while read -r rule; do
-          # shellcheck disable=SC2086  # the rule is iptables-save's own quoting-free words
-          "$tool" -t "$table" -D ${rule#-A } 2>/dev/null
+          # iptables -S quotes a rule's words (comments have spaces) as a shell would read them
+          eval "\"\$tool\" -t \"\$table\" -D ${rule#-A }" 2>/dev/null
         done
     done
-    for entry in "${ours[@]}"; do read -r table chain <<<"$entry"; "$tool" -t "$table" -F "$chain" 2>/dev/null; done
     for entry in "${ours[@]}"; do read -r table chain <<<"$entry"; "$tool" -t "$table" -X "$chain" 2>/dev/null; done
   done
 }
