@@ -109,6 +109,8 @@ BAD_CASES = [
             "spec.steps[3].container.volumeMounts[0].name", "must name a volume in spec.template.spec.volumes"),
     BadCase("step-named-like-app", _set("spec.steps.3.name", "app"), "spec.steps[3].name",
             "must not have the name of an app container"),
+    BadCase("container-arg-not-a-string", _set("spec.steps.3.container.command.1", True),
+            "spec.steps[3].container.command[1]", "spec.steps[3].container.command[1]"),
     BadCase("negative-deadline", _set("spec.activeDeadlineSeconds", -5), "spec.activeDeadlineSeconds",
             "spec.activeDeadlineSeconds"),
 ]

@@ -82,9 +82,10 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import kopf
 
-    from . import handlers  # noqa: F401  (registers the handlers)
+    from . import handlers  # registers the handlers
     from .logformat import configure_logging
     from .metrics import Metrics
+    from .reconcile import Cluster
 
     namespaces = [ns for entry in args.namespace for ns in entry.split(",") if ns]
     configure_logging(args.log_level, args.log_format)
@@ -96,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz",
-        memo=kopf.Memo(runner_image=args.runner_image, metrics=metrics),
+        memo=kopf.Memo(cluster=Cluster(args.runner_image, handlers.post_event, metrics)),
     )
     return 0
 

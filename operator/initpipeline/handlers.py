@@ -1,7 +1,7 @@
 """kopf handlers: thin wrappers that hand every trigger to reconcile().
 
-`initpipeline run` builds the configuration and passes it in kopf's memo
-(runner_image, metrics); the startup handler connects the Cluster into it.
+`initpipeline run` builds the configuration (a Cluster: runner image, metrics,
+events) and passes it in kopf's memo; the login handler connects it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .reconcile import Cluster, Logger, forget, reconcile
 RESYNC_SECONDS = float(os.environ.get("INITPIPELINE_RESYNC_SECONDS", "10"))
 
 
-def _post_event(body: Obj, etype: str, reason: str, message: str) -> None:
+def post_event(body: Obj, etype: str, reason: str, message: str) -> None:
     kopf.event(cast(kopf.Body, body), type=etype, reason=reason, message=message)
 
 
@@ -29,9 +29,17 @@ def _reconcile(memo: kopf.Memo, body: Obj, logger: Logger) -> None:
         reconcile(cluster, body, logger)
 
 
+@kopf.on.login()
+def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    # The kubernetes client's own config loading (in-cluster, or the kubeconfig), shared by kopf and
+    # by our Cluster, which is built once that config exists.
+    info: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
+    memo.cluster.connect()
+    return info
+
+
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    memo.cluster = Cluster.connect(memo.runner_image, _post_event, memo.metrics)
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Keep kopf's bookkeeping in annotations so that .status holds only our API.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -57,7 +65,7 @@ def resync(body: kopf.Body, memo: kopf.Memo, logger: Logger, **_: Any) -> None:
 def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     meta = body["metadata"]
     forget(meta["uid"])
-    memo.metrics.forget(meta["namespace"], meta["name"])
+    memo.cluster.metrics.forget(meta["namespace"], meta["name"])
 
 
 @kopf.on.event("", "v1", "pods", labels={api.LABEL_PIPELINE: kopf.PRESENT})

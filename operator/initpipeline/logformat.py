@@ -36,6 +36,8 @@ def configure_logging(level: str, log_format: str) -> None:
     kopf.configure(verbose=level == "debug", log_prefix=True)
     root = logging.getLogger()
     root.setLevel(level.upper())
+    # one line per liveness probe says nothing
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     if log_format == "json":
         for handler in root.handlers:
             handler.setFormatter(JsonFormatter())

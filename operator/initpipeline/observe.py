@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -71,8 +73,10 @@ class Kube:
         found: Obj = self._json(self.core.read_namespaced_pod, name, self.namespace)
         return found
 
-    def _watch(self, list_call: Callable[..., Any], first: Obj, name: str, *args: Any) -> Iterator[Obj]:
-        """`first`, then each new state of the object named `name`, from a watch."""
+    def _watch(self, list_call: Callable[..., Any], first: Obj, name: str, *args: Any,
+               until: float | None = None) -> Iterator[Obj]:
+        """`first`, then each new state of the object named `name`, from a watch; it ends at the
+        monotonic time `until`, if given."""
         import kubernetes.watch
 
         watch: Any = kubernetes.watch  # no type hints
@@ -80,8 +84,13 @@ class Kube:
         yield first
         version = first["metadata"]["resourceVersion"]
         while True:
+            seconds = 240
+            if until is not None:
+                seconds = min(seconds, math.ceil(until - time.monotonic()))
+                if seconds <= 0:
+                    return
             stream = watcher.stream(list_call, *args, field_selector=f"metadata.name={name}",
-                                          resource_version=version, timeout_seconds=240)
+                                    resource_version=version, timeout_seconds=seconds)
             for event in stream:
                 obj = event["object"]
                 if not isinstance(obj, dict):
@@ -92,9 +101,9 @@ class Kube:
                     version = obj["metadata"]["resourceVersion"]
                     yield obj
 
-    def watch_pipeline(self, name: str) -> Iterator[Obj]:
+    def watch_pipeline(self, name: str, until: float | None = None) -> Iterator[Obj]:
         return self._watch(self.custom.list_namespaced_custom_object, self.pipeline(name), name,
-                           api.GROUP, api.VERSION, self.namespace, api.PLURAL)
+                           api.GROUP, api.VERSION, self.namespace, api.PLURAL, until=until)
 
     def watch_pod(self, name: str) -> Iterator[Obj]:
         return self._watch(self.core.list_namespaced_pod, self.pod(name), name, self.namespace)
@@ -123,9 +132,9 @@ def cmd_status(args: argparse.Namespace, kube: Kube, out: TextIO) -> int:
         pipeline = kube.pipeline(args.name)
         out.write(status_json(pipeline) + "\n" if args.output == "json" else render_status(pipeline, _now(), paint))
         return EXIT_READY
-    deadline = _now() + dt.timedelta(seconds=args.timeout) if args.timeout else None
+    until = time.monotonic() + args.timeout if args.timeout else None
     shown = ""
-    for pipeline in kube.watch_pipeline(args.name):
+    for pipeline in kube.watch_pipeline(args.name, until):
         text = status_json(pipeline) + "\n" if args.output == "json" else render_status(pipeline, _now(), paint)
         if text != shown:
             out.write(CLEAR_SCREEN + text if paint.enabled else text + ("" if args.output == "json" else "\n"))
@@ -134,9 +143,7 @@ def cmd_status(args: argparse.Namespace, kube: Kube, out: TextIO) -> int:
         decided = outcome(pipeline)
         if decided is not None:
             return decided
-        if deadline and _now() > deadline:
-            break
-    out.write(f"timed out after {args.timeout}s; the pipeline is neither Ready nor Failed\n")
+    print(f"timed out after {args.timeout}s; the pipeline is neither Ready nor Failed", file=sys.stderr)
     return EXIT_TIMEOUT
 
 

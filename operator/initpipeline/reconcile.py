@@ -56,15 +56,18 @@ def prune_none(value: Any) -> Any:
 
 @dataclass
 class Cluster:
-    core: Any
-    custom: Any
+    """The operator's configuration and its API clients. One object, shared by reference through
+    kopf's memo, so that a new login (connect) reaches every handler."""
+
     runner_image: str
     post_event: EventPoster
     metrics: Metrics
+    core: Any = None
+    custom: Any = None
 
-    @classmethod
-    def connect(cls, runner_image: str, post_event: EventPoster, metrics: Metrics) -> Cluster:
-        return cls(client.CoreV1Api(), client.CustomObjectsApi(), runner_image, post_event, metrics)
+    def connect(self) -> None:
+        """API clients from the kubernetes client's default config, as the login just loaded it."""
+        self.core, self.custom = client.CoreV1Api(), client.CustomObjectsApi()
 
     def list_pods(self, namespace: str, pipeline: str) -> list[Obj]:
         resp = self.core.list_namespaced_pod(
@@ -195,11 +198,13 @@ def _reconcile_locked(cluster: Cluster, pipeline: Obj, log: Logger) -> Obj:
         kopf.adopt(pod, owner=cast(kopf.Body, pipeline))  # kopf reads a plain dict the same way
         try:
             current, created = cluster.create_pod(pod)
-        except ApiException as exc:
-            if exc.status not in (400, 403, 422):
+        except (ApiException, ValueError, TypeError) as exc:
+            if isinstance(exc, ApiException) and exc.status not in (400, 403, 422):
                 raise
-            # invalid (422), or refused by admission such as PodSecurity (403): the spec must change
-            status = invalid_status(pipeline, [_api_message(exc)], rfc3339(now), reason="PodRejected")
+            # invalid (422, or refused by the client's own checks before sending), or refused by
+            # admission such as PodSecurity (403): the spec must change
+            why = _api_message(exc) if isinstance(exc, ApiException) else f"invalid Pod: {exc}"
+            status = invalid_status(pipeline, [why], rfc3339(now), reason="PodRejected")
             _publish(cluster, pipeline, previous, status)
             return status
         if created:

@@ -322,6 +322,12 @@ def _check_download(c: _Checker, body: Obj, field: str, volumes: set[Any], _step
 
 def _check_container(c: _Checker, body: Obj, field: str, volumes: set[Any], step: str) -> None:
     c.string(body.get("image"), f"{field}.image", required=True, max_len=1024)
+    # the CRD keeps a container step's fields as given; YAML turns an unquoted y, no or 1 into a
+    # bool or a number, which Kubernetes refuses only when the Pod is made
+    for key in ("command", "args"):
+        for i, arg in enumerate(c.lst(body.get(key), f"{field}.{key}", max_items=1024)):
+            if not isinstance(arg, str):
+                c.fail(f"{field}.{key}[{i}]", f"must be a string, got {arg!r} (quote it in YAML)")
     if "name" in body and body["name"] != step:
         c.fail(f"{field}.name", "is taken from the step name; leave it out or make it equal")
     for i, mount in enumerate(c.lst(body.get("volumeMounts"), f"{field}.volumeMounts", max_items=32)):

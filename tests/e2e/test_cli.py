@@ -34,11 +34,16 @@ def plugin(kube: Kube, *args: str, timeout: float = 120) -> subprocess.Completed
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def last_drawing(stdout: str, name: str) -> str:
+    """`status -w` through a pipe prints each new state in full, one after another."""
+    return stdout[stdout.rindex(f"{name}  (namespace"):]
+
+
 def test_status_of_a_running_pipeline(kube: Kube) -> None:
     kube.apply(pipeline("shop", [echo_step("prepare", "ready")]))
     watched = plugin(kube, "status", "shop", "-w", "--timeout", "120", timeout=150)
     assert watched.returncode == 0, watched.stderr
-    assert "Phase:       Running" in watched.stdout  # the last drawing
+    assert "Phase:       Running" in last_drawing(watched.stdout, "shop")
     assert "\x1b[" not in watched.stdout  # a pipe gets plain text
 
     shown = plugin(kube, "status", "shop")
@@ -59,10 +64,12 @@ def test_status_of_a_failed_pipeline_gates_a_deploy(kube: Kube) -> None:
     kube.apply(pipeline("broken", [echo_step("first", "fine"), failing], restartPolicy="Never"))
     watched = plugin(kube, "status", "broken", "-w", "--timeout", "120", timeout=150)
     assert watched.returncode == 1, watched.stdout + watched.stderr
-    assert "Phase:       Failed   step 2/2 check" in watched.stdout
-    row = next(line for line in watched.stdout.splitlines() if line.startswith("check"))
+    assert watched.stdout.count("broken  (namespace") >= 2  # drawn again as the steps ran
+    final = last_drawing(watched.stdout, "broken")
+    assert "Phase:       Failed   step 2/2 check" in final
+    row = next(line for line in final.splitlines() if line.startswith("check"))
     assert row.split()[1:3] == ["container", "Failed"] and row.split()[4] == "3"
-    assert "Step check failed:\n  schema is too new" in watched.stdout
+    assert "Step check failed:\n  schema is too new" in final
 
     missing = plugin(kube, "status", "nope")
     assert missing.returncode == 1 and "not found: nope" in missing.stderr
@@ -122,7 +129,7 @@ def scrape(operator: Kube) -> str:
 
 
 def test_metrics_count_the_steps_that_ran(kube: Kube, operator: Kube) -> None:
-    kube.apply(pipeline("measured", [echo_step("fetch", "x", sleep=2), echo_step("seed", "y")]))
+    kube.apply(pipeline("measured", [echo_step("fetch", "x", sleep=2), echo_step("seed", "why")]))
     eventually("Running", lambda: status_of(kube, "measured").get("phase") == "Running")
 
     def counted() -> str | None:
