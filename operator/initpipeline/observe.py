@@ -15,8 +15,8 @@ from typing import Any, TextIO
 
 from . import api
 from .api import Obj
+from .redaction import redact
 from .statusview import BOLD, DIM, RED, Paint, outcome, render_status, status_json
-from .steps.common import redact
 
 EXIT_READY, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
 CLEAR_SCREEN = "\x1b[H\x1b[2J"

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .api import Obj, step_kind
+from .redaction import redact
 
 # Waiting reasons that mean a step cannot make progress on its own.
 STUCK_REASONS = frozenset({
@@ -18,10 +19,11 @@ CONDITION_TYPES = ("Initialized", "Ready", "Degraded", "Failed")
 
 
 def trim(message: str | None, limit: int = MESSAGE_LIMIT) -> str | None:
-    """The last `limit` characters: a failure's last words matter most."""
+    """The last `limit` characters, passwords hidden: a failure's last words matter most, and a
+    user's container may print its database URL."""
     if not message:
         return None
-    message = message.strip()
+    message = redact(message.strip())
     return message if len(message) <= limit else "..." + message[-(limit - 3):]
 
 

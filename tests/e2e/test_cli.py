@@ -60,7 +60,7 @@ def test_status_of_a_running_pipeline(kube: Kube) -> None:
 
 def test_status_of_a_failed_pipeline_gates_a_deploy(kube: Kube) -> None:
     failing = {"name": "check", "container": {"image": BUSYBOX,
-                                              "command": ["sh", "-c", "echo schema is too new >&2; exit 3"]}}
+                                              "command": ["sh", "-c", "echo schema is too new for postgres://app:hunter2@db/shop >&2; exit 3"]}}
     kube.apply(pipeline("broken", [echo_step("first", "fine"), failing], restartPolicy="Never"))
     watched = plugin(kube, "status", "broken", "-w", "--timeout", "120", timeout=150)
     assert watched.returncode == 1, watched.stdout + watched.stderr
@@ -69,7 +69,15 @@ def test_status_of_a_failed_pipeline_gates_a_deploy(kube: Kube) -> None:
     assert "Phase:       Failed   step 2/2 check" in final
     row = next(line for line in final.splitlines() if line.startswith("check"))
     assert row.split()[1:3] == ["container", "Failed"] and row.split()[4] == "3"
-    assert "Step check failed:\n  schema is too new" in final
+    assert "Step check failed:\n  schema is too new for postgres://app:***@db/shop" in final
+    assert "hunter2" not in watched.stdout
+
+    logs = plugin(kube, "logs", "broken")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.splitlines() == [
+        "==> step 1/2 first (container) <==", "fine",
+        "==> step 2/2 check (container) <==", "schema is too new for postgres://app:***@db/shop",
+        "==> app container app <== (not started yet)"]
 
     missing = plugin(kube, "status", "nope")
     assert missing.returncode == 1 and "not found: nope" in missing.stderr

@@ -205,3 +205,11 @@ def test_events_for_transitions_only() -> None:
     failing = derive(shop()["spec"]["steps"], pod("Pending", [done("wait-deps"), crash_looping("migrate")])).steps
     [event] = step_events(after, failing)
     assert event[0] == "Warning" and event[1] == "StepFailed" and "exit code 20" in event[2]
+
+
+def test_a_password_in_a_termination_message_stays_out_of_the_status() -> None:
+    leaky = failed(STEPS[1], 4, message="cannot reach postgres://app:hunter2@db:5432/shop (password=hunter2)")
+    status = status_of(pod("Failed", [done(STEPS[0]), leaky, pending(STEPS[2]), pending(STEPS[3])],
+                           restart_policy="Never"))
+    assert "hunter2" not in str(status)
+    assert "postgres://app:***@db:5432/shop" in status["steps"][1]["message"]

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import re
 import ssl
 import sys
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from ..redaction import redact
 from ..validation import HEADER_NAME
+
+__all__ = ["redact"]  # the steps import it from here
 
 TERMINATION_LOG_ENV = "INITPIPELINE_TERMINATION_LOG"
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
@@ -70,19 +72,6 @@ def finish(code: Exit, message: str) -> int:
     log(message)
     write_termination_message(message)
     return int(code)
-
-
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
-_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
-
-
-def redact(text: str, *secrets: str) -> str:
-    """Hide passwords in URLs and DSNs, and any secret value given."""
-    for secret in secrets:
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, "***")
-    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
-    return _KEYWORD_PASSWORD.sub(r"\1***", text)
 
 
 def positive_number(text: str) -> float:
