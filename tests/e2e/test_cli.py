@@ -59,8 +59,8 @@ def test_status_of_a_running_pipeline(kube: Kube) -> None:
 
 
 def test_status_of_a_failed_pipeline_gates_a_deploy(kube: Kube) -> None:
-    failing = {"name": "check", "container": {"image": BUSYBOX,
-                                              "command": ["sh", "-c", "echo schema is too new for postgres://app:hunter2@db/shop >&2; exit 3"]}}
+    leak = "echo schema is too new for postgres://app:hunter2@db/shop >&2; exit 3"
+    failing = {"name": "check", "container": {"image": BUSYBOX, "command": ["sh", "-c", leak]}}
     kube.apply(pipeline("broken", [echo_step("first", "fine"), failing], restartPolicy="Never"))
     watched = plugin(kube, "status", "broken", "-w", "--timeout", "120", timeout=150)
     assert watched.returncode == 1, watched.stdout + watched.stderr
