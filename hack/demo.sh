@@ -72,23 +72,9 @@ MANIFESTS
 "${KUBECTL[@]}" -n "$NS" apply -f "$REPO_ROOT/examples/demo/services.yaml" >/dev/null
 "${KUBECTL[@]}" -n "$NS" apply -f "$REPO_ROOT/examples/demo/pipeline.yaml" >/dev/null
 
-log "following initpipeline/shop (kubectl -n $NS get ipl shop -w shows the same)"
-last="" start=$SECONDS
-while ((SECONDS - start < 300)); do
-  line=$("${KUBECTL[@]}" -n "$NS" get initpipeline shop -o \
-    jsonpath='{.status.phase}|{.status.currentStep}|{.status.message}|{range .status.steps[*]}{.name}={.state} {end}' 2>/dev/null || true)
-  if [[ -n ${line//|} && $line != "$last" ]]; then
-    IFS='|' read -r phase step message steps <<<"$line"
-    printf '  %-12s %-14s %s\n               steps: %s\n' "${phase:-?}" "${step:--}" "$message" "$steps"
-    last=$line
-  fi
-  [[ $line == Running\|* || $line == Failed\|* ]] && break
-  sleep 1
-done
-"${KUBECTL[@]}" -n "$NS" wait --for=condition=Ready initpipeline/shop --timeout=60s
-"${KUBECTL[@]}" -n "$NS" get initpipeline shop -o \
-  jsonpath='{range .status.steps[*]}{.name}{"\t"}{.kind}{"\t"}{.state}{"\t"}{.startedAt}{"\t"}{.finishedAt}{"\n"}{end}' \
-  | column -t -N STEP,KIND,STATE,STARTED,FINISHED
-echo "--- the app's output:"
-"${KUBECTL[@]}" -n "$NS" logs "$("${KUBECTL[@]}" -n "$NS" get initpipeline shop -o jsonpath='{.status.podName}')" -c app
+IPL=(env "KUBECONFIG=$KUBECONFIG_FILE" "$CACHE_DIR/venv/bin/initpipeline")
+log "following it: initpipeline status shop -n $NS -w (or kubectl initpipeline status ...)"
+"${IPL[@]}" status shop -n "$NS" -w --timeout 300
+log "each step's log, then the app's: initpipeline logs shop -n $NS"
+"${IPL[@]}" logs shop -n "$NS"
 log "done. KUBECONFIG=$KUBECONFIG_FILE; clean up with: make cluster-down"

@@ -207,6 +207,11 @@ def _reconcile_locked(cluster: Cluster, pipeline: Obj, log: Logger) -> Obj:
             status = invalid_status(pipeline, [why], rfc3339(now), reason="PodRejected")
             _publish(cluster, pipeline, previous, status)
             return status
+        if not created and not _owned_by(current, meta["uid"]):
+            # the name is taken: most often by the Pod of a deleted pipeline of the same name that
+            # the garbage collector has not removed yet; its deletion brings us back too
+            raise kopf.TemporaryError(f"Pod {wanted} exists but belongs to something else; waiting for it to go",
+                                      delay=5)
         if created:
             log.info("created Pod %s", wanted)
             if previous.get("podName") == wanted and previous.get("observedGeneration") == generation:

@@ -195,3 +195,28 @@ def test_pod_refused_by_the_api_server_is_reported_not_retried(kube: Kube) -> No
     assert not pods_of(kube, "refused")
     kube.apply(pipeline("refused", [{"name": "odd", "container": {"image": BUSYBOX, "command": ["true"]}}]))
     eventually("the fixed spec to run", phase_is(kube, "refused", "Running"), timeout=90)
+
+
+def test_a_pipeline_recreated_under_the_same_name_gets_its_own_pod(kube: Kube) -> None:
+    """The old Pod (same name) may outlive its pipeline until garbage collection removes it: the new
+    pipeline must wait for its own Pod, not report the old one."""
+    kube.apply(quick("again", ["sleep", "600"]))
+    eventually("the first Pod to run its step", lambda: (status_of(kube, "again").get("steps") or [{}])[0]
+               .get("state") == "Running")
+    kube.run("delete", "initpipeline", "again", "--wait=true")
+    kube.apply(quick("again", ["echo", "second"]))
+    created = kube.pipeline("again")["metadata"]
+    seen: list[dict[str, Any]] = []
+
+    def running() -> Any:
+        status = status_of(kube, "again")
+        seen.append(status)
+        return status if status.get("phase") == "Running" else None
+
+    status = eventually("the new pipeline Running", running, timeout=150, interval=0.5)
+    # never a step of the old Pod (started before this pipeline existed) in the new pipeline's status
+    started = [s["startedAt"] for st in seen for s in st.get("steps") or [] if s.get("startedAt")]
+    assert started and min(started) >= created["creationTimestamp"], (created["creationTimestamp"], started)
+    pod = kube.get("pod", status["podName"])
+    assert pod["metadata"]["ownerReferences"][0]["uid"] == created["uid"]
+    assert pod["spec"]["initContainers"][0]["command"] == ["echo", "second"]
