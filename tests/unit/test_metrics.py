@@ -19,6 +19,15 @@ def steps_of(p: dict) -> list[dict]:  # type: ignore[type-arg]
     return build_status(shop(), p, NOW)["steps"]  # type: ignore[no-any-return]
 
 
+def observe_looks(metrics: Metrics, namespace: str, looks: list[dict]) -> None:  # type: ignore[type-arg]
+    """The operator's successive looks at one Pod, each compared with the status of the look before."""
+    previous: list[dict] | None = None  # type: ignore[type-arg]
+    for look in looks:
+        steps = steps_of(look)
+        metrics.step_runs(namespace, "shop", finished_steps(previous, steps))
+        previous = steps
+
+
 def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, labels)
 
@@ -32,11 +41,7 @@ def test_each_step_run_is_observed_once_with_its_labels() -> None:
         pod("Pending", [done(STEPS[0], T0, T1), done(STEPS[1], T1, T2), running(STEPS[2], T2),
                         pending(STEPS[3])]),
     ]
-    previous: list[dict] | None = None  # type: ignore[type-arg]
-    for look in looks:
-        steps = steps_of(look)
-        metrics.step_runs("shop-ns", "shop", finished_steps(previous, steps))
-        previous = steps
+    observe_looks(metrics, "shop-ns", looks)
     labels = {"namespace": "shop-ns", "pipeline": "shop", "kind": "waitForService", "result": "succeeded"}
     assert sample(metrics, "initpipeline_step_duration_seconds_count", step="wait-deps", **labels) == 1
     assert sample(metrics, "initpipeline_step_duration_seconds_sum", step="wait-deps", **labels) == 5
@@ -56,11 +61,7 @@ def test_a_crash_looping_step_counts_every_failed_attempt_once() -> None:
         pod("Pending", [done(STEPS[0]), running(STEPS[1], restarts=1), *rest]),
         pod("Pending", [done(STEPS[0]), crash_looping(STEPS[1], restarts=2, finished="2026-11-22T10:00:40Z"), *rest]),
     ]
-    previous: list[dict] | None = None  # type: ignore[type-arg]
-    for look in looks:
-        steps = steps_of(look)
-        metrics.step_runs("ns", "shop", finished_steps(previous, steps))
-        previous = steps
+    observe_looks(metrics, "ns", looks)
     labels = {"namespace": "ns", "pipeline": "shop", "step": "migrate", "kind": "migration"}
     assert sample(metrics, "initpipeline_step_duration_seconds_count", result="failed", **labels) == 2
     failures = [s.labels["reason"] for s in metrics.registry.collect() if s.name == "initpipeline_step_failures"
