@@ -73,16 +73,18 @@ class Kube:
         found: Obj = self._json(self.core.read_namespaced_pod, name, self.namespace)
         return found
 
-    def _watch(self, list_call: Callable[..., Any], first: Obj, name: str, *args: Any,
+    def _watch(self, list_call: Callable[..., Any], read: Callable[[], Obj], name: str, *args: Any,
                until: float | None = None) -> Iterator[Obj]:
-        """`first`, then each new state of the object named `name`, from a watch; it ends at the
+        """The object named `name` (a read), then each new state of it from a watch; it ends at the
         monotonic time `until`, if given."""
         import kubernetes.watch
+        from kubernetes.client.exceptions import ApiException
 
         watch: Any = kubernetes.watch  # no type hints
         watcher = watch.Watch()
-        yield first
-        version = first["metadata"]["resourceVersion"]
+        current = read()
+        yield current
+        version = current["metadata"]["resourceVersion"]
         while True:
             seconds = 240
             if until is not None:
@@ -91,22 +93,31 @@ class Kube:
                     return
             stream = watcher.stream(list_call, *args, field_selector=f"metadata.name={name}",
                                     resource_version=version, timeout_seconds=seconds)
-            for event in stream:
-                obj = event["object"]
-                if not isinstance(obj, dict):
-                    obj = self.core.api_client.sanitize_for_serialization(obj)
-                if event["type"] == "DELETED":
-                    raise CommandError(f"{name} was deleted")
-                if event["type"] in ("ADDED", "MODIFIED"):
-                    version = obj["metadata"]["resourceVersion"]
-                    yield obj
+            try:
+                for event in stream:
+                    obj = event["object"]
+                    if event["type"] == "ERROR":  # the version we watch from is too old (410 Gone)
+                        raise ApiException(status=410)
+                    if not isinstance(obj, dict):
+                        obj = self.core.api_client.sanitize_for_serialization(obj)
+                    if event["type"] == "DELETED":
+                        raise CommandError(f"{name} was deleted")
+                    if event["type"] in ("ADDED", "MODIFIED"):
+                        version = obj["metadata"]["resourceVersion"]
+                        yield obj
+            except ApiException as exc:
+                if exc.status != 410:
+                    raise CommandError(f"Kubernetes API error {exc.status} {exc.reason}") from None
+                current = read()  # start again from what is there now
+                version = current["metadata"]["resourceVersion"]
+                yield current
 
     def watch_pipeline(self, name: str, until: float | None = None) -> Iterator[Obj]:
-        return self._watch(self.custom.list_namespaced_custom_object, self.pipeline(name), name,
+        return self._watch(self.custom.list_namespaced_custom_object, lambda: self.pipeline(name), name,
                            api.GROUP, api.VERSION, self.namespace, api.PLURAL, until=until)
 
     def watch_pod(self, name: str) -> Iterator[Obj]:
-        return self._watch(self.core.list_namespaced_pod, self.pod(name), name, self.namespace)
+        return self._watch(self.core.list_namespaced_pod, lambda: self.pod(name), name, self.namespace)
 
     def log_chunks(self, pod: str, container: str, follow: bool, previous: bool) -> Iterator[bytes]:
         from kubernetes.client.exceptions import ApiException
