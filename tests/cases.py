@@ -105,6 +105,8 @@ BAD_CASES = [
             "spec.restartPolicy"),
     BadCase("template-init-containers", _set("spec.template.spec.initContainers", [{"name": "x", "image": "y"}]),
             "spec.template.spec.initContainers", "must not set initContainers"),
+    BadCase("template-init-containers-empty", _set("spec.template.spec.initContainers", []),
+            "spec.template.spec.initContainers", "must not set initContainers, not even empty"),
     BadCase("mount-of-unknown-volume", _set("spec.steps.3.container.volumeMounts.0.name", "nope"),
             "spec.steps[3].container.volumeMounts[0].name", "must name a volume in spec.template.spec.volumes"),
     BadCase("step-named-like-app", _set("spec.steps.3.name", "app"), "spec.steps[3].name",

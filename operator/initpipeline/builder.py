@@ -56,7 +56,8 @@ def build_pod(pipeline: Obj, runner_image: str = api.DEFAULT_RUNNER_IMAGE) -> Ob
     if any(step_kind(s) in api.BUILTIN_KINDS for s in spec["steps"]):
         volumes.append({"name": "ipl-tmp", "emptyDir": {"sizeLimit": "64Mi"}})
 
-    pod_spec = {"initContainers": init_containers, **pod_spec, "restartPolicy": restart_policy(spec)}
+    # the steps always win: a template's own initContainers (refused by validation) never replace them
+    pod_spec = {**pod_spec, "initContainers": init_containers, "restartPolicy": restart_policy(spec)}
     if volumes:
         pod_spec["volumes"] = volumes
 

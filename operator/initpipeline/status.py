@@ -103,6 +103,12 @@ def _describe(step: Obj, index: int, total: int) -> str:
     return f"{where} is {state.lower()}"
 
 
+def is_sidecar(step: Obj) -> bool:
+    """A native sidecar (a container step with restartPolicy Always): it keeps running beside the
+    later steps and the app, and the kubelet moves on once it has started."""
+    return bool((step.get("container") or {}).get("restartPolicy") == "Always")
+
+
 def derive(steps_spec: list[Obj], pod: Obj | None) -> Derived:
     """Phase, message, current step, step states and condition values for a Pod."""
     total = len(steps_spec)
@@ -116,7 +122,14 @@ def derive(steps_spec: list[Obj], pod: Obj | None) -> Derived:
     steps = [step_status(s, by_name.get(s["name"])) for s in steps_spec]
     pod_phase = status.get("phase") or "Pending"
     pod_deadline = status.get("reason") == "DeadlineExceeded"
-    current_index = next((i for i, s in enumerate(steps) if s["state"] != "Succeeded"), None)
+
+    def done(index: int) -> bool:
+        if steps[index]["state"] == "Succeeded":
+            return True
+        started = (by_name.get(steps[index]["name"]) or {}).get("started")
+        return is_sidecar(steps_spec[index]) and steps[index]["state"] == "Running" and started is True
+
+    current_index = next((i for i in range(total) if not done(i)), None)
     current = steps[current_index] if current_index is not None else None
     current_name = current["name"] if current else None
     not_failed = (False, "AsExpected", "")

@@ -144,9 +144,9 @@ def _check_spec(c: _Checker, spec: Obj) -> None:
         if c.obj(ct, field) is not None:
             c.string(ct.get("name"), f"{field}.name", required=True, max_len=63)
             c.string(ct.get("image"), f"{field}.image", required=True, max_len=1024)
-    if pod_spec.get("initContainers"):
+    if "initContainers" in pod_spec:
         c.fail("spec.template.spec.initContainers",
-               "must be empty: init containers are generated from spec.steps (use a container step)")
+               "must not be set, not even empty: init containers are generated from spec.steps (use a container step)")
     policy = spec.get("restartPolicy")
     if policy is not None and policy not in RESTART_POLICIES:
         c.fail("spec.restartPolicy", f"must be one of {', '.join(RESTART_POLICIES)}, got {policy!r}")

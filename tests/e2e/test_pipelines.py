@@ -220,3 +220,17 @@ def test_a_pipeline_recreated_under_the_same_name_gets_its_own_pod(kube: Kube) -
     pod = kube.get("pod", status["podName"])
     assert pod["metadata"]["ownerReferences"][0]["uid"] == created["uid"]
     assert pod["spec"]["initContainers"][0]["command"] == ["echo", "second"]
+
+
+def test_a_native_sidecar_step_does_not_hold_the_pipeline(kube: Kube) -> None:
+    """A proxy the migration needs runs as a native sidecar (restartPolicy Always): the later steps run,
+    the app starts, and the pipeline becomes Ready while the proxy keeps running."""
+    kube.apply(pipeline("proxied", [
+        {"name": "proxy", "container": {"image": BUSYBOX, "command": ["sleep", "3600"], "restartPolicy": "Always"}},
+        {"name": "migrate", "container": {"image": BUSYBOX, "command": ["true"]}},
+    ]))
+    waited = kube.run("wait", "--for=condition=Ready", "initpipeline/proxied", "--timeout=120s", timeout=150)
+    assert "condition met" in waited.stdout
+    status = status_of(kube, "proxied")
+    assert status["phase"] == "Running" and status.get("currentStep") is None
+    assert [(s["name"], s["state"]) for s in status["steps"]] == [("proxy", "Running"), ("migrate", "Succeeded")]

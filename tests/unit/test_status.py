@@ -213,3 +213,31 @@ def test_a_password_in_a_termination_message_stays_out_of_the_status() -> None:
                            restart_policy="Never"))
     assert "hunter2" not in str(status)
     assert "postgres://app:***@db:5432/shop" in status["steps"][1]["message"]
+
+
+def sidecar_pipeline() -> dict[str, Any]:
+    """A database proxy as a native sidecar, then a migration that needs it."""
+    doc = shop()
+    doc["spec"]["steps"] = [
+        {"name": "proxy", "container": {"image": "proxy:1", "restartPolicy": "Always"}},
+        {"name": "migrate", "container": {"image": "shop:1.0", "command": ["migrate"]}},
+    ]
+    return doc
+
+
+def test_a_started_native_sidecar_lets_the_pipeline_go_on_to_ready() -> None:
+    proxy = {**running("proxy", T0), "started": True}
+    p = pod("Running", [proxy, done("migrate", T1, T2)], ready=True, initialized=True)
+    status = build_status(sidecar_pipeline(), p, NOW)
+    assert status["phase"] == "Running" and status["currentStep"] is None
+    assert [s["state"] for s in status["steps"]] == ["Running", "Succeeded"]  # the proxy runs on beside the app
+    assert cond(status, "Ready")["status"] == "True" and cond(status, "Initialized")["status"] == "True"
+
+
+def test_a_sidecar_that_has_not_started_is_the_current_step() -> None:
+    proxy = {**running("proxy", T0), "started": False}  # its startup probe has not passed yet
+    status = build_status(sidecar_pipeline(), pod("Pending", [proxy, pending("migrate")]), NOW)
+    assert status["phase"] == "Initializing" and status["currentStep"] == "proxy"
+    started = {**running("proxy", T0), "started": True}
+    status = build_status(sidecar_pipeline(), pod("Pending", [started, running("migrate", T1)]), NOW)
+    assert status["currentStep"] == "migrate"
