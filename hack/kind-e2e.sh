@@ -12,7 +12,7 @@ kind get kubeconfig --name "$name" >"$kubeconfig"
 docker build -t "$PROJECT_IMAGE" "$REPO_ROOT"
 docker build -t "$BUSYBOX_IMAGE" -f "$HACK_DIR/images/busybox.Dockerfile" "$HACK_DIR/images"
 kind load docker-image --name "$name" "$PROJECT_IMAGE" "$BUSYBOX_IMAGE"
-KUBECONFIG=$kubeconfig bash "$HACK_DIR/install-operator.sh" --set resyncSeconds=3
+KUBECONFIG=$kubeconfig bash "$HACK_DIR/install-operator.sh"
 # The tests' PostgreSQL runs on this host; kind's nodes reach it through the Docker network's gateway.
 gateway=$(docker network inspect kind -f '{{(index .IPAM.Config 0).Gateway}}')
 INITPIPELINE_E2E_KUBECONFIG=$kubeconfig INITPIPELINE_E2E_HOST_IP=$gateway \

@@ -7,7 +7,6 @@ events) and passes it in kopf's memo; the login handler connects it.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any, cast
 
 import kopf
@@ -15,8 +14,6 @@ import kopf
 from . import api
 from .api import Obj
 from .reconcile import Cluster, Logger, forget, reconcile
-
-RESYNC_SECONDS = float(os.environ.get("INITPIPELINE_RESYNC_SECONDS", "10"))
 
 
 def post_event(body: Obj, etype: str, reason: str, message: str) -> None:
@@ -55,16 +52,11 @@ def on_pipeline(body: kopf.Body, memo: kopf.Memo, logger: Logger, **_: Any) -> N
     _reconcile(memo, dict(body), logger)
 
 
-@kopf.timer(api.GROUP, api.VERSION, api.PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def resync(body: kopf.Body, memo: kopf.Memo, logger: Logger, **_: Any) -> None:
-    # Catches what an event may not bring: the steps' deadline, a missed Pod event.
-    _reconcile(memo, dict(body), logger)
-
-
 @kopf.on.delete(api.GROUP, api.VERSION, api.PLURAL, optional=True)
 def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     meta = body["metadata"]
     forget(meta["uid"])
+    memo.cluster.alarms.cancel(meta["uid"])
     memo.cluster.metrics.forget(meta["namespace"], meta["name"])
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import kopf
@@ -15,6 +16,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from . import api
+from .alarms import Alarms
 from .api import Obj
 from .builder import build_pod, pod_name
 from .metrics import Metrics
@@ -23,6 +25,7 @@ from .validation import validate_pipeline
 
 EventPoster = Callable[[Obj, str, str, str], None]
 Logger = logging.Logger | logging.LoggerAdapter[Any]
+_logger = logging.getLogger(__name__)
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -64,6 +67,7 @@ class Cluster:
     metrics: Metrics
     core: Any = None
     custom: Any = None
+    alarms: Alarms = field(default_factory=Alarms)
 
     def connect(self) -> None:
         """API clients from the kubernetes client's default config, as the login just loaded it."""
@@ -117,11 +121,12 @@ def _owned_by(pod: Obj, uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in pod["metadata"].get("ownerReferences") or [])
 
 
-def _deadline_passed(pipeline: Obj, pod: Obj, now: dt.datetime) -> int | None:
-    """activeDeadlineSeconds bounds the steps only, so the app is never killed by it.
+def steps_deadline(pipeline: Obj, pod: Obj) -> dt.datetime | None:
+    """When the steps overrun activeDeadlineSeconds, while that can still happen; else None.
 
-    When the steps overrun it, the operator sets the same deadline on the Pod
-    (allowed on a live Pod) and the kubelet stops the Pod with DeadlineExceeded.
+    The deadline bounds the steps only, so the app is never killed by it: once it falls due,
+    the operator sets the same deadline on the Pod (allowed on a live Pod) and the kubelet stops
+    the Pod with DeadlineExceeded.
     """
     deadline = pipeline["spec"].get("activeDeadlineSeconds")
     status = pod.get("status") or {}
@@ -132,8 +137,17 @@ def _deadline_passed(pipeline: Obj, pod: Obj, now: dt.datetime) -> int | None:
     started = status.get("startTime")
     if initialized or not started:
         return None
-    begun = dt.datetime.fromisoformat(started.replace("Z", "+00:00"))
-    return int(deadline) if (now - begun).total_seconds() >= deadline else None
+    return dt.datetime.fromisoformat(started.replace("Z", "+00:00")) + dt.timedelta(seconds=int(deadline))
+
+
+def _wake(cluster: Cluster, ref: Obj) -> None:
+    """An alarm: reconcile the pipeline now (its deadline fell due); a 'not yet' tries again later."""
+    try:
+        reconcile(cluster, ref, _logger)
+    except kopf.TemporaryError as exc:
+        _logger.warning("%s/%s: %s", ref["metadata"]["namespace"], ref["metadata"]["name"], exc)
+        later = utcnow() + dt.timedelta(seconds=float(exc.delay or 5))
+        cluster.alarms.at(later, ref["metadata"]["uid"], functools.partial(_wake, cluster, ref))
 
 
 def reconcile(cluster: Cluster, pipeline: Obj, log: Logger) -> Obj:
@@ -219,11 +233,14 @@ def _reconcile_locked(cluster: Cluster, pipeline: Obj, log: Logger) -> Obj:
                 cluster.post_event(pipeline, "Warning", "PodRecreated",
                                    f"Pod {wanted} was deleted and has been recreated")
 
-    if current is not None:
-        deadline = _deadline_passed(pipeline, current, now)
-        if deadline is not None:
-            log.info("steps exceeded activeDeadlineSeconds=%s; stopping Pod %s", deadline, wanted)
-            cluster.set_pod_deadline(namespace, wanted, deadline)
+    due = steps_deadline(pipeline, current) if current is not None else None
+    if due is not None and due <= now:
+        deadline = int(pipeline["spec"]["activeDeadlineSeconds"])
+        log.info("steps exceeded activeDeadlineSeconds=%s; stopping Pod %s", deadline, wanted)
+        cluster.set_pod_deadline(namespace, wanted, deadline)
+    elif due is not None:
+        ref = {"metadata": {key: meta[key] for key in ("name", "namespace", "uid")}}
+        cluster.alarms.at(due, meta["uid"], functools.partial(_wake, cluster, ref))
 
     status = build_status(pipeline, current, rfc3339(now), extra)
     if current is None:

@@ -33,8 +33,7 @@ def kubeconfig() -> str:
 def operator(kubeconfig: str) -> Kube:
     """The operator, installed (or upgraded) with the project's Helm chart."""
     if not os.environ.get("INITPIPELINE_E2E_KUBECONFIG"):
-        subprocess.run(["bash", str(ROOT / "hack" / "install-operator.sh"), "--set", "resyncSeconds=3",
-                        "--set", "logFormat=json"],
+        subprocess.run(["bash", str(ROOT / "hack" / "install-operator.sh"), "--set", "logFormat=json"],
                        env={**os.environ, "KUBECONFIG": kubeconfig}, check=True)
     return Kube(kubeconfig, "initpipeline-system")
 

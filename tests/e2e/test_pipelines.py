@@ -234,3 +234,18 @@ def test_a_native_sidecar_step_does_not_hold_the_pipeline(kube: Kube) -> None:
     status = status_of(kube, "proxied")
     assert status["phase"] == "Running" and status.get("currentStep") is None
     assert [(s["name"], s["state"]) for s in status["steps"]] == [("proxy", "Running"), ("migrate", "Succeeded")]
+
+
+def test_no_finalizer_so_deletes_never_hang_without_the_operator(kube: Kube, operator: Kube) -> None:
+    kube.apply(quick("free", ["echo", "x"]))
+    eventually("Running", phase_is(kube, "free", "Running"))
+    assert not kube.pipeline("free")["metadata"].get("finalizers")
+    operator.run("scale", "deployment/initpipeline", "--replicas=0")
+    try:
+        eventually("the operator to stop", lambda: not operator.get(
+            "pods", selector="app.kubernetes.io/name=initpipeline")["items"], timeout=90)
+        deleted = kube.run("delete", "initpipeline", "free", "--wait=true", "--timeout=30s", check=False)
+        assert deleted.returncode == 0, deleted.stderr
+    finally:
+        operator.run("scale", "deployment/initpipeline", "--replicas=1")
+        operator.run("rollout", "status", "deployment/initpipeline", "--timeout=120s")
