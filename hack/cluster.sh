@@ -144,7 +144,8 @@ setup_host() {
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
     ip link add "$BRIDGE" type bridge
   fi
-  ip addr show dev "$BRIDGE" | grep -q "inet $NODE_IP/" || ip addr add "$NODE_IP/16" dev "$BRIDGE"
+  # (no `| grep -q` under pipefail: grep's early exit can fail the pipeline with SIGPIPE)
+  [[ $(ip -o -4 addr show dev "$BRIDGE") == *"inet $NODE_IP/"* ]] || ip addr add "$NODE_IP/16" dev "$BRIDGE"
   ip link set "$BRIDGE" up
   # Nothing from the pod network may leave the machine: only pod and service
   # addresses, and the node's own, are allowed as destinations.

@@ -88,7 +88,7 @@ import_image() {
   local name=$1 id file
   id=$(buildah_ images --no-trunc --format '{{.ID}}' "$name" | head -1)
   file=$IMAGE_DIR/$(echo "$name" | tr '/:' '__').tar
-  if ctr_ images ls -q "name==$name" 2>/dev/null | grep -q . && [[ $(cat "$file.id" 2>/dev/null) == "$id" ]]; then
+  if [[ -n $(ctr_ images ls -q "name==$name" 2>/dev/null) && $(cat "$file.id" 2>/dev/null) == "$id" ]]; then
     return
   fi
   log "importing $name into containerd"
