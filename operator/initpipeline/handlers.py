@@ -52,8 +52,11 @@ def on_pipeline(body: kopf.Body, memo: kopf.Memo, logger: Logger, **_: Any) -> N
     _reconcile(memo, dict(body), logger)
 
 
-@kopf.on.delete(api.GROUP, api.VERSION, api.PLURAL, optional=True)
-def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+@kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
+def on_gone(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    # The watch's DELETED event: an on.delete handler would need a finalizer to be called at all.
+    if type != "DELETED":
+        return
     meta = body["metadata"]
     forget(meta["uid"])
     memo.cluster.alarms.cancel(meta["uid"])

@@ -144,9 +144,10 @@ def _wake(cluster: Cluster, ref: Obj) -> None:
     """An alarm: reconcile the pipeline now (its deadline fell due); a 'not yet' tries again later."""
     try:
         reconcile(cluster, ref, _logger)
-    except kopf.TemporaryError as exc:
-        _logger.warning("%s/%s: %s", ref["metadata"]["namespace"], ref["metadata"]["name"], exc)
-        later = utcnow() + dt.timedelta(seconds=float(exc.delay or 5))
+    except Exception as exc:  # an alarm has no kopf to retry it: a lost deadline would never fire
+        _logger.warning("%s/%s: %s; trying again", ref["metadata"]["namespace"], ref["metadata"]["name"], exc)
+        delay = exc.delay if isinstance(exc, kopf.TemporaryError) and exc.delay else 5
+        later = utcnow() + dt.timedelta(seconds=float(delay))
         cluster.alarms.at(later, ref["metadata"]["uid"], functools.partial(_wake, cluster, ref))
 
 
