@@ -33,7 +33,8 @@ for service in postgresql containerd; do
 done
 
 VENV=$CACHE_DIR/venv
-stamp=$(cat "$REPO_ROOT/setup.cfg" "$REPO_ROOT/pyproject.toml" | sha256sum | cut -c1-16)
+# the checkout's path too: the install is editable, so another clone must install itself
+stamp=$( (echo "$REPO_ROOT"; cat "$REPO_ROOT/setup.cfg" "$REPO_ROOT/pyproject.toml") | sha256sum | cut -c1-16)
 if [[ ! -x $VENV/bin/python || $(cat "$VENV/.stamp" 2>/dev/null) != "$stamp" ]]; then
   log "installing initpipeline and its test tools into $VENV"
   python3 -m venv "$VENV"
