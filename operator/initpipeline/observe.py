@@ -248,9 +248,11 @@ def _pod_of(kube: Kube, args: argparse.Namespace, pipeline: Obj) -> str:
     if not args.follow:
         raise CommandError(f"{args.name} has no Pod yet (try -f to wait for it)")
     for seen in kube.watch_pipeline(args.name):
-        name = (seen.get("status") or {}).get("podName")
-        if name:
-            return str(name)
+        status = seen.get("status") or {}
+        if status.get("podName"):
+            return str(status["podName"])
+        if outcome(seen) == 1:  # failed before it had a Pod (an invalid spec, a refused Pod)
+            raise CommandError(f"{args.name} failed without a Pod: {status.get('message', '')}")
     raise CommandError(f"{args.name} has no Pod")  # pragma: no cover  (the watch only ends by an error)
 
 
