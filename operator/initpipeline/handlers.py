@@ -1,7 +1,9 @@
 """kopf handlers: thin wrappers that hand every trigger to reconcile().
 
 `initpipeline run` builds the configuration (a Cluster: runner image, metrics,
-events) and passes it in kopf's memo; the login handler connects it.
+events) and passes it in kopf's memo; the login handler connects it. What the
+operator knows of pipelines and their Pods comes from two kopf indexes fed by
+the watches, so an event costs no API read.
 """
 
 from __future__ import annotations
@@ -20,10 +22,44 @@ def post_event(body: Obj, etype: str, reason: str, message: str) -> None:
     kopf.event(cast(kopf.Body, body), type=etype, reason=reason, message=message)
 
 
-def _reconcile(memo: kopf.Memo, body: Obj, logger: Logger) -> None:
+def _reconcile(memo: kopf.Memo, uid: str, indexes: dict[str, Any], logger: Logger,
+               body: Obj | None = None) -> None:
+    """Reconcile one pipeline from the indexes (or the body kopf just handed over, which is as fresh)."""
     cluster: Cluster = memo.cluster
+    pipelines, pods = indexes["pipelines_by_uid"], indexes["pods_by_owner"]
+
+    def view() -> tuple[Obj | None, list[Obj]]:
+        cached = next(iter(pipelines.get(uid, [])), None)
+        return cached or body, list(pods.get(uid, []))
+
     with cluster.metrics.reconcile_duration.time():
-        reconcile(cluster, body, logger)
+        reconcile(cluster, uid, view, logger)
+
+
+def _owner_uid(pod: kopf.Body) -> str | None:
+    for ref in pod["metadata"].get("ownerReferences") or []:
+        if ref.get("kind") == api.KIND and ref.get("apiVersion", "").startswith(api.GROUP + "/"):
+            return str(ref["uid"])
+    return None
+
+
+@kopf.index(api.GROUP, api.VERSION, api.PLURAL)
+def pipelines_by_uid(body: kopf.Body, **_: Any) -> dict[str, Obj]:
+    pipeline = dict(body)
+    pipeline["metadata"] = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+    return {body["metadata"]["uid"]: pipeline}
+
+
+@kopf.index("", "v1", "pods", labels={api.LABEL_PIPELINE: kopf.PRESENT})
+def pods_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
+    # what reconcile and the status read of a Pod, not its whole spec
+    owner = _owner_uid(body)
+    if owner is None:
+        return None
+    pod = {"metadata": dict(body["metadata"]), "spec": {"activeDeadlineSeconds": body["spec"].get(
+        "activeDeadlineSeconds")}, "status": dict(body.get("status") or {})}
+    pod["metadata"].pop("managedFields", None)
+    return {owner: pod}
 
 
 @kopf.on.login()
@@ -48,8 +84,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 @kopf.on.resume(api.GROUP, api.VERSION, api.PLURAL)
 @kopf.on.create(api.GROUP, api.VERSION, api.PLURAL)
 @kopf.on.update(api.GROUP, api.VERSION, api.PLURAL, field="spec")
-def on_pipeline(body: kopf.Body, memo: kopf.Memo, logger: Logger, **_: Any) -> None:
-    _reconcile(memo, dict(body), logger)
+def on_pipeline(body: kopf.Body, memo: kopf.Memo, logger: Logger, **indexes: Any) -> None:
+    _reconcile(memo, body["metadata"]["uid"], indexes, logger, dict(body))
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
@@ -59,16 +95,14 @@ def on_gone(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> Non
         return
     meta = body["metadata"]
     forget(meta["uid"])
+    memo.cluster.written.pop(meta["uid"], None)
     memo.cluster.alarms.cancel(meta["uid"])
     memo.cluster.metrics.forget(meta["namespace"], meta["name"])
 
 
 @kopf.on.event("", "v1", "pods", labels={api.LABEL_PIPELINE: kopf.PRESENT})
-def on_pod_event(body: kopf.Body, memo: kopf.Memo, logger: Logger, **_: Any) -> None:
-    meta = body["metadata"]
-    owner = next((ref for ref in meta.get("ownerReferences") or []
-                  if ref.get("kind") == api.KIND and ref.get("apiVersion", "").startswith(api.GROUP + "/")), None)
-    if owner is None:
-        return
-    pipeline = {"metadata": {"name": owner["name"], "namespace": meta["namespace"], "uid": owner["uid"]}}
-    _reconcile(memo, pipeline, logger)
+def on_pod_event(body: kopf.Body, memo: kopf.Memo, logger: Logger, **indexes: Any) -> None:
+    # the indexes come as keyword arguments named after their functions
+    owner = _owner_uid(body)
+    if owner is not None:
+        _reconcile(memo, owner, indexes, logger)

@@ -68,6 +68,9 @@ class Cluster:
     core: Any = None
     custom: Any = None
     alarms: Alarms = field(default_factory=Alarms)
+    # The operator is the only writer of the status: what it last wrote is newer than a cached
+    # body that the watch has not brought up to date yet (by pipeline uid).
+    written: dict[str, Obj] = field(default_factory=dict)
 
     def connect(self) -> None:
         """API clients from the kubernetes client's default config, as the login just loaded it."""
@@ -141,25 +144,43 @@ def steps_deadline(pipeline: Obj, pod: Obj) -> dt.datetime | None:
 
 
 def _wake(cluster: Cluster, ref: Obj) -> None:
-    """An alarm: reconcile the pipeline now (its deadline fell due); a 'not yet' tries again later."""
+    """An alarm: reconcile the pipeline now (its deadline fell due); a 'not yet' tries again later.
+    Alarms are rare and come from no watch event, so this one reads the cluster."""
+    meta = ref["metadata"]
+
+    def view() -> tuple[Obj | None, list[Obj]]:
+        pipeline = cluster.read_pipeline(meta["namespace"], meta["name"])
+        if pipeline is None or pipeline["metadata"]["uid"] != meta["uid"]:
+            return None, []
+        return pipeline, cluster.list_pods(meta["namespace"], meta["name"])
+
     try:
-        reconcile(cluster, ref, _logger)
+        reconcile(cluster, meta["uid"], view, _logger)
     except Exception as exc:  # an alarm has no kopf to retry it: a lost deadline would never fire
-        _logger.warning("%s/%s: %s; trying again", ref["metadata"]["namespace"], ref["metadata"]["name"], exc)
+        _logger.warning("%s/%s: %s; trying again", meta["namespace"], meta["name"], exc)
         delay = exc.delay if isinstance(exc, kopf.TemporaryError) and exc.delay else 5
         later = utcnow() + dt.timedelta(seconds=float(delay))
-        cluster.alarms.at(later, ref["metadata"]["uid"], functools.partial(_wake, cluster, ref))
+        cluster.alarms.at(later, meta["uid"], functools.partial(_wake, cluster, ref))
 
 
-def reconcile(cluster: Cluster, pipeline: Obj, log: Logger) -> Obj:
-    """Create, replace or recreate the Pod as needed and refresh the status; returns the status."""
-    meta = pipeline["metadata"]
-    with _lock_for(meta["uid"]):
+View = Callable[[], tuple[Obj | None, list[Obj]]]
+
+
+def reconcile(cluster: Cluster, uid: str, view: View, log: Logger) -> Obj:
+    """Create, replace or recreate the Pod as needed and refresh the status; returns the status.
+
+    `view` gives the pipeline and its Pods as the watches' caches hold them now. It is looked at
+    inside the pipeline's lock, so that a handler that waited for the lock never acts on an older
+    spec than the one before it did."""
+    with _lock_for(uid):
+        pipeline, pods = view()
+        if pipeline is None or pipeline["metadata"].get("deletionTimestamp"):
+            return {}  # gone or being deleted: garbage collection removes the Pod
+        handled = cluster.written.get(uid, {}).get("observedGeneration", 0)
+        if int(pipeline["metadata"].get("generation", 1)) < handled:
+            return {}  # the cache has not caught up with a spec already handled; its event will come
         try:
-            fresh = cluster.read_pipeline(meta["namespace"], meta["name"])
-            if fresh is None or fresh["metadata"].get("deletionTimestamp"):
-                return {}  # being deleted: garbage collection removes the Pod
-            return _reconcile_locked(cluster, fresh, log)
+            return _reconcile_locked(cluster, pipeline, pods, log)
         except ApiException as exc:
             if exc.status == 403 and "being terminated" in str(exc.body):
                 return {}  # the namespace is going away, and the pipeline with it
@@ -179,10 +200,11 @@ def _rejected(previous: Obj, generation: int) -> bool:
     return failed.get("reason") == "PodRejected" and previous.get("observedGeneration") == generation
 
 
-def _reconcile_locked(cluster: Cluster, pipeline: Obj, log: Logger) -> Obj:
+def _reconcile_locked(cluster: Cluster, pipeline: Obj, pods: list[Obj], log: Logger) -> Obj:
     meta = pipeline["metadata"]
     name, namespace, generation = meta["name"], meta["namespace"], int(meta.get("generation", 1))
-    previous: Obj = pipeline.get("status") or {}
+    previous: Obj = cluster.written.get(meta["uid"]) or pipeline.get("status") or {}
+    pipeline = {**pipeline, "status": previous}  # what build_status carries over (conditions' times)
     now = utcnow()
 
     errors = validate_pipeline(pipeline)
@@ -193,7 +215,7 @@ def _reconcile_locked(cluster: Cluster, pipeline: Obj, log: Logger) -> Obj:
 
     wanted = pod_name(name, generation)
     current: Obj | None = None
-    for pod in cluster.list_pods(namespace, name):
+    for pod in pods:
         if not _owned_by(pod, meta["uid"]):
             continue
         if pod["metadata"]["name"] == wanted:
@@ -259,6 +281,7 @@ def _publish(cluster: Cluster, pipeline: Obj, previous: Obj, status: Obj) -> Non
     if same_status(prune_none(status), previous):
         return
     cluster.write_status(meta["namespace"], meta["name"], status)
+    cluster.written[meta["uid"]] = prune_none(status)
     # counted after the write, so that a failed write is counted by the retry that succeeds
     cluster.metrics.step_runs(meta["namespace"], meta["name"],
                               finished_steps(previous.get("steps"), status.get("steps") or []))
