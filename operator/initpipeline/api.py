@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 GROUP = "initpipeline.dev"
@@ -49,3 +50,10 @@ def step_kind(step: Obj) -> str:
         if kind in step:
             return kind
     raise ValueError(f"step {step.get('name')!r} has no kind")
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    """A Kubernetes timestamp ("2026-11-22T10:00:00Z") as an aware datetime; None stays None."""
+    if not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -9,14 +9,13 @@ pipelines of a namespace.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import REGISTRY
 
-from .api import Obj
+from .api import Obj, parse_time
 
 PHASES = ("Pending", "Initializing", "Running", "Succeeded", "Failed")
 # Init steps take from a fraction of a second (a wait for a ready Service) to many minutes (a migration).
@@ -27,10 +26,9 @@ FAILURE_LABELS = ("namespace", "pipeline", "step", "kind", "reason")
 
 
 def _seconds_between(started: str | None, finished: str | None) -> float | None:
-    if not started or not finished:
+    begin, end = parse_time(started), parse_time(finished)
+    if begin is None or end is None:
         return None
-    begin = dt.datetime.fromisoformat(started.replace("Z", "+00:00"))
-    end = dt.datetime.fromisoformat(finished.replace("Z", "+00:00"))
     return max(0.0, (end - begin).total_seconds())
 
 

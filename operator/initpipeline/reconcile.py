@@ -137,10 +137,10 @@ def steps_deadline(pipeline: Obj, pod: Obj) -> dt.datetime | None:
         return None
     initialized = any(c.get("type") == "Initialized" and c.get("status") == "True"
                       for c in status.get("conditions") or [])
-    started = status.get("startTime")
-    if initialized or not started:
+    started = api.parse_time(status.get("startTime"))
+    if initialized or started is None:
         return None
-    return dt.datetime.fromisoformat(started.replace("Z", "+00:00")) + dt.timedelta(seconds=int(deadline))
+    return started + dt.timedelta(seconds=int(deadline))
 
 
 def _wake(cluster: Cluster, ref: Obj) -> None:

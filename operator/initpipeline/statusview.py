@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
-from .api import Obj
+from .api import Obj, parse_time
 
 GREEN, RED, YELLOW, DIM, BOLD, RESET = "\x1b[32m", "\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m"
 STATE_COLOURS = {"Succeeded": GREEN, "Failed": RED, "Running": YELLOW, "Waiting": DIM}
@@ -21,12 +21,6 @@ class Paint:
 
     def __call__(self, text: str, colour: str) -> str:
         return f"{colour}{text}{RESET}" if self.enabled and colour else text
-
-
-def parse_time(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def human_seconds(seconds: float) -> str:
