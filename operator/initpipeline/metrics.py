@@ -79,26 +79,26 @@ class Metrics:
                     self._failure_series.setdefault(key, set()).add(failure)
 
     def phase(self, namespace: str, pipeline: str, phase: str) -> None:
+        # called on every reconcile: moves one pipeline between two gauges, never recounts them all
         with self._lock:
+            before = self._phases.get((namespace, pipeline))
+            if before == phase:
+                return
             self._phases[(namespace, pipeline)] = phase
-            self._refresh_phases()
+            if before is not None:
+                self.pipelines.labels(before).dec()
+            self.pipelines.labels(phase).inc()
 
     def forget(self, namespace: str, pipeline: str) -> None:
         """A deleted pipeline takes its series with it (per-pipeline labels only)."""
         key = (namespace, pipeline)
         with self._lock:
-            self._phases.pop(key, None)
-            self._refresh_phases()
+            before = self._phases.pop(key, None)
+            if before is not None:
+                self.pipelines.labels(before).dec()
             if not self.per_pipeline:
                 return
             for labels in self._series.pop(key, set()):
                 self.step_duration.remove(*labels)
             for labels in self._failure_series.pop(key, set()):
                 self.step_failures.remove(*labels)
-
-    def _refresh_phases(self) -> None:
-        counts = dict.fromkeys(PHASES, 0)
-        for phase in self._phases.values():
-            counts[phase] = counts.get(phase, 0) + 1
-        for phase, count in counts.items():
-            self.pipelines.labels(phase).set(count)
