@@ -137,16 +137,19 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _drawing(pipeline: Obj, output: str, paint: Paint) -> str:
+    return status_json(pipeline) + "\n" if output == "json" else render_status(pipeline, _now(), paint)
+
+
 def cmd_status(args: argparse.Namespace, kube: Kube, out: TextIO) -> int:
     paint = Paint(out.isatty() and args.output != "json")
     if not args.watch:
-        pipeline = kube.pipeline(args.name)
-        out.write(status_json(pipeline) + "\n" if args.output == "json" else render_status(pipeline, _now(), paint))
+        out.write(_drawing(kube.pipeline(args.name), args.output, paint))
         return EXIT_READY
     until = time.monotonic() + args.timeout if args.timeout else None
     shown = ""
     for pipeline in kube.watch_pipeline(args.name, until):
-        text = status_json(pipeline) + "\n" if args.output == "json" else render_status(pipeline, _now(), paint)
+        text = _drawing(pipeline, args.output, paint)
         if text != shown:
             out.write(CLEAR_SCREEN + text if paint.enabled else text + ("" if args.output == "json" else "\n"))
             out.flush()
@@ -189,10 +192,15 @@ def container_status(pod: Obj, section: Section) -> Obj:
     return next((c for c in (pod.get("status") or {}).get(key) or [] if c.get("name") == section.container), {})
 
 
+def attempt_exists(cstatus: Obj) -> bool:
+    """The current attempt has a container (running or ended), not just a wait for one."""
+    state = cstatus.get("state") or {}
+    return "running" in state or "terminated" in state
+
+
 def has_run(cstatus: Obj) -> bool:
     """The container has a log: it runs, or ran at least once."""
-    state = cstatus.get("state") or {}
-    return "running" in state or "terminated" in state or "terminated" in (cstatus.get("lastState") or {})
+    return attempt_exists(cstatus) or "terminated" in (cstatus.get("lastState") or {})
 
 
 def pod_gone_or_done(pod: Obj) -> bool:
@@ -268,11 +276,10 @@ def cmd_logs(args: argparse.Namespace, kube: Kube, out: TextIO) -> int:
             if not has_run(cstatus):
                 printer.header(section, "(not started yet)")
                 continue
-            # between two attempts, the log worth reading is the last attempt's
-            previous = "running" not in (cstatus.get("state") or {}) and "terminated" not in (
-                cstatus.get("state") or {})
             printer.header(section)
-            printer.lines(section, kube.log_chunks(pod_name, section.container, False, previous))
+            # between two attempts, the log worth reading is the last attempt's
+            printer.lines(section, kube.log_chunks(pod_name, section.container, False,
+                                                   previous=not attempt_exists(cstatus)))
         return EXIT_READY
     return _follow(kube, pod_name, wanted, printer)
 
@@ -313,7 +320,7 @@ class _ContainerFollower:
         cstatus = container_status(pod, section)
         state = cstatus.get("state") or {}
         current = cstatus.get("containerID") or ""
-        if ("running" in state or "terminated" in state) and current and current not in self.streamed:
+        if attempt_exists(cstatus) and current and current not in self.streamed:
             if self.streamed:
                 printer.note(section, f"attempt {len(self.streamed) + 1}")
             else:
