@@ -278,10 +278,11 @@ def _publish(cluster: Cluster, pipeline: Obj, previous: Obj, status: Obj) -> Non
     meta = pipeline["metadata"]
     # in memory, so also after a restart, when the stored status is already right
     cluster.metrics.phase(meta["namespace"], meta["name"], status["phase"])
-    if same_status(prune_none(status), previous):
+    stored = prune_none(status)  # as the API server keeps it: a null in a merge patch deletes the key
+    if same_status(stored, previous):
         return
     cluster.write_status(meta["namespace"], meta["name"], status)
-    cluster.written[meta["uid"]] = prune_none(status)
+    cluster.written[meta["uid"]] = stored
     # counted after the write, so that a failed write is counted by the retry that succeeds
     cluster.metrics.step_runs(meta["namespace"], meta["name"],
                               finished_steps(previous.get("steps"), status.get("steps") or []))
