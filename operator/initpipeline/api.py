@@ -16,6 +16,19 @@ LABEL_PIPELINE = f"{GROUP}/pipeline"
 LABEL_GENERATION = f"{GROUP}/generation"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "initpipeline"
+# A workload's selector: the pipeline's uid, so it never matches a user's Pods (users may not set
+# labels under the initpipeline.dev/ prefix) nor those of a deleted pipeline of the same name.
+LABEL_UID = f"{GROUP}/pipeline-uid"
+# What a workload Pod or a once-steps Job runs: a hash of steps and template (not of replicas).
+LABEL_REVISION = f"{GROUP}/revision"
+LABEL_ROLE = f"{GROUP}/role"
+RESERVED_LABEL_PREFIX = f"{GROUP}/"
+
+WORKLOAD_KINDS = ("Pod", "Deployment", "StatefulSet")
+DEPLOYMENT_FIELDS = ("strategy", "minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds")
+STATEFULSET_FIELDS = ("serviceName", "podManagementPolicy", "updateStrategy", "volumeClaimTemplates",
+                      "minReadySeconds", "revisionHistoryLimit", "persistentVolumeClaimRetentionPolicy")
+MAX_REPLICAS = 1000
 
 STEP_KINDS = ("waitForService", "migration", "configDownload", "container")
 BUILTIN_KINDS = ("waitForService", "migration", "configDownload")
@@ -50,6 +63,20 @@ def step_kind(step: Obj) -> str:
         if kind in step:
             return kind
     raise ValueError(f"step {step.get('name')!r} has no kind")
+
+
+def workload_kind(spec: Obj) -> str:
+    return str((spec.get("workload") or {}).get("kind") or "Pod")
+
+
+def is_once(step: Obj, kind: str) -> bool:
+    """Whether a step runs once per revision (in a Job) rather than in every Pod: `once` when set,
+    else true for migrations of a Deployment or StatefulSet."""
+    if kind == "Pod":
+        return False
+    if "once" in step:
+        return bool(step["once"])
+    return "migration" in step
 
 
 def parse_time(value: str | None) -> dt.datetime | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 
 from . import api
 from .api import Obj, step_kind
@@ -14,6 +16,12 @@ SQL_DIR = f"{RUN_DIR}/sql"
 OUT_DIR = f"{RUN_DIR}/out"
 DATABASE_URL_ENV = "INITPIPELINE_DATABASE_URL"
 RUNNER_UID = 65532
+REVISION_LENGTH = 7  # "<name>-once-<revision>" stays a 63-character Job name for a 50-character pipeline
+ROLE_APP, ROLE_ONCE = "app", "once"
+# What a once-steps Job's Pod takes over from the app's template: where and as whom it runs.
+JOB_POD_FIELDS = ("serviceAccountName", "automountServiceAccountToken", "imagePullSecrets", "nodeSelector",
+                  "affinity", "tolerations", "securityContext", "priorityClassName", "runtimeClassName",
+                  "dnsPolicy", "dnsConfig", "hostAliases", "enableServiceLinks")
 
 RUNNER_SECURITY_CONTEXT: Obj = {
     "runAsNonRoot": True,
@@ -35,8 +43,80 @@ def restart_policy(spec: Obj) -> str:
     return str(spec.get("restartPolicy") or template_spec.get("restartPolicy") or api.DEFAULT_RESTART_POLICY)
 
 
+def revision(spec: Obj) -> str:
+    """What the Pods run, as a short hash: the steps and the template, not the replicas, so that
+    a scale (which bumps the generation) is not a new revision and runs no once-step again."""
+    basis = {"steps": spec.get("steps"), "template": spec.get("template"),
+             "restartPolicy": spec.get("restartPolicy")}
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:REVISION_LENGTH]
+
+
+def once_job_name(pipeline_name: str, rev: str) -> str:
+    return f"{pipeline_name}-once-{rev}"
+
+
+def pod_steps(spec: Obj) -> list[Obj]:
+    """The steps that run in every Pod, as init containers."""
+    kind = api.workload_kind(spec)
+    return [s for s in spec["steps"] if not api.is_once(s, kind)]
+
+
+def job_steps(spec: Obj) -> list[Obj]:
+    """The steps of the once-steps Job: the once-steps, and before the last of them the waits and
+    sidecars that they may depend on (a database must be up, a proxy running). Empty: no Job."""
+    kind = api.workload_kind(spec)
+    steps = spec["steps"]
+    last = max((i for i, s in enumerate(steps) if api.is_once(s, kind)), default=-1)
+    return [s for s in steps[:last + 1]
+            if api.is_once(s, kind) or "waitForService" in s or is_sidecar_step(s)]
+
+
+def is_sidecar_step(step: Obj) -> bool:
+    return bool((step.get("container") or {}).get("restartPolicy") == "Always")
+
+
+def selector_labels(pipeline: Obj) -> dict[str, str]:
+    """What selects a pipeline's Pods: its uid; `render`, which has none, shows the name instead."""
+    meta = pipeline["metadata"]
+    if meta.get("uid"):
+        return {api.LABEL_UID: meta["uid"]}
+    return {api.LABEL_PIPELINE: meta["name"]}
+
+
+def _own_labels(pipeline: Obj, role: str, rev: str | None = None) -> dict[str, str]:
+    meta = pipeline["metadata"]
+    labels = {api.LABEL_PIPELINE: meta["name"], api.LABEL_MANAGED_BY: api.MANAGED_BY, api.LABEL_ROLE: role,
+              **selector_labels(pipeline)}
+    if rev:
+        labels[api.LABEL_REVISION] = rev
+    return labels
+
+
+def _init_pod_spec(pod_spec: Obj, steps: list[Obj], runner_image: str, keep_volumes: bool = True) -> Obj:
+    """A Pod spec with one init container per step, and the volumes they need. Without
+    keep_volumes only the template's volumes that the steps mount are kept (the Job's case)."""
+    volumes: list[Obj] = []
+    init_containers: list[Obj] = []
+    for index, step in enumerate(steps):
+        container, extra_volumes = build_step_container(step, index, runner_image)
+        init_containers.append(container)
+        volumes.extend(extra_volumes)
+    if any(step_kind(s) in api.BUILTIN_KINDS for s in steps):
+        volumes.append({"name": "ipl-tmp", "emptyDir": {"sizeLimit": "64Mi"}})
+    template_volumes = list(pod_spec.get("volumes", []))
+    if not keep_volumes:
+        mounted = {m.get("name") for c in init_containers for m in c.get("volumeMounts") or []}
+        template_volumes = [v for v in template_volumes if v.get("name") in mounted]
+    # the steps always win: a template's own initContainers (refused by validation) never replace them
+    out = {**pod_spec, "initContainers": init_containers}
+    out.pop("volumes", None)
+    if template_volumes or volumes:
+        out["volumes"] = template_volumes + volumes
+    return out
+
+
 def build_pod(pipeline: Obj, runner_image: str = api.DEFAULT_RUNNER_IMAGE) -> Obj:
-    """The Pod for a validated InitPipeline: one init container per step, in order.
+    """The Pod for a validated InitPipeline of kind Pod: one init container per step, in order.
 
     Owner references are left to the caller (kopf.adopt), so that `render`
     output can be applied anywhere.
@@ -44,35 +124,94 @@ def build_pod(pipeline: Obj, runner_image: str = api.DEFAULT_RUNNER_IMAGE) -> Ob
     meta, spec = pipeline["metadata"], pipeline["spec"]
     name, generation = meta["name"], int(meta.get("generation", 1))
     template = copy.deepcopy(spec["template"])
-    pod_spec: Obj = template.get("spec", {})
     tmeta: Obj = template.get("metadata", {}) or {}
+    pod_spec = _init_pod_spec(template.get("spec", {}), spec["steps"], runner_image)
+    pod_spec["restartPolicy"] = restart_policy(spec)
 
-    volumes: list[Obj] = list(pod_spec.get("volumes", []))
-    init_containers: list[Obj] = []
-    for index, step in enumerate(spec["steps"]):
-        container, extra_volumes = build_step_container(step, index, runner_image)
-        init_containers.append(container)
-        volumes.extend(extra_volumes)
-    if any(step_kind(s) in api.BUILTIN_KINDS for s in spec["steps"]):
-        volumes.append({"name": "ipl-tmp", "emptyDir": {"sizeLimit": "64Mi"}})
-
-    # the steps always win: a template's own initContainers (refused by validation) never replace them
-    pod_spec = {**pod_spec, "initContainers": init_containers, "restartPolicy": restart_policy(spec)}
-    if volumes:
-        pod_spec["volumes"] = volumes
-
-    labels = dict(tmeta.get("labels") or {})
-    labels.update({
-        api.LABEL_PIPELINE: name,
-        api.LABEL_GENERATION: str(generation),
-        api.LABEL_MANAGED_BY: api.MANAGED_BY,
-    })
+    labels = {**(tmeta.get("labels") or {}), **_own_labels(pipeline, ROLE_APP),
+              api.LABEL_GENERATION: str(generation)}
     metadata: Obj = {"name": pod_name(name, generation), "labels": labels}
     if meta.get("namespace"):
         metadata["namespace"] = meta["namespace"]
     if tmeta.get("annotations"):
         metadata["annotations"] = dict(tmeta["annotations"])
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
+
+
+def _object_meta(pipeline: Obj, name: str, labels: dict[str, str]) -> Obj:
+    metadata: Obj = {"name": name, "labels": labels}
+    if pipeline["metadata"].get("namespace"):
+        metadata["namespace"] = pipeline["metadata"]["namespace"]
+    return metadata
+
+
+def build_workload(pipeline: Obj, runner_image: str = api.DEFAULT_RUNNER_IMAGE) -> Obj:
+    """The Deployment or StatefulSet for a validated InitPipeline: the template with the every-Pod
+    steps as init containers. Its Pods carry the revision, which tells the status which are current."""
+    meta, spec = pipeline["metadata"], pipeline["spec"]
+    workload: Obj = spec.get("workload") or {}
+    kind = api.workload_kind(spec)
+    rev = revision(spec)
+    template = copy.deepcopy(spec["template"])
+    tmeta: Obj = template.get("metadata", {}) or {}
+    pod_spec = _init_pod_spec(template.get("spec", {}), pod_steps(spec), runner_image)
+    pod_spec["restartPolicy"] = "Always"
+    pod_meta: Obj = {"labels": {**(tmeta.get("labels") or {}), **_own_labels(pipeline, ROLE_APP, rev)}}
+    if tmeta.get("annotations"):
+        pod_meta["annotations"] = dict(tmeta["annotations"])
+    body: Obj = {
+        "replicas": int(workload.get("replicas", 1)),
+        "selector": {"matchLabels": selector_labels(pipeline)},
+        "template": {"metadata": pod_meta, "spec": pod_spec},
+    }
+    fields = api.DEPLOYMENT_FIELDS if kind == "Deployment" else api.STATEFULSET_FIELDS
+    body.update({key: copy.deepcopy(workload[key]) for key in fields if key in workload})
+    return {"apiVersion": "apps/v1", "kind": kind,
+            "metadata": _object_meta(pipeline, meta["name"], _own_labels(pipeline, ROLE_APP, rev)),
+            "spec": body}
+
+
+def build_once_job(pipeline: Obj, runner_image: str = api.DEFAULT_RUNNER_IMAGE) -> Obj | None:
+    """The Job that runs the once-steps of this revision, or None when there are none.
+
+    One Pod, never retried and never replaced while a Pod of it still exists (podReplacementPolicy
+    Failed), so that the steps cannot overlap themselves. Its init containers are the steps; its
+    one container only marks the end.
+    """
+    meta, spec = pipeline["metadata"], pipeline["spec"]
+    steps = job_steps(spec)
+    if not steps:
+        return None
+    rev = revision(spec)
+    template = copy.deepcopy(spec["template"])
+    app_spec: Obj = template.get("spec", {})
+    pod_spec = {key: app_spec[key] for key in JOB_POD_FIELDS if key in app_spec}
+    pod_spec = _init_pod_spec({**pod_spec, "volumes": app_spec.get("volumes", [])}, steps, runner_image,
+                              keep_volumes=False)
+    pod_spec["restartPolicy"] = "Never"
+    pod_spec["containers"] = [{
+        "name": "done", "image": runner_image, "imagePullPolicy": "IfNotPresent",
+        "command": ["initpipeline", "--version"],
+        "resources": copy.deepcopy(api.DEFAULT_STEP_RESOURCES),
+        "securityContext": copy.deepcopy(RUNNER_SECURITY_CONTEXT),
+    }]
+    labels = _own_labels(pipeline, ROLE_ONCE, rev)
+    job_spec: Obj = {
+        "parallelism": 1, "completions": 1, "backoffLimit": 0, "podReplacementPolicy": "Failed",
+        "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
+    }
+    if spec.get("activeDeadlineSeconds"):
+        job_spec["activeDeadlineSeconds"] = int(spec["activeDeadlineSeconds"])
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": _object_meta(pipeline, once_job_name(meta["name"], rev), labels), "spec": job_spec}
+
+
+def render(pipeline: Obj, runner_image: str = api.DEFAULT_RUNNER_IMAGE) -> list[Obj]:
+    """Everything a validated pipeline expands into: its Pod, or its workload and once-steps Job."""
+    if api.workload_kind(pipeline["spec"]) == "Pod":
+        return [build_pod(pipeline, runner_image)]
+    job = build_once_job(pipeline, runner_image)
+    return [build_workload(pipeline, runner_image), *([job] if job else [])]
 
 
 def build_step_container(step: Obj, index: int, runner_image: str) -> tuple[Obj, list[Obj]]:

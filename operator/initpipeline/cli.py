@@ -49,7 +49,7 @@ def load_pipelines(path: str) -> list[Obj]:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .builder import build_pod
+    from .builder import render
 
     try:
         pipelines = load_pipelines(args.file)
@@ -59,7 +59,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     if not pipelines:
         print(f"error: {args.file}: no document of kind {api.KIND}", file=sys.stderr)
         return EXIT_INVALID
-    pods: list[Obj] = []
+    objects: list[Obj] = []
     failed = False
     for doc in pipelines:
         name = (doc.get("metadata") or {}).get("name", "<unnamed>")
@@ -72,10 +72,10 @@ def cmd_render(args: argparse.Namespace) -> int:
             for error in errors:
                 print(f"  {_step_label(doc.get('spec') or {}, error)}", file=sys.stderr)
             continue
-        pods.append(build_pod(doc, args.runner_image))
+        objects.extend(render(doc, args.runner_image))
     if failed:
         return EXIT_INVALID
-    yaml.safe_dump_all(pods, sys.stdout, sort_keys=False)
+    yaml.safe_dump_all(objects, sys.stdout, sort_keys=False)
     return 0
 
 

@@ -15,7 +15,7 @@ import kopf
 
 from . import api
 from .api import Obj
-from .reconcile import Cluster, Logger, forget, reconcile
+from .reconcile import Children, Cluster, Logger, forget, reconcile
 
 
 def post_event(body: Obj, etype: str, reason: str, message: str) -> None:
@@ -26,18 +26,26 @@ def _reconcile(memo: kopf.Memo, uid: str, indexes: dict[str, Any], logger: Logge
                body: Obj | None = None) -> None:
     """Reconcile one pipeline from the indexes (or the body kopf just handed over, which is as fresh)."""
     cluster: Cluster = memo.cluster
-    pipelines, pods = indexes["pipelines_by_uid"], indexes["pods_by_owner"]
+    pipelines = indexes["pipelines_by_uid"]
 
-    def view() -> tuple[Obj | None, list[Obj]]:
+    def view() -> tuple[Obj | None, Children]:
         cached = next(iter(pipelines.get(uid, [])), None)
-        return cached or body, list(pods.get(uid, []))
+        return cached or body, Children(
+            pods=list(indexes["pods_by_owner"].get(uid, [])),
+            workloads=[*indexes["deployments_by_owner"].get(uid, []), *indexes["statefulsets_by_owner"].get(uid, [])],
+            jobs=list(indexes["jobs_by_owner"].get(uid, [])))
 
     with cluster.metrics.reconcile_duration.time():
         reconcile(cluster, uid, view, logger)
 
 
-def _owner_uid(pod: kopf.Body) -> str | None:
-    for ref in pod["metadata"].get("ownerReferences") or []:
+def _owner_uid(child: kopf.Body) -> str | None:
+    """The pipeline a child belongs to: the uid label of a workload's or Job's Pod (owned by a
+    ReplicaSet, StatefulSet or Job), else the owner reference."""
+    uid = (child["metadata"].get("labels") or {}).get(api.LABEL_UID)
+    if uid:
+        return str(uid)
+    for ref in child["metadata"].get("ownerReferences") or []:
         if ref.get("kind") == api.KIND and ref.get("apiVersion", "").startswith(api.GROUP + "/"):
             return str(ref["uid"])
     return None
@@ -60,6 +68,37 @@ def pods_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
         "activeDeadlineSeconds")}, "status": dict(body.get("status") or {})}
     pod["metadata"].pop("managedFields", None)
     return {owner: pod}
+
+
+def _slim(body: kopf.Body, spec: Obj) -> Obj:
+    """What reconcile and the status read of a child: metadata, the given spec fields and status."""
+    meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+    return {"kind": body.get("kind"), "metadata": meta, "spec": spec, "status": dict(body.get("status") or {})}
+
+
+def _workload_entry(body: kopf.Body) -> dict[str, Obj] | None:
+    owner = _owner_uid(body)
+    if owner is None:
+        return None
+    labels = body["spec"].get("template", {}).get("metadata", {}).get("labels") or {}
+    return {owner: _slim(body, {"replicas": body["spec"].get("replicas"),
+                                "template": {"metadata": {"labels": dict(labels)}}})}
+
+
+@kopf.index("apps", "v1", "deployments", labels={api.LABEL_PIPELINE: kopf.PRESENT})
+def deployments_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
+    return _workload_entry(body)
+
+
+@kopf.index("apps", "v1", "statefulsets", labels={api.LABEL_PIPELINE: kopf.PRESENT})
+def statefulsets_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
+    return _workload_entry(body)
+
+
+@kopf.index("batch", "v1", "jobs", labels={api.LABEL_PIPELINE: kopf.PRESENT})
+def jobs_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
+    owner = _owner_uid(body)
+    return None if owner is None else {owner: _slim(body, {})}
 
 
 @kopf.on.login()
@@ -101,7 +140,10 @@ def on_gone(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> Non
 
 
 @kopf.on.event("", "v1", "pods", labels={api.LABEL_PIPELINE: kopf.PRESENT})
-def on_pod_event(body: kopf.Body, memo: kopf.Memo, logger: Logger, **indexes: Any) -> None:
+@kopf.on.event("apps", "v1", "deployments", labels={api.LABEL_PIPELINE: kopf.PRESENT})
+@kopf.on.event("apps", "v1", "statefulsets", labels={api.LABEL_PIPELINE: kopf.PRESENT})
+@kopf.on.event("batch", "v1", "jobs", labels={api.LABEL_PIPELINE: kopf.PRESENT})
+def on_child_event(body: kopf.Body, memo: kopf.Memo, logger: Logger, **indexes: Any) -> None:
     # the indexes come as keyword arguments named after their functions
     owner = _owner_uid(body)
     if owner is not None:

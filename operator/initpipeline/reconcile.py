@@ -18,8 +18,9 @@ from kubernetes.client.exceptions import ApiException
 from . import api
 from .alarms import Alarms
 from .api import Obj
-from .builder import build_pod, pod_name
+from .builder import build_once_job, build_pod, build_workload, pod_name
 from .metrics import Metrics
+from .rollout import ANNOTATION_SPEC_HASH, plan, spec_hash, workload_status
 from .status import build_status, finished_steps, invalid_status, same_status, step_events
 from .validation import validate_pipeline
 
@@ -67,6 +68,8 @@ class Cluster:
     metrics: Metrics
     core: Any = None
     custom: Any = None
+    apps: Any = None
+    batch: Any = None
     alarms: Alarms = field(default_factory=Alarms)
     # The operator is the only writer of the status: what it last wrote is newer than a cached
     # body that the watch has not brought up to date yet (by pipeline uid).
@@ -75,6 +78,7 @@ class Cluster:
     def connect(self) -> None:
         """API clients from the kubernetes client's default config, as the login just loaded it."""
         self.core, self.custom = client.CoreV1Api(), client.CustomObjectsApi()
+        self.apps, self.batch = client.AppsV1Api(), client.BatchV1Api()
 
     def list_pods(self, namespace: str, pipeline: str) -> list[Obj]:
         resp = self.core.list_namespaced_pod(
@@ -108,6 +112,34 @@ class Cluster:
     def delete_pod(self, namespace: str, name: str) -> None:
         try:
             self.core.delete_namespaced_pod(name, namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def create_child(self, body: Obj) -> bool:
+        """Create a Deployment, StatefulSet or Job; False when one of that name exists (409)."""
+        namespace, kind = body["metadata"]["namespace"], body["kind"]
+        create = {"Deployment": self.apps.create_namespaced_deployment,
+                  "StatefulSet": self.apps.create_namespaced_stateful_set,
+                  "Job": self.batch.create_namespaced_job}[kind]
+        try:
+            create(namespace, body, _preload_content=False)
+            return True
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        return False
+
+    def replace_workload(self, body: Obj) -> None:
+        """PUT the whole object (at the cached resourceVersion): fields the spec no longer sets go."""
+        meta = body["metadata"]
+        replace = {"Deployment": self.apps.replace_namespaced_deployment,
+                   "StatefulSet": self.apps.replace_namespaced_stateful_set}[body["kind"]]
+        replace(meta["name"], meta["namespace"], body, _preload_content=False)
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        try:
+            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -148,11 +180,11 @@ def _wake(cluster: Cluster, ref: Obj) -> None:
     Alarms are rare and come from no watch event, so this one reads the cluster."""
     meta = ref["metadata"]
 
-    def view() -> tuple[Obj | None, list[Obj]]:
+    def view() -> tuple[Obj | None, Children]:
         pipeline = cluster.read_pipeline(meta["namespace"], meta["name"])
         if pipeline is None or pipeline["metadata"]["uid"] != meta["uid"]:
-            return None, []
-        return pipeline, cluster.list_pods(meta["namespace"], meta["name"])
+            return None, Children()
+        return pipeline, Children(pods=cluster.list_pods(meta["namespace"], meta["name"]))
 
     try:
         reconcile(cluster, meta["uid"], view, _logger)
@@ -163,7 +195,17 @@ def _wake(cluster: Cluster, ref: Obj) -> None:
         cluster.alarms.at(later, meta["uid"], functools.partial(_wake, cluster, ref))
 
 
-View = Callable[[], tuple[Obj | None, list[Obj]]]
+@dataclass
+class Children:
+    """A pipeline's children as the watches' caches hold them: its Pods (its own, its workload's and
+    its Jobs'), its Deployment or StatefulSet, and its once-steps Jobs."""
+
+    pods: list[Obj] = field(default_factory=list)
+    workloads: list[Obj] = field(default_factory=list)
+    jobs: list[Obj] = field(default_factory=list)
+
+
+View = Callable[[], tuple[Obj | None, Children]]
 
 
 def reconcile(cluster: Cluster, uid: str, view: View, log: Logger) -> Obj:
@@ -173,14 +215,16 @@ def reconcile(cluster: Cluster, uid: str, view: View, log: Logger) -> Obj:
     inside the pipeline's lock, so that a handler that waited for the lock never acts on an older
     spec than the one before it did."""
     with _lock_for(uid):
-        pipeline, pods = view()
+        pipeline, children = view()
         if pipeline is None or pipeline["metadata"].get("deletionTimestamp"):
             return {}  # gone or being deleted: garbage collection removes the Pod
         handled = cluster.written.get(uid, {}).get("observedGeneration", 0)
         if int(pipeline["metadata"].get("generation", 1)) < handled:
             return {}  # the cache has not caught up with a spec already handled; its event will come
         try:
-            return _reconcile_locked(cluster, pipeline, pods, log)
+            if api.workload_kind(pipeline.get("spec") or {}) != "Pod" and not validate_pipeline(pipeline):
+                return _reconcile_workload(cluster, pipeline, children, log)
+            return _reconcile_locked(cluster, pipeline, children.pods, log)
         except ApiException as exc:
             if exc.status == 403 and "being terminated" in str(exc.body):
                 return {}  # the namespace is going away, and the pipeline with it
@@ -195,9 +239,9 @@ def _api_message(exc: ApiException) -> str:
         return str(exc.body)
 
 
-def _rejected(previous: Obj, generation: int) -> bool:
+def _rejected(previous: Obj, generation: int, reason: str = "PodRejected") -> bool:
     failed: Obj = next((c for c in previous.get("conditions") or [] if c.get("type") == "Failed"), {})
-    return failed.get("reason") == "PodRejected" and previous.get("observedGeneration") == generation
+    return failed.get("reason") == reason and previous.get("observedGeneration") == generation
 
 
 def _reconcile_locked(cluster: Cluster, pipeline: Obj, pods: list[Obj], log: Logger) -> Obj:
@@ -270,6 +314,55 @@ def _reconcile_locked(cluster: Cluster, pipeline: Obj, pods: list[Obj], log: Log
         # keep the name: it is how the next pass knows that the Pod it creates is a recreation
         status["podName"] = wanted
         status["message"] = f"Pod {wanted} is being deleted; it will be recreated"
+    _publish(cluster, pipeline, previous, status)
+    return status
+
+
+def _reconcile_workload(cluster: Cluster, pipeline: Obj, children: Children, log: Logger) -> Obj:
+    """A Deployment or StatefulSet: the once-steps' Job first, then the workload at this revision."""
+    meta = pipeline["metadata"]
+    namespace, uid = meta["namespace"], meta["uid"]
+    previous: Obj = cluster.written.get(uid) or pipeline.get("status") or {}
+    pipeline = {**pipeline, "status": previous}
+    now = utcnow()
+    if _rejected(previous, int(meta.get("generation", 1)), "WorkloadRejected"):
+        return previous  # the same spec would be refused again; wait for a new generation
+    owner = cast(kopf.Body, pipeline)
+    desired = build_workload(pipeline, cluster.runner_image)
+    desired["metadata"].setdefault("annotations", {})[ANNOTATION_SPEC_HASH] = spec_hash(desired)
+    kopf.adopt(desired, owner=owner)
+    job = build_once_job(pipeline, cluster.runner_image)
+    mine = [w for w in children.workloads if _owned_by(w, uid) and w["metadata"]["name"] == meta["name"]]
+    workload = next((w for w in mine if w.get("kind", desired["kind"]) == desired["kind"]), None)
+    jobs = [j for j in children.jobs if _owned_by(j, uid)]
+    step = plan(pipeline["spec"], desired, job is not None, workload, jobs, previous)
+    try:
+        if step.create_job and job is not None:
+            kopf.adopt(job, owner=owner)
+            if cluster.create_child(job):
+                log.info("created Job %s for the once-steps of revision %s", job["metadata"]["name"], step.revision)
+        if step.write_workload == "create":
+            if cluster.create_child(desired):
+                log.info("created %s %s at revision %s", desired["kind"], meta["name"], step.revision)
+            else:
+                raise kopf.TemporaryError(f"{desired['kind']} {meta['name']} exists but is not ours (yet); "
+                                          "waiting for it to go", delay=5)
+        elif step.write_workload == "replace" and workload is not None:
+            desired["metadata"]["resourceVersion"] = workload["metadata"]["resourceVersion"]
+            cluster.replace_workload(desired)
+            log.info("updated %s %s to revision %s", desired["kind"], meta["name"], step.revision)
+        for name in step.delete_jobs:
+            log.info("deleting Job %s of an earlier revision", name)
+            cluster.delete_job(namespace, name)
+    except ApiException as exc:
+        if exc.status == 409:  # the workload changed since the cache saw it; its event brings us back
+            raise kopf.TemporaryError("the workload changed meanwhile; trying again", delay=1) from None
+        if exc.status not in (400, 403, 422):
+            raise
+        status = invalid_status(pipeline, [_api_message(exc)], rfc3339(now), reason="WorkloadRejected")
+        _publish(cluster, pipeline, previous, status)
+        return status
+    status = workload_status(pipeline, step, workload, children.pods, rfc3339(now))
     _publish(cluster, pipeline, previous, status)
     return status
 

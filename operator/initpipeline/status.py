@@ -226,10 +226,11 @@ def build_status(pipeline: Obj, pod: Obj | None, now: str, extra: Obj | None = N
 
 def invalid_status(pipeline: Obj, errors: list[str], now: str, reason: str = "InvalidSpec") -> Obj:
     """Status for a spec the operator cannot run (InvalidSpec) or whose Pod the API server refused
-    (PodRejected): reported, not retried until the spec changes."""
+    (PodRejected, WorkloadRejected): reported, not retried until the spec changes."""
     generation = int(pipeline["metadata"].get("generation", 1))
     previous = pipeline.get("status") or {}
-    head = "invalid spec: " if reason == "InvalidSpec" else "the API server refused the Pod: "
+    head = {"InvalidSpec": "invalid spec: ", "WorkloadRejected": "the API server refused the workload: "}.get(
+        reason, "the API server refused the Pod: ")
     msg = head + "; ".join(errors)
     return {
         "phase": "Failed", "message": msg, "currentStep": None, "podName": None,

@@ -13,7 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .api import MAX_PIPELINE_NAME, MAX_STEPS, STEP_KINDS, Obj
+from .api import (
+    DEPLOYMENT_FIELDS,
+    MAX_PIPELINE_NAME,
+    MAX_REPLICAS,
+    MAX_STEPS,
+    RESERVED_LABEL_PREFIX,
+    STATEFULSET_FIELDS,
+    STEP_KINDS,
+    WORKLOAD_KINDS,
+    Obj,
+    is_once,
+)
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -132,12 +143,20 @@ def validate_pipeline(body: Obj) -> list[FieldError]:
 
 
 def _check_spec(c: _Checker, spec: Obj) -> None:
-    c.unknown(spec, "spec", ("steps", "template", "restartPolicy", "activeDeadlineSeconds"))
+    c.unknown(spec, "spec", ("steps", "template", "restartPolicy", "activeDeadlineSeconds", "workload"))
     template = c.obj(spec.get("template"), "spec.template", required=True) or {}
     pod_spec = c.obj(template.get("spec"), "spec.template.spec", required=True) or {}
     containers = c.lst(pod_spec.get("containers"), "spec.template.spec.containers", min_items=1, max_items=16)
     volumes = c.lst(pod_spec.get("volumes"), "spec.template.spec.volumes", max_items=64)
     volume_names = {v.get("name") for v in volumes if isinstance(v, dict)}
+    kind = _check_workload(c, spec)
+    claim_names = {(t.get("metadata") or {}).get("name") for t in
+                   (spec.get("workload") or {}).get("volumeClaimTemplates") or [] if isinstance(t, dict)}
+    tmeta = c.obj(template.get("metadata"), "spec.template.metadata") or {}
+    for key in c.obj(tmeta.get("labels"), "spec.template.metadata.labels") or {}:
+        if str(key).startswith(RESERVED_LABEL_PREFIX):
+            c.fail(f"spec.template.metadata.labels.{key}",
+                   f"labels under {RESERVED_LABEL_PREFIX} are the operator's own (they select its Pods)")
     app_names = {ct.get("name") for ct in containers if isinstance(ct, dict)}
     for i, ct in enumerate(containers):
         field = f"spec.template.spec.containers[{i}]"
@@ -155,6 +174,9 @@ def _check_spec(c: _Checker, spec: Obj) -> None:
         c.fail("spec.template.spec.restartPolicy", f"must be one of {', '.join(RESTART_POLICIES)}")
     if policy and template_policy and policy != template_policy:
         c.fail("spec.restartPolicy", "conflicts with spec.template.spec.restartPolicy; set only one")
+    if kind in ("Deployment", "StatefulSet") and (policy or template_policy or "Always") != "Always":
+        c.fail("spec.restartPolicy" if policy else "spec.template.spec.restartPolicy",
+               f"must be Always for a {kind}, whose controller restarts Pods itself")
     c.integer(spec.get("activeDeadlineSeconds"), "spec.activeDeadlineSeconds", 1, 7 * 86400)
 
     steps = c.lst(spec.get("steps"), "spec.steps", min_items=1, max_items=MAX_STEPS)
@@ -172,11 +194,72 @@ def _check_spec(c: _Checker, spec: Obj) -> None:
             if name in app_names:
                 c.fail(f"{field}.name", f"{name!r} is also the name of an app container")
             seen.add(name)
-        _check_step(c, step, field, volume_names)
+        _check_step(c, step, field, volume_names | claim_names)
+        _check_once(c, step, field, kind, claim_names)
+
+
+def _check_workload(c: _Checker, spec: Obj) -> str:
+    """spec.workload; returns its kind (Pod when absent or invalid)."""
+    workload = c.obj(spec.get("workload"), "spec.workload")
+    if workload is None:
+        return "Pod"
+    c.unknown(workload, "spec.workload", ("kind", "replicas", *sorted(set(DEPLOYMENT_FIELDS + STATEFULSET_FIELDS))))
+    kind = workload.get("kind", "Pod")
+    if kind not in WORKLOAD_KINDS:
+        c.fail("spec.workload.kind", f"must be one of {', '.join(WORKLOAD_KINDS)}, got {kind!r}")
+        return "Pod"
+    c.integer(workload.get("replicas"), "spec.workload.replicas", 0, MAX_REPLICAS)
+    if kind == "Pod" and workload.get("replicas", 1) != 1:
+        c.fail("spec.workload.replicas", "a Pod workload runs exactly one Pod; use kind Deployment or StatefulSet")
+    allowed = {"Pod": (), "Deployment": DEPLOYMENT_FIELDS, "StatefulSet": STATEFULSET_FIELDS}[kind]
+    for key in (*DEPLOYMENT_FIELDS, *STATEFULSET_FIELDS):
+        if key in workload and key not in allowed:
+            owners = " and ".join(k for k, fields in (("Deployment", DEPLOYMENT_FIELDS),
+                                                      ("StatefulSet", STATEFULSET_FIELDS)) if key in fields)
+            c.fail(f"spec.workload.{key}", f"only applies to kind {owners}, not {kind}")
+    for key in ("minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds"):
+        c.integer(workload.get(key), f"spec.workload.{key}", 0, 2**31 - 1)
+    for key in ("strategy", "updateStrategy", "persistentVolumeClaimRetentionPolicy"):
+        c.obj(workload.get(key), f"spec.workload.{key}")
+    name = c.string(workload.get("serviceName"), "spec.workload.serviceName", max_len=63)
+    if name and not DNS_LABEL.match(name):
+        c.fail("spec.workload.serviceName", f"must be a DNS label, got {name!r}")
+    policy = workload.get("podManagementPolicy")
+    if policy is not None and policy not in ("OrderedReady", "Parallel"):
+        c.fail("spec.workload.podManagementPolicy", f"must be OrderedReady or Parallel, got {policy!r}")
+    claims = c.lst(workload.get("volumeClaimTemplates"), "spec.workload.volumeClaimTemplates", max_items=16)
+    for i, claim in enumerate(claims):
+        field = f"spec.workload.volumeClaimTemplates[{i}]"
+        if c.obj(claim, field) is not None:
+            meta = c.obj(claim.get("metadata"), f"{field}.metadata", required=True) or {}
+            c.string(meta.get("name"), f"{field}.metadata.name", required=True, max_len=63)
+    return str(kind)
+
+
+def _check_once(c: _Checker, step: Obj, field: str, kind: str, claim_names: set[Any]) -> None:
+    """`once` moves a step out of every Pod into one Job per revision."""
+    if "once" not in step:
+        return
+    if not isinstance(step["once"], bool):
+        c.fail(f"{field}.once", f"must be true or false, got {step['once']!r}")
+        return
+    if step["once"] and kind == "Pod":
+        c.fail(f"{field}.once", "only applies to Deployment and StatefulSet workloads (a Pod runs each step once)")
+    if step["once"] and not ("migration" in step or "container" in step):
+        c.fail(f"{field}.once", "only migration and container steps can run once; "
+                                "waiting and downloads are needed in every Pod")
+    container: Obj = step["container"] if isinstance(step.get("container"), dict) else {}
+    if step["once"] and container.get("restartPolicy") == "Always":
+        c.fail(f"{field}.once", "a sidecar step (restartPolicy Always) runs beside every Pod, not once")
+    if is_once(step, kind):
+        for i, mount in enumerate(container.get("volumeMounts") or []):
+            if isinstance(mount, dict) and mount.get("name") in claim_names:
+                c.fail(f"{field}.container.volumeMounts[{i}].name",
+                       "a once-step runs in a Job, which has no volumeClaimTemplates")
 
 
 def _check_step(c: _Checker, step: Obj, field: str, volume_names: set[Any]) -> None:
-    c.unknown(step, field, ("name", "image", "resources", *STEP_KINDS))
+    c.unknown(step, field, ("name", "image", "resources", "once", *STEP_KINDS))
     kinds = [k for k in STEP_KINDS if k in step]
     if len(kinds) != 1:
         found = ", ".join(kinds) if kinds else "none"
@@ -293,7 +376,8 @@ def _check_download(c: _Checker, body: Obj, field: str, volumes: set[Any], _step
     c.unknown(body, field, ("volume", "files", "timeoutSeconds", "maxSizeBytes", "headers", "caBundle"))
     volume = c.string(body.get("volume"), f"{field}.volume", required=True, max_len=63)
     if volume and volume not in volumes:
-        c.fail(f"{field}.volume", f"{volume!r} is not a volume in spec.template.spec.volumes")
+        c.fail(f"{field}.volume", f"{volume!r} is not a volume in spec.template.spec.volumes"
+                                  " (or spec.workload.volumeClaimTemplates)")
     c.integer(body.get("timeoutSeconds"), f"{field}.timeoutSeconds", 1, 86400)
     c.integer(body.get("maxSizeBytes"), f"{field}.maxSizeBytes", 1, 1 << 40)
     _check_http_options(c, body, field)
@@ -333,5 +417,6 @@ def _check_container(c: _Checker, body: Obj, field: str, volumes: set[Any], step
     for i, mount in enumerate(c.lst(body.get("volumeMounts"), f"{field}.volumeMounts", max_items=32)):
         mname = mount.get("name") if isinstance(mount, dict) else None
         if mname not in volumes:
-            c.fail(f"{field}.volumeMounts[{i}].name", f"{mname!r} is not a volume in spec.template.spec.volumes")
+            c.fail(f"{field}.volumeMounts[{i}].name", f"{mname!r} is not a volume in spec.template.spec.volumes"
+                                                      " (or spec.workload.volumeClaimTemplates)")
 

@@ -32,7 +32,8 @@ def test_messages_say_why() -> None:
     doc = shop()
     step(doc, "fetch-config")["configDownload"]["volume"] = "cache"
     [error] = validate_pipeline(doc)
-    assert str(error) == "spec.steps[2].configDownload.volume: 'cache' is not a volume in spec.template.spec.volumes"
+    assert str(error) == ("spec.steps[2].configDownload.volume: 'cache' is not a volume in spec.template.spec.volumes"
+                          " (or spec.workload.volumeClaimTemplates)")
 
 
 def test_unknown_fields_are_named() -> None:
