@@ -73,6 +73,11 @@ class Kube:
         found: Obj = self._json(self.core.read_namespaced_pod, name, self.namespace)
         return found
 
+    def pod_names(self, selector: str) -> list[str]:
+        """The live Pods that match a label selector, by name."""
+        items = self._json(self.core.list_namespaced_pod, self.namespace, label_selector=selector)["items"]
+        return sorted(p["metadata"]["name"] for p in items if not p["metadata"].get("deletionTimestamp"))
+
     def _watch(self, list_call: Callable[..., Any], read: Callable[[], Obj], name: str, *args: Any,
                until: float | None = None) -> Iterator[Obj]:
         """The object named `name` (a read), then each new state of it from a watch; it ends at the
@@ -173,16 +178,25 @@ class Section:
     is_step: bool
 
 
-def sections(pipeline: Obj, only_step: str | None) -> list[Section]:
-    steps = pipeline["spec"]["steps"]
+def sections(pipeline: Obj, only_step: str | None, part: str = "pod") -> list[Section]:
+    """The containers to show, in order. A workload's Pods run the every-Pod steps (part "pod");
+    its once-steps Job runs the once-steps and the waits before them (part "once")."""
+    from .builder import job_steps, pod_steps
+
+    spec = pipeline["spec"]
+    steps = spec["steps"]
     names = [s["name"] for s in steps]
     if only_step is not None and only_step not in names:
         raise CommandError(f"--step: {only_step!r} is not a step of {pipeline['metadata']['name']} "
                            f"(steps: {', '.join(names)})", EXIT_USAGE)
-    found = [Section(s["name"], f"step {i + 1}/{len(steps)} {s['name']} ({api.step_kind(s)})", True)
-             for i, s in enumerate(steps) if only_step in (None, s["name"])]
-    if only_step is None:
-        app = pipeline["spec"]["template"]["spec"]["containers"][0]["name"]
+    kind = api.workload_kind(spec)
+    here = {s["name"] for s in (job_steps(spec) if part == "once" else
+                                steps if kind == "Pod" else pod_steps(spec))}
+    found = [Section(s["name"], f"step {i + 1}/{len(steps)} {s['name']} ({api.step_kind(s)}"
+                     f"{', once' if api.is_once(s, kind) else ''})", True)
+             for i, s in enumerate(steps) if s["name"] in here and only_step in (None, s["name"])]
+    if only_step is None and part == "pod":
+        app = spec["template"]["spec"]["containers"][0]["name"]
         found.append(Section(app, f"app container {app}", False))
     return found
 
@@ -266,22 +280,105 @@ def _pod_of(kube: Kube, args: argparse.Namespace, pipeline: Obj) -> str:
 
 def cmd_logs(args: argparse.Namespace, kube: Kube, out: TextIO) -> int:
     pipeline = kube.pipeline(args.name)
+    if api.workload_kind(pipeline["spec"]) != "Pod":
+        return _workload_logs(args, kube, pipeline, out)
     wanted = sections(pipeline, args.step)
     pod_name = _pod_of(kube, args, pipeline)
     printer = LogPrinter(out, args.output, pod_name)
     if not args.follow:
-        pod = kube.pod(pod_name)
-        for section in wanted:
-            cstatus = container_status(pod, section)
-            if not has_run(cstatus):
-                printer.header(section, "(not started yet)")
-                continue
-            printer.header(section)
-            # between two attempts, the log worth reading is the last attempt's
-            printer.lines(section, kube.log_chunks(pod_name, section.container, False,
-                                                   previous=not attempt_exists(cstatus)))
+        _print_logs(kube, pod_name, wanted, printer)
         return EXIT_READY
     return _follow(kube, pod_name, wanted, printer)
+
+
+def _print_logs(kube: Kube, pod_name: str, wanted: list[Section], printer: LogPrinter) -> None:
+    pod = kube.pod(pod_name)
+    for section in wanted:
+        cstatus = container_status(pod, section)
+        if not has_run(cstatus):
+            printer.header(section, "(not started yet)")
+            continue
+        printer.header(section)
+        # between two attempts, the log worth reading is the last attempt's
+        printer.lines(section, kube.log_chunks(pod_name, section.container, False,
+                                               previous=not attempt_exists(cstatus)))
+
+
+def _workload_logs(args: argparse.Namespace, kube: Kube, pipeline: Obj, out: TextIO) -> int:
+    """A Deployment or StatefulSet: the once-steps' Job Pod of the current revision, then one Pod of
+    that revision (a stuck one if there is one, else the first by name)."""
+    once_part = sections(pipeline, args.step, "once")
+    pod_part = sections(pipeline, args.step, "pod")
+    if args.pod:
+        role = (kube.pod(args.pod)["metadata"].get("labels") or {}).get(api.LABEL_ROLE)
+        wanted = once_part if role == "once" else pod_part
+        printer = LogPrinter(out, args.output, args.pod)
+        if not args.follow:
+            _print_logs(kube, args.pod, wanted, printer)
+            return EXIT_READY
+        return _follow(kube, args.pod, wanted, printer)
+    status: Obj = pipeline.get("status") or {}
+    once: Obj = status.get("once") or {}
+    job_pod: str | None = None
+    if once_part and once.get("state") == "Succeeded" and once.get("revision") == status.get("revision"):
+        # settled: its Job's Pod is shown while it exists, and not waited for
+        job_pod = _job_pod(kube, status)
+        if job_pod is None:
+            print(f"{args.name}: the once-steps of revision {once['revision']} ran in Job {once.get('job')}, "
+                  "whose Pod is gone", file=sys.stderr)
+    elif once_part:
+        job_pod = _wait_for(kube, args, pipeline, _job_pod, "its once-steps Job has no Pod")
+    if job_pod:
+        printer = LogPrinter(out, args.output, job_pod)
+        if not args.follow:
+            _print_logs(kube, job_pod, once_part, printer)
+        elif _follow(kube, job_pod, once_part, printer) != EXIT_READY:
+            return EXIT_FAILED  # the once-steps failed: no Pod of this revision will start
+    if not pod_part:
+        return EXIT_READY
+    app_pod = _wait_for(kube, args, pipeline, _app_pod, "no Pod of its current revision exists")
+    if app_pod is None:
+        return EXIT_READY
+    printer = LogPrinter(out, args.output, app_pod)
+    if not args.follow:
+        _print_logs(kube, app_pod, pod_part, printer)
+        return EXIT_READY
+    return _follow(kube, app_pod, pod_part, printer)
+
+
+def _job_pod(kube: Kube, status: Obj) -> str | None:
+    once = status.get("once") or {}
+    if once.get("revision") != status.get("revision") or not once.get("pod"):
+        return None
+    return str(once["pod"]) if once["pod"] in kube.pod_names(f"{api.LABEL_ROLE}=once,{status['selector']}") \
+        else None
+
+
+def _app_pod(kube: Kube, status: Obj) -> str | None:
+    stuck = [p["name"] for p in status.get("stuckPods") or []]
+    if stuck:
+        return str(stuck[0])
+    if not status.get("selector") or not status.get("revision"):
+        return None
+    names = kube.pod_names(f"{api.LABEL_ROLE}=app,{api.LABEL_REVISION}={status['revision']},{status['selector']}")
+    return names[0] if names else None
+
+
+def _wait_for(kube: Kube, args: argparse.Namespace, pipeline: Obj,
+              find: Callable[[Kube, Obj], str | None], missing: str) -> str | None:
+    """The Pod `find` picks from the status; with -f, wait for it (the pipeline's watch)."""
+    found = find(kube, pipeline.get("status") or {})
+    if found or not args.follow:
+        if not found:
+            print(f"{args.name}: {missing}", file=sys.stderr)
+        return found
+    for seen in kube.watch_pipeline(args.name):
+        found = find(kube, seen.get("status") or {})
+        if found:
+            return found
+        if outcome(seen) == 1:
+            raise CommandError(f"{args.name} failed: {(seen.get('status') or {}).get('message', '')}")
+    return None  # pragma: no cover  (the watch only ends by an error)
 
 
 def _follow(kube: Kube, pod_name: str, wanted: list[Section], printer: LogPrinter) -> int:

@@ -228,6 +228,8 @@ def reconcile(cluster: Cluster, uid: str, view: View, log: Logger) -> Obj:
         except ApiException as exc:
             if exc.status == 403 and "being terminated" in str(exc.body):
                 return {}  # the namespace is going away, and the pipeline with it
+            if exc.status == 404 and api.PLURAL in str(exc.body):
+                return {}  # deleted since the cache saw it; its DELETED event forgets it
             raise kopf.TemporaryError(f"Kubernetes API error {exc.status} {exc.reason}: {_api_message(exc)}",
                                       delay=5) from None
 

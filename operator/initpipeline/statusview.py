@@ -85,8 +85,18 @@ def render_status(pipeline: Obj, now: dt.datetime, paint: Paint) -> str:
     if status.get("observedGeneration") not in (None, meta.get("generation")):
         head += paint(f"   (status is of generation {status['observedGeneration']})", DIM)
     lines.append(f"Phase:       {head}")
-    if "replicas" in status:
+    workload = status.get("workload") or {}
+    if workload:
+        lines.append(f"Workload:    {workload.get('kind')} {workload.get('name')}   revision {status.get('revision')}")
+        lines.append(f"Replicas:    {status.get('ready', '-')} ready, {status.get('updatedReplicas', 0)} updated, "
+                     f"{status.get('replicas', 0)} in all")
+    elif "replicas" in status:
         lines.append(f"Replicas:    {status.get('readyReplicas', 0)}/{status['replicas']} ready")
+    once = status.get("once") or {}
+    if once:
+        where = f"Job {once.get('job')}" + (f", Pod {once['pod']}" if once.get("pod") else "")
+        lines.append(f"Once-steps:  {paint(str(once.get('state')), STATE_COLOURS.get(str(once.get('state')), ''))}"
+                     f"   ({where})")
     if status.get("podName"):
         lines.append(f"Pod:         {status['podName']}")
     if status.get("message"):
@@ -107,6 +117,10 @@ def render_status(pipeline: Obj, now: dt.datetime, paint: Paint) -> str:
         rows = [[s["name"], s.get("kind", ""), s.get("state", ""), step_duration(s, now),
                  str(s["exitCode"]) if "exitCode" in s else "-", str(s.get("restartCount", 0)),
                  s.get("reason", "")] for s in steps]
+        if workload:
+            header.insert(3, "PODS")
+            for row, step in zip(rows, steps, strict=True):
+                row.insert(3, _pods_cell(step))
         plain = _table([header, *rows], [header, *rows])
         lines.append("")
         lines.append(paint(plain[0], BOLD))
@@ -115,12 +129,28 @@ def render_status(pipeline: Obj, now: dt.datetime, paint: Paint) -> str:
             # colour only the state cell, keeping the alignment of the plain text
             start = text.index(state, len(row[0]) + len(row[1]))
             lines.append(text[:start] + paint(state, STATE_COLOURS.get(state, "")) + text[start + len(state):])
+    stuck = status.get("stuckPods") or []
+    if stuck:
+        lines.append("")
+        lines.append(paint(f"Stuck Pods ({status.get('stuckPodCount', len(stuck))}):", RED))
+        for pod in stuck:
+            lines.append(f"  {pod.get('name')}  step {pod.get('step')}: {pod.get('reason')}"
+                         + (f": {pod['message']}" if pod.get("message") else ""))
     for step in steps:
         if step.get("state") == "Failed" and step.get("message"):
             lines.append("")
             lines.append(paint(f"Step {step['name']} failed:", RED))
             lines.extend("  " + line for line in str(step["message"]).splitlines())
     return "\n".join(lines) + "\n"
+
+
+def _pods_cell(step: Obj) -> str:
+    """A workload step's spread over the Pods: 'once' for a once-step, else e.g. '2 done, 1 running'."""
+    if step.get("once"):
+        return "once"
+    counts = step.get("pods") or {}
+    parts = [f"{counts[key]} {key}" for key in ("done", "running", "waiting", "failed") if counts.get(key)]
+    return ", ".join(parts) or "-"
 
 
 def status_json(pipeline: Obj) -> str:
