@@ -66,6 +66,19 @@ def _duplicate_name(doc: Obj) -> None:
     step(doc, "migrate")["name"] = "wait-deps"
 
 
+def _deployment(**fields: Any) -> Callable[[Obj], None]:
+    def mutate(doc: Obj) -> None:
+        doc["spec"]["workload"] = {"kind": "Deployment", **fields}
+    return mutate
+
+
+def _then(*mutations: Callable[[Obj], None]) -> Callable[[Obj], None]:
+    def mutate(doc: Obj) -> None:
+        for change in mutations:
+            change(doc)
+    return mutate
+
+
 BAD_CASES = [
     BadCase("step-name-not-dns-label", _set("spec.steps.0.name", "Wait_Deps"), "spec.steps[0].name",
             "spec.steps[0].name"),
@@ -113,6 +126,24 @@ BAD_CASES = [
             "must not have the name of an app container"),
     BadCase("container-arg-not-a-string", _set("spec.steps.3.container.command.1", True),
             "spec.steps[3].container.command[1]", "spec.steps[3].container.command[1]"),
+    BadCase("once-in-a-pod", _set("spec.steps.1.once", True), "spec.steps[1].once",
+            "once only applies to Deployment and StatefulSet workloads"),
+    BadCase("once-on-a-wait", _then(_deployment(), _set("spec.steps.0.once", True)), "spec.steps[0].once",
+            "only migration and container steps can run once"),
+    BadCase("once-on-a-sidecar", _then(_deployment(), _set("spec.steps.3.container.restartPolicy", "Always"),
+                                       _set("spec.steps.3.once", True)),
+            "spec.steps[3].once", "a sidecar step (restartPolicy Always) runs beside every Pod, not once"),
+    BadCase("pod-with-replicas", _set("spec.workload", {"kind": "Pod", "replicas": 3}), "spec.workload.replicas",
+            "a Pod workload runs exactly one Pod"),
+    BadCase("unknown-workload-kind", _set("spec.workload", {"kind": "DaemonSet"}), "spec.workload.kind",
+            "spec.workload.kind"),
+    BadCase("statefulset-field-on-a-deployment", _deployment(serviceName="shop"), "spec.workload.serviceName",
+            "only apply to kind StatefulSet"),
+    BadCase("too-many-replicas", _deployment(replicas=5000), "spec.workload.replicas", "spec.workload.replicas"),
+    BadCase("deployment-that-never-restarts", _then(_deployment(), _set("spec.restartPolicy", "Never")),
+            "spec.restartPolicy", "restartPolicy must be Always for a Deployment or StatefulSet"),
+    BadCase("reserved-label", _set("spec.template.metadata.labels", {"initpipeline.dev/pipeline-uid": "x"}),
+            "spec.template.metadata.labels.initpipeline.dev/pipeline-uid", "labels under initpipeline.dev/"),
     BadCase("negative-deadline", _set("spec.activeDeadlineSeconds", -5), "spec.activeDeadlineSeconds",
             "spec.activeDeadlineSeconds"),
 ]

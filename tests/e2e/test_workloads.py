@@ -25,7 +25,7 @@ with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as db:
     db.execute("CREATE TABLE IF NOT EXISTS runs (id serial PRIMARY KEY, label text, "
                "started timestamptz NOT NULL DEFAULT clock_timestamp(), finished timestamptz)")
     me = db.execute("INSERT INTO runs (label) VALUES (%s) RETURNING id", (sys.argv[1],)).fetchone()[0]
-    time.sleep(3)
+    time.sleep(float(sys.argv[2]) if len(sys.argv) > 2 else 3)
     if db.execute("SELECT count(*) FROM runs WHERE finished IS NULL AND id <> %s", (me,)).fetchone()[0]:
         sys.exit("another migration is running at the same time")
     if sys.argv[1] == "broken":
@@ -35,7 +35,7 @@ with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as db:
 """
 
 
-def shop(name: str, label: str, replicas: int = 3, image_tag: str = "v1") -> dict[str, Any]:
+def shop(name: str, label: str, replicas: int = 3, image_tag: str = "v1", seconds: int = 3) -> dict[str, Any]:
     return {
         "apiVersion": "initpipeline.dev/v1alpha1", "kind": "InitPipeline", "metadata": {"name": name},
         "spec": {
@@ -44,7 +44,7 @@ def shop(name: str, label: str, replicas: int = 3, image_tag: str = "v1") -> dic
             "steps": [
                 {"name": "wait-db", "waitForService": {"targets": [{"host": "postgres", "port": 5432}]}},
                 {"name": "migrate", "migration": {
-                    "image": RUNNER, "command": ["python", "-c", MIGRATION, label],
+                    "image": RUNNER, "command": ["python", "-c", MIGRATION, label, str(seconds)],
                     "databaseUrlFrom": {"secretKeyRef": {"name": "shop-db", "key": "url"}}}},
                 {"name": "prepare", "container": {"image": BUSYBOX, "command": ["true"]}},
             ],
@@ -153,6 +153,23 @@ def test_deployment_migrates_once_per_revision(kube: Kube, host_postgres: Postgr
     assert "column already exists" in logs.stdout, logs.stdout
     waited = plugin(kube, "status", "shop", "-w", "--timeout", "30", timeout=60)
     assert waited.returncode == 1 and "Once-steps:  Failed" in waited.stdout
+
+
+def test_operator_restarts_during_the_migration_and_it_still_runs_once(
+        kube: Kube, operator: Kube, host_postgres: Postgres) -> None:
+    url = fresh_database(host_postgres, kube.namespace)
+    kube.apply([*postgres_service(host_postgres.port), database_secret("shop-db", url)])
+    kube.apply(shop("slow", "v1", replicas=2, seconds=10))
+
+    def migrating() -> Any:
+        status = status_of(kube, "slow")
+        return status if (status.get("once") or {}).get("currentStep") == "migrate" else None
+    eventually("the migration to run", migrating, timeout=120)
+    operator.run("delete", "pod", "-l", "app.kubernetes.io/name=initpipeline", "--wait=true")
+    operator.run("rollout", "status", "deployment/initpipeline", "--timeout=120s")
+    eventually("2/2 ready", ready(kube, "slow", 2, 1), timeout=180)
+    assert [r[0] for r in runs(db_url_in(url, host_postgres.port))] == ["v1"]
+    assert len(kube.get("jobs")["items"]) == 1
 
 
 def test_statefulset_with_a_sidecar_step(kube: Kube) -> None:
