@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from tests.e2e.kube import Kube, condition, eventually, status_of
-from tests.e2e.test_cli import plugin
 from tests.e2e.manifests import BUSYBOX, RUNNER, database_secret, db_url_in, fresh_database, postgres_service
+from tests.e2e.test_cli import plugin
 from tests.helpers import Postgres
 
 pytestmark = pytest.mark.e2e
@@ -85,7 +85,7 @@ def test_deployment_migrates_once_per_revision(kube: Kube, host_postgres: Postgr
     assert "condition met" in waited.stdout
     status = eventually("3/3 ready", ready(kube, "shop", 3, 1))
     [(label, started, finished)] = runs(outside)
-    assert label == "v1" and finished is not None
+    assert label == "v1" and finished is not None and started < finished
     rev1 = status["revision"]
     assert status["once"]["state"] == "Succeeded" and status["once"]["job"] == f"shop-once-{rev1}"
     migrate = next(s for s in status["steps"] if s["name"] == "migrate")
