@@ -54,7 +54,7 @@ bench: deps
 
 # crds/ is the source; the chart ships a copy and deploy/manifests is rendered from the chart.
 sync-crd:
-	cp crds/initpipelines.initpipeline.dev.yaml deploy/initpipeline/crds/
+	cp crds/*.yaml deploy/initpipeline/crds/
 
 manifests: sync-crd tools
 	bash hack/render-manifests.sh > deploy/manifests/initpipeline.yaml

@@ -4,9 +4,12 @@ or run a built-in step."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import random
 import re
 import sys
+import time
 from collections.abc import Sequence
 
 import yaml
@@ -92,14 +95,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     metrics = Metrics(per_pipeline=args.metrics_per_pipeline == "true")
     if args.metrics_port:
         metrics.serve(args.metrics_port)
+    settings = kopf.OperatorSettings()
+    # Only event handlers: kopf keeps no bookkeeping of its own; if it ever did, not in .status.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=api.GROUP, key="last-handled-configuration")
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+    if args.peering:
+        settings.peering.mandatory = True
+        settings.peering.lifetime = args.peering_lifetime
+        settings.peering.stealth = True  # no log line for every keep-alive
     kopf.run(
-        standalone=True,
+        settings=settings,
+        standalone=not args.peering,
+        peering_name=args.peering,
+        priority=seniority() if args.peering else None,
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz",
         memo=kopf.Memo(cluster=Cluster(args.runner_image, handlers.post_event, metrics)),
     )
     return 0
+
+
+def seniority(now: float | None = None) -> int:
+    """A kopf peering priority that is higher the earlier a replica started: the active replica keeps
+    its role when a standby restarts. Milliseconds to the year 2100, times 1000 plus a random tie
+    breaker (two replicas with the same priority would both pause), stays below 2**53."""
+    started = time.time() if now is None else now
+    return int((4102444800 - started) * 1000) * 1000 + random.randrange(1000)
 
 
 def build_parser(prog: str = "initpipeline", plugin: bool = False) -> argparse.ArgumentParser:
@@ -130,6 +155,13 @@ def build_parser(prog: str = "initpipeline", plugin: bool = False) -> argparse.A
                      choices=["text", "json"], help="json: one object a line, with the pipeline's namespace and name")
     run.add_argument("--health-port", type=int, default=8080)
     run.add_argument("--metrics-port", type=int, default=8081, help="Prometheus metrics on /metrics; 0: off")
+    run.add_argument("--peering", metavar="NAME",
+                     help="run as one of several replicas: the kopf peering object (ClusterKopfPeering, or "
+                          "KopfPeering in each --namespace) through which the oldest replica is active and "
+                          "the others stand by; without it, the operator runs alone")
+    run.add_argument("--peering-lifetime", type=int, default=15,
+                     help="seconds after which a replica that stopped without a goodbye counts as gone "
+                          "(the takeover time after a crash; default %(default)s)")
     run.add_argument("--metrics-per-pipeline", choices=["true", "false"], default="true",
                      help="false: leave the pipeline label of step metrics empty (one series per namespace)")
     run.set_defaults(func=cmd_run)

@@ -2,13 +2,14 @@
 
 `initpipeline run` builds the configuration (a Cluster: runner image, metrics,
 events) and passes it in kopf's memo; the login handler connects it. What the
-operator knows of pipelines and their Pods comes from two kopf indexes fed by
-the watches, so an event costs no API read.
+operator knows of pipelines and their children (Pods, Deployments, StatefulSets,
+Jobs) comes from kopf indexes fed by the watches, so an event costs no API read.
 """
 
 from __future__ import annotations
 
-import logging
+import datetime as dt
+import functools
 from typing import Any, cast
 
 import kopf
@@ -17,6 +18,9 @@ from . import api
 from .api import Obj
 from .reconcile import Children, Cluster, Logger, forget, reconcile
 
+RETRY_KEY = "retry/"  # alarms: a pipeline's retry, beside its deadline (keyed by the bare uid)
+RETRY_DELAY = 10.0
+
 
 def post_event(body: Obj, etype: str, reason: str, message: str) -> None:
     kopf.event(cast(kopf.Body, body), type=etype, reason=reason, message=message)
@@ -24,7 +28,10 @@ def post_event(body: Obj, etype: str, reason: str, message: str) -> None:
 
 def _reconcile(memo: kopf.Memo, uid: str, indexes: dict[str, Any], logger: Logger,
                body: Obj | None = None) -> None:
-    """Reconcile one pipeline from the indexes (or the body kopf just handed over, which is as fresh)."""
+    """Reconcile one pipeline from the indexes (or the body kopf just handed over, which is as fresh).
+
+    Every handler is an event handler, which kopf neither retries nor records in annotations: a
+    "not yet" (TemporaryError) or a failure comes back as an alarm after its delay instead."""
     cluster: Cluster = memo.cluster
     pipelines = indexes["pipelines_by_uid"]
 
@@ -35,8 +42,22 @@ def _reconcile(memo: kopf.Memo, uid: str, indexes: dict[str, Any], logger: Logge
             workloads=[*indexes["deployments_by_owner"].get(uid, []), *indexes["statefulsets_by_owner"].get(uid, [])],
             jobs=list(indexes["jobs_by_owner"].get(uid, [])))
 
-    with cluster.metrics.reconcile_duration.time():
-        reconcile(cluster, uid, view, logger)
+    try:
+        with cluster.metrics.reconcile_duration.time():
+            reconcile(cluster, uid, view, logger)
+    except kopf.TemporaryError as exc:
+        logger.warning("%s; trying again in %ss", exc, exc.delay)
+        _retry(memo, uid, indexes, logger, float(exc.delay or RETRY_DELAY))
+    except Exception:
+        logger.exception("reconciling failed; trying again in %ss", RETRY_DELAY)
+        _retry(memo, uid, indexes, logger, RETRY_DELAY)
+    else:
+        cluster.alarms.cancel(RETRY_KEY + uid)
+
+
+def _retry(memo: kopf.Memo, uid: str, indexes: dict[str, Any], logger: Logger, delay: float) -> None:
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
+    memo.cluster.alarms.at(when, RETRY_KEY + uid, functools.partial(_reconcile, memo, uid, indexes, logger))
 
 
 def _owner_uid(child: kopf.Body) -> str | None:
@@ -110,33 +131,20 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
     return info
 
 
-@kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    # Keep kopf's bookkeeping in annotations so that .status holds only our API.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=api.GROUP, key="last-handled-configuration")
-    settings.posting.level = logging.INFO
-    settings.watching.server_timeout = 300
-
-
-@kopf.on.resume(api.GROUP, api.VERSION, api.PLURAL)
-@kopf.on.create(api.GROUP, api.VERSION, api.PLURAL)
-@kopf.on.update(api.GROUP, api.VERSION, api.PLURAL, field="spec")
-def on_pipeline(body: kopf.Body, memo: kopf.Memo, logger: Logger, **indexes: Any) -> None:
-    _reconcile(memo, body["metadata"]["uid"], indexes, logger, dict(body))
-
-
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-def on_gone(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    # The watch's DELETED event: an on.delete handler would need a finalizer to be called at all.
-    if type != "DELETED":
-        return
+def on_pipeline(type: str | None, body: kopf.Body, memo: kopf.Memo, logger: Logger, **indexes: Any) -> None:
+    # An event handler, not on.create/update/resume: kopf then writes no annotations of its own on the
+    # pipeline (no diff base, no progress) and adds no finalizer. reconcile() is level-based: it looks
+    # at the spec and the children, not at what changed, and writes only what differs.
     meta = body["metadata"]
-    forget(meta["uid"])
-    memo.cluster.written.pop(meta["uid"], None)
-    memo.cluster.alarms.cancel(meta["uid"])
-    memo.cluster.metrics.forget(meta["namespace"], meta["name"])
+    if type == "DELETED":
+        forget(meta["uid"])
+        memo.cluster.written.pop(meta["uid"], None)
+        memo.cluster.alarms.cancel(meta["uid"])
+        memo.cluster.alarms.cancel(RETRY_KEY + meta["uid"])
+        memo.cluster.metrics.forget(meta["namespace"], meta["name"])
+        return
+    _reconcile(memo, meta["uid"], indexes, logger, dict(body))
 
 
 @kopf.on.event("", "v1", "pods", labels={api.LABEL_PIPELINE: kopf.PRESENT})

@@ -24,6 +24,7 @@ from .rollout import ANNOTATION_SPEC_HASH, plan, spec_hash, workload_status
 from .status import build_status, finished_steps, invalid_status, same_status, step_events
 from .validation import validate_pipeline
 
+FIELD_MANAGER = "initpipeline"  # how the operator's writes show in managedFields
 EventPoster = Callable[[Obj, str, str, str], None]
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 _logger = logging.getLogger(__name__)
@@ -101,7 +102,8 @@ class Cluster:
         """Create, or read the one that exists: (pod, created)."""
         namespace = pod["metadata"]["namespace"]
         try:
-            resp = self.core.create_namespaced_pod(namespace, pod, _preload_content=False)
+            resp = self.core.create_namespaced_pod(namespace, pod, field_manager=FIELD_MANAGER,
+                                                   _preload_content=False)
             return json.loads(resp.data), True
         except ApiException as exc:
             if exc.status != 409:
@@ -123,7 +125,7 @@ class Cluster:
                   "StatefulSet": self.apps.create_namespaced_stateful_set,
                   "Job": self.batch.create_namespaced_job}[kind]
         try:
-            create(namespace, body, _preload_content=False)
+            create(namespace, body, field_manager=FIELD_MANAGER, _preload_content=False)
             return True
         except ApiException as exc:
             if exc.status != 409:
@@ -135,21 +137,26 @@ class Cluster:
         meta = body["metadata"]
         replace = {"Deployment": self.apps.replace_namespaced_deployment,
                    "StatefulSet": self.apps.replace_namespaced_stateful_set}[body["kind"]]
-        replace(meta["name"], meta["namespace"], body, _preload_content=False)
+        replace(meta["name"], meta["namespace"], body, field_manager=FIELD_MANAGER, _preload_content=False)
 
-    def delete_job(self, namespace: str, name: str) -> None:
+    def delete_child(self, kind: str, namespace: str, name: str) -> None:
+        """Delete a Deployment, StatefulSet or Job of the pipeline, with its Pods (in the background)."""
+        delete = {"Deployment": self.apps.delete_namespaced_deployment,
+                  "StatefulSet": self.apps.delete_namespaced_stateful_set,
+                  "Job": self.batch.delete_namespaced_job}[kind]
         try:
-            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+            delete(name, namespace, propagation_policy="Background")
         except ApiException as exc:
             if exc.status != 404:
                 raise
 
     def set_pod_deadline(self, namespace: str, name: str, seconds: int) -> None:
-        self.core.patch_namespaced_pod(name, namespace, {"spec": {"activeDeadlineSeconds": seconds}})
+        self.core.patch_namespaced_pod(name, namespace, {"spec": {"activeDeadlineSeconds": seconds}},
+                                       field_manager=FIELD_MANAGER)
 
     def write_status(self, namespace: str, name: str, status: Obj) -> None:
         self.custom.patch_namespaced_custom_object_status(
-            api.GROUP, api.VERSION, namespace, api.PLURAL, name, {"status": status})
+            api.GROUP, api.VERSION, namespace, api.PLURAL, name, {"status": status}, field_manager=FIELD_MANAGER)
 
 
 def _owned_by(pod: Obj, uid: str) -> bool:
@@ -224,7 +231,7 @@ def reconcile(cluster: Cluster, uid: str, view: View, log: Logger) -> Obj:
         try:
             if api.workload_kind(pipeline.get("spec") or {}) != "Pod" and not validate_pipeline(pipeline):
                 return _reconcile_workload(cluster, pipeline, children, log)
-            return _reconcile_locked(cluster, pipeline, children.pods, log)
+            return _reconcile_locked(cluster, pipeline, children, log)
         except ApiException as exc:
             if exc.status == 403 and "being terminated" in str(exc.body):
                 return {}  # the namespace is going away, and the pipeline with it
@@ -246,7 +253,7 @@ def _rejected(previous: Obj, generation: int, reason: str = "PodRejected") -> bo
     return failed.get("reason") == reason and previous.get("observedGeneration") == generation
 
 
-def _reconcile_locked(cluster: Cluster, pipeline: Obj, pods: list[Obj], log: Logger) -> Obj:
+def _reconcile_locked(cluster: Cluster, pipeline: Obj, children: Children, log: Logger) -> Obj:
     meta = pipeline["metadata"]
     name, namespace, generation = meta["name"], meta["namespace"], int(meta.get("generation", 1))
     previous: Obj = cluster.written.get(meta["uid"]) or pipeline.get("status") or {}
@@ -259,6 +266,11 @@ def _reconcile_locked(cluster: Cluster, pipeline: Obj, pods: list[Obj], log: Log
         _publish(cluster, pipeline, previous, status)
         return status
 
+    for child in children.workloads + children.jobs:
+        if _owned_by(child, meta["uid"]) and not child["metadata"].get("deletionTimestamp"):
+            log.info("deleting %s %s: the pipeline now runs a Pod", child.get("kind"), child["metadata"]["name"])
+            cluster.delete_child(str(child.get("kind")), namespace, child["metadata"]["name"])
+    pods = children.pods
     wanted = pod_name(name, generation)
     current: Obj | None = None
     for pod in pods:
@@ -334,11 +346,22 @@ def _reconcile_workload(cluster: Cluster, pipeline: Obj, children: Children, log
     desired["metadata"].setdefault("annotations", {})[ANNOTATION_SPEC_HASH] = spec_hash(desired)
     kopf.adopt(desired, owner=owner)
     job = build_once_job(pipeline, cluster.runner_image)
-    mine = [w for w in children.workloads if _owned_by(w, uid) and w["metadata"]["name"] == meta["name"]]
-    workload = next((w for w in mine if w.get("kind", desired["kind"]) == desired["kind"]), None)
+    mine = [w for w in children.workloads if _owned_by(w, uid)]
+    workload = next((w for w in mine if w.get("kind") == desired["kind"] and w["metadata"]["name"] == meta["name"]),
+                    None)
     jobs = [j for j in children.jobs if _owned_by(j, uid)]
     step = plan(pipeline["spec"], desired, job is not None, workload, jobs, previous)
     try:
+        # what an earlier spec of another kind left: its own Pod, or a workload of the other kind
+        for pod in children.pods:
+            if _owned_by(pod, uid) and not pod["metadata"].get("deletionTimestamp"):
+                log.info("deleting Pod %s: the pipeline now runs a %s", pod["metadata"]["name"], desired["kind"])
+                cluster.delete_pod(namespace, pod["metadata"]["name"])
+        for other in mine:
+            if other is not workload and not other["metadata"].get("deletionTimestamp"):
+                log.info("deleting %s %s: the pipeline now runs a %s", other.get("kind"), other["metadata"]["name"],
+                         desired["kind"])
+                cluster.delete_child(str(other.get("kind")), namespace, other["metadata"]["name"])
         if step.create_job and job is not None:
             kopf.adopt(job, owner=owner)
             if cluster.create_child(job):
@@ -355,7 +378,7 @@ def _reconcile_workload(cluster: Cluster, pipeline: Obj, children: Children, log
             log.info("updated %s %s to revision %s", desired["kind"], meta["name"], step.revision)
         for name in step.delete_jobs:
             log.info("deleting Job %s of an earlier revision", name)
-            cluster.delete_job(namespace, name)
+            cluster.delete_child("Job", namespace, name)
     except ApiException as exc:
         if exc.status == 409:  # the workload changed since the cache saw it; its event brings us back
             raise kopf.TemporaryError("the workload changed meanwhile; trying again", delay=1) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .api import Obj, step_kind
+from .api import LABEL_PIPELINE, LABEL_UID, Obj, step_kind
 from .redaction import redact
 
 # Waiting reasons that mean a step cannot make progress on its own.
@@ -220,6 +220,10 @@ def build_status(pipeline: Obj, pod: Obj | None, now: str, extra: Obj | None = N
         }, generation, now),
         "podRecreations": int(previous.get("podRecreations", 0)),
     }
+    # what the scale subresource and the READY column read, as for a workload of one replica
+    ready = 1 if d.ready[0] else 0
+    status.update(replicas=0 if pod is None else 1, readyReplicas=ready, ready=f"{ready}/1",
+                  selector=f"{LABEL_UID}={meta['uid']}" if meta.get("uid") else f"{LABEL_PIPELINE}={meta['name']}")
     status.update(extra or {})
     return status
 

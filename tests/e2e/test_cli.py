@@ -132,8 +132,17 @@ def test_logs_do_not_fail_on_steps_that_have_not_started(kube: Kube) -> None:
 
 
 def scrape(operator: Kube) -> str:
-    return operator.run("get", "--raw", f"/api/v1/namespaces/{operator.namespace}/services/"
-                        "initpipeline-metrics:metrics/proxy/metrics").stdout
+    """What Prometheus gets from every operator replica (a standby serves only its process metrics),
+    through the API server's proxy to each Pod's metrics port."""
+    pods = operator.get("pods", selector="app.kubernetes.io/name=initpipeline")["items"]
+    texts = []
+    for pod in pods:
+        if pod["status"].get("phase") != "Running" or pod["metadata"].get("deletionTimestamp"):
+            continue
+        port = next(p["containerPort"] for p in pod["spec"]["containers"][0]["ports"] if p["name"] == "metrics")
+        texts.append(operator.run("get", "--raw", f"/api/v1/namespaces/{operator.namespace}/pods/"
+                                  f"{pod['metadata']['name']}:{port}/proxy/metrics").stdout)
+    return "".join(texts)
 
 
 def test_metrics_count_the_steps_that_ran(kube: Kube, operator: Kube) -> None:

@@ -240,6 +240,7 @@ def test_no_finalizer_so_deletes_never_hang_without_the_operator(kube: Kube, ope
     kube.apply(quick("free", ["echo", "x"]))
     eventually("Running", phase_is(kube, "free", "Running"))
     assert not kube.pipeline("free")["metadata"].get("finalizers")
+    replicas = operator.get("deployment", "initpipeline")["spec"]["replicas"]
     operator.run("scale", "deployment/initpipeline", "--replicas=0")
     try:
         eventually("the operator to stop", lambda: not operator.get(
@@ -247,5 +248,5 @@ def test_no_finalizer_so_deletes_never_hang_without_the_operator(kube: Kube, ope
         deleted = kube.run("delete", "initpipeline", "free", "--wait=true", "--timeout=30s", check=False)
         assert deleted.returncode == 0, deleted.stderr
     finally:
-        operator.run("scale", "deployment/initpipeline", "--replicas=1")
+        operator.run("scale", "deployment/initpipeline", f"--replicas={replicas}")
         operator.run("rollout", "status", "deployment/initpipeline", "--timeout=120s")

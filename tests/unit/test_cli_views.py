@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from initpipeline.builder import revision
 from initpipeline.observe import CommandError, LogPrinter, Section, _ContainerFollower, sections
 from initpipeline.status import build_status
 from initpipeline.statusview import Paint, human_seconds, outcome, render_status
@@ -128,3 +129,53 @@ def test_log_lines_are_redacted_and_json_when_asked() -> None:
     printer.lines(Section("app", "app container app", False), iter([b"db=postgres://app:s3cret@db/x\n"]))
     assert "s3cret" not in out.getvalue()
     assert '"container": "app"' in out.getvalue()
+
+
+def workload_pipeline() -> dict[str, Any]:
+    from tests.unit.test_rollout import shop as deployment_shop
+
+    doc = deployment_shop()
+    rev = revision(doc["spec"])
+    doc["status"] = {
+        "phase": "Initializing", "revision": rev, "currentStep": "fetch-config", "ready": "1/3",
+        "replicas": 3, "readyReplicas": 1, "updatedReplicas": 3,
+        "workload": {"kind": "Deployment", "name": "shop"},
+        "once": {"revision": rev, "job": f"shop-once-{rev}", "pod": f"shop-once-{rev}-x", "state": "Succeeded"},
+        "steps": [
+            {"name": "wait-deps", "kind": "waitForService", "state": "Succeeded", "restartCount": 0,
+             "pods": {"done": 3, "running": 0, "waiting": 0, "failed": 0}},
+            {"name": "migrate", "kind": "migration", "state": "Succeeded", "restartCount": 0, "once": True,
+             "exitCode": 0},
+            {"name": "fetch-config", "kind": "configDownload", "state": "Failed", "restartCount": 2,
+             "reason": "CrashLoopBackOff", "pods": {"done": 1, "running": 0, "waiting": 0, "failed": 2}},
+        ],
+        "stuckPodCount": 2,
+        "stuckPods": [{"name": "shop-a", "step": "fetch-config", "reason": "CrashLoopBackOff", "message": "404"},
+                      {"name": "shop-b", "step": "fetch-config", "reason": "CrashLoopBackOff"}],
+    }
+    return doc
+
+
+def test_status_of_a_deployment_shows_replicas_once_steps_and_stuck_pods() -> None:
+    doc = workload_pipeline()
+    rev = doc["status"]["revision"]
+    lines = render_status(doc, NOW, Paint(False)).splitlines()
+    assert f"Workload:    Deployment shop   revision {rev}" in lines
+    assert "Replicas:    1/3 ready, 3 updated, 3 in all" in lines
+    assert f"Once-steps:  Succeeded   (Job shop-once-{rev}, Pod shop-once-{rev}-x)" in lines
+    table = lines[lines.index(next(line for line in lines if line.startswith("STEP"))):]
+    assert table[0].split()[:4] == ["STEP", "KIND", "STATE", "PODS"]
+    assert table[1].split()[:5] == ["wait-deps", "waitForService", "Succeeded", "3", "done"]
+    assert table[2].split()[:4] == ["migrate", "migration", "Succeeded", "once"]
+    assert table[3].split()[:7] == ["fetch-config", "configDownload", "Failed", "1", "done,", "2", "failed"]
+    assert "Stuck Pods (2):" in lines
+    assert "  shop-a  step fetch-config: CrashLoopBackOff: 404" in lines
+
+
+def test_sections_of_a_deployment_split_the_job_from_the_pods() -> None:
+    doc = workload_pipeline()
+    once = sections(doc, None, "once")
+    assert [s.container for s in once] == ["wait-deps", "migrate"]
+    assert once[1].title == "step 2/3 migrate (migration, once)"
+    assert [s.container for s in sections(doc, None, "pod")] == ["wait-deps", "fetch-config", "app"]
+    assert sections(doc, "migrate", "pod") == []

@@ -26,7 +26,10 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_chart_ships_the_same_crd() -> None:
-    assert (CHART / "crds" / CRD.name).read_bytes() == CRD.read_bytes(), "run `make sync-crd`"
+    sources = sorted((ROOT / "crds").glob("*.yaml"))
+    assert [p.name for p in sources] == sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
+    for source in sources:
+        assert (CHART / "crds" / source.name).read_bytes() == source.read_bytes(), "run `make sync-crd`"
 
 
 def test_crd_names_match_the_code() -> None:
@@ -36,9 +39,11 @@ def test_crd_names_match_the_code() -> None:
     assert crd["spec"]["names"]["kind"] == api.KIND
     assert crd["spec"]["names"]["shortNames"] == ["ipl"]
     [version] = crd["spec"]["versions"]
-    assert version["name"] == api.VERSION and version["subresources"] == {"status": {}}
+    assert version["name"] == api.VERSION and version["subresources"] == {"status": {}, "scale": {
+        "specReplicasPath": ".spec.workload.replicas", "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector"}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Phase", "Step", "Pod", "Age"]
+    assert columns == ["Phase", "Ready", "Step", "Pod", "Age"]
 
 
 def test_every_schema_field_is_described() -> None:
@@ -96,8 +101,9 @@ def test_deployment_is_locked_down_and_probed() -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["resources"]["limits"]["memory"]
     assert container["image"] == f"initpipeline/initpipeline:{__version__}"
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
     assert env["INITPIPELINE_RUNNER_IMAGE"] == container["image"]
+    assert env["POD_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}  # kopf's peering identity
 
 
 def test_values_reach_the_deployment() -> None:
@@ -105,8 +111,30 @@ def test_values_reach_the_deployment() -> None:
                                   "--set", "watchNamespaces={a,b}") if d["kind"] == "Deployment"]
     [container] = deploy["spec"]["template"]["spec"]["containers"]
     assert container["args"] == ["run", "--log-level=debug", "--log-format=text", "--metrics-port=8081",
-                                 "--metrics-per-pipeline=true", "--namespace=a", "--namespace=b"]
+                                 "--metrics-per-pipeline=true", "--peering=ipl-initpipeline",
+                                 "--peering-lifetime=15", "--namespace=a", "--namespace=b"]
     assert {"name": "INITPIPELINE_RUNNER_IMAGE", "value": "mirror/runner:1"} in container["env"]
+
+
+def test_two_replicas_peer_and_one_runs_alone() -> None:
+    docs = render()
+    [deploy] = [d for d in docs if d["kind"] == "Deployment"]
+    assert deploy["spec"]["replicas"] == 2 and deploy["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "ClusterKopfPeering"] == ["ipl-initpipeline"]
+    namespaced = render("--set", "watchNamespaces={a,b}")
+    assert sorted(d["metadata"]["namespace"] for d in namespaced if d["kind"] == "KopfPeering") == ["a", "b"]
+    alone = render("--set", "replicas=1")
+    [deploy] = [d for d in alone if d["kind"] == "Deployment"]
+    assert deploy["spec"]["replicas"] == 1 and deploy["spec"]["strategy"]["type"] == "Recreate"
+    assert not [a for a in deploy["spec"]["template"]["spec"]["containers"][0]["args"] if "peering" in a]
+    assert not [d for d in alone if "KopfPeering" in d["kind"]]
+
+
+def test_peering_priority_favours_the_older_replica() -> None:
+    from initpipeline.cli import seniority
+
+    older, newer = seniority(1_800_000_000.0), seniority(1_800_000_000.5)
+    assert older > newer and older < 2**53
 
 
 def test_rbac_is_least_privilege() -> None:
@@ -115,8 +143,12 @@ def test_rbac_is_least_privilege() -> None:
     assert ("pods", ("get", "list", "watch", "create", "delete", "patch")) in verbs
     assert ("initpipelines/status", ("get", "patch")) in verbs
     everything = json.dumps([d for d in render() if d["kind"] in ("ClusterRole", "Role")])
-    for forbidden in ('"*"', "secrets", "configmaps", '"update"', "escalate", "bind"):
+    for forbidden in ('"*"', "secrets", "configmaps", "escalate", "bind"):
         assert forbidden not in everything
+    # update (a whole-object replace) only for the workloads the operator owns
+    updatable = {r["resources"][0] for r in cluster["ipl-initpipeline"]["rules"] if "update" in r["verbs"]}
+    assert updatable == {"deployments"}
+    assert ("jobs", ("get", "list", "watch", "create", "delete")) in verbs
     namespaced = render("--set", "watchNamespaces={a,b}")
     roles = [d for d in namespaced if d["kind"] == "Role"]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["a", "b"]

@@ -7,8 +7,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from initpipeline.builder import revision
 from initpipeline.metrics import Metrics
-from initpipeline.reconcile import Cluster
+from initpipeline.reconcile import Children, Cluster
 from initpipeline.reconcile import reconcile as run_reconcile
 from tests.cases import shop
 from tests.unit.pods import STEPS, T0, pending, pod, running
@@ -34,6 +35,16 @@ class RecordingCluster(Cluster):
     def delete_pod(self, namespace: str, name: str) -> None:
         self.writes.append(("delete", name))
 
+    def create_child(self, body: Obj) -> bool:
+        self.writes.append(("create", f"{body['kind']}/{body['metadata']['name']}"))
+        return True
+
+    def replace_workload(self, body: Obj) -> None:
+        self.writes.append(("replace", f"{body['kind']}/{body['metadata']['name']}"))
+
+    def delete_child(self, kind: str, namespace: str, name: str) -> None:
+        self.writes.append(("delete", f"{kind}/{name}"))
+
     def write_status(self, namespace: str, name: str, status: Obj) -> None:
         self.writes.append(("status", status["phase"]))
 
@@ -50,15 +61,17 @@ def pipeline(generation: int) -> Obj:
     return doc
 
 
+OWNER = [{"kind": "InitPipeline", "uid": "u1", "name": "shop", "apiVersion": "initpipeline.dev/v1alpha1"}]
+
+
 def owned(p: Obj, name: str) -> Obj:
-    p["metadata"].update(name=name, ownerReferences=[{"kind": "InitPipeline", "uid": "u1", "name": "shop",
-                                                      "apiVersion": "initpipeline.dev/v1alpha1"}])
+    p["metadata"].update(name=name, ownerReferences=OWNER)
     return p
 
 
 def test_a_new_pipeline_gets_its_pod_and_a_status_without_reads() -> None:
     cluster = RecordingCluster()
-    run_reconcile(cluster, "u1", lambda: (pipeline(1), []), LOG)
+    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children()), LOG)
     assert cluster.writes[:2] == [("create", "shop-1"), ("status", "Initializing")]
 
 
@@ -66,24 +79,61 @@ def test_unchanged_status_is_not_written_again() -> None:
     cluster = RecordingCluster()
     stepping = owned(pod("Pending", [running(STEPS[0], T0), pending(STEPS[1]), pending(STEPS[2]),
                                      pending(STEPS[3])]), "shop-1")
-    run_reconcile(cluster, "u1", lambda: (pipeline(1), [stepping]), LOG)
+    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[stepping])), LOG)
     assert [w for w in cluster.writes if w[0] == "status"] == [("status", "Initializing")]
     cluster.writes.clear()
     # the cached pipeline still has no status (the watch is behind): the operator's memory counts
-    run_reconcile(cluster, "u1", lambda: (pipeline(1), [stepping]), LOG)
+    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[stepping])), LOG)
     assert cluster.writes == []
 
 
 def test_a_new_generation_replaces_the_old_pod() -> None:
     cluster = RecordingCluster()
     old = owned(pod("Running", []), "shop-1")
-    run_reconcile(cluster, "u1", lambda: (pipeline(2), [old]), LOG)
+    run_reconcile(cluster, "u1", lambda: (pipeline(2), Children(pods=[old])), LOG)
     assert ("delete", "shop-1") in cluster.writes and ("create", "shop-2") in cluster.writes
 
 
 def test_a_stale_cache_never_acts_on_an_older_spec() -> None:
     cluster = RecordingCluster()
-    run_reconcile(cluster, "u1", lambda: (pipeline(2), []), LOG)
+    run_reconcile(cluster, "u1", lambda: (pipeline(2), Children()), LOG)
     cluster.writes.clear()
-    run_reconcile(cluster, "u1", lambda: (pipeline(1), []), LOG)  # a handler that saw generation 1
+    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children()), LOG)  # a handler that saw generation 1
     assert cluster.writes == []
+
+
+def deployment_pipeline() -> Obj:
+    doc = pipeline(1)
+    doc["spec"]["workload"] = {"kind": "Deployment", "replicas": 2}
+    return doc
+
+
+def test_a_workload_pipeline_starts_with_its_migration_job_only() -> None:
+    cluster = RecordingCluster()
+    doc = deployment_pipeline()
+    rev = revision(doc["spec"])
+    run_reconcile(cluster, "u1", lambda: (doc, Children()), LOG)
+    assert cluster.writes[:2] == [("create", f"Job/shop-once-{rev}"), ("status", "Initializing")]
+    assert cluster.written["u1"]["once"]["state"] == "Pending"
+
+
+def test_after_the_job_the_deployment_is_created_and_the_kind_pod_is_removed() -> None:
+    cluster = RecordingCluster()
+    doc = deployment_pipeline()
+    rev = revision(doc["spec"])
+    done_job = {"kind": "Job", "metadata": {"name": f"shop-once-{rev}", "labels": {"initpipeline.dev/revision": rev},
+                                            "ownerReferences": OWNER},
+                "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    old_pod = owned(pod("Running", []), "shop-1")  # from when the pipeline was of kind Pod
+    run_reconcile(cluster, "u1", lambda: (doc, Children(pods=[old_pod], jobs=[done_job])), LOG)
+    assert cluster.writes[:2] == [("delete", "shop-1"), ("create", "Deployment/shop")]
+    assert cluster.written["u1"]["once"] == {"revision": rev, "job": f"shop-once-{rev}", "state": "Succeeded"}
+
+
+def test_a_pipeline_back_to_kind_pod_removes_its_workload_and_jobs() -> None:
+    cluster = RecordingCluster()
+    workload = {"kind": "Deployment", "metadata": {"name": "shop", "ownerReferences": OWNER}}
+    job = {"kind": "Job", "metadata": {"name": "shop-once-abc", "ownerReferences": OWNER}}
+    run_reconcile(cluster, "u1", lambda: (pipeline(2), Children(workloads=[workload], jobs=[job])), LOG)
+    assert cluster.writes[:3] == [("delete", "Deployment/shop"), ("delete", "Job/shop-once-abc"),
+                                  ("create", "shop-2")]
