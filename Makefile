@@ -7,7 +7,7 @@ BIN := $(CACHE)/bin
 PYTEST_ARGS ?=
 
 .PHONY: demo test deps tools images cluster-up cluster-down cluster-status install lint unit e2e \
-        bench sync-crd manifests kind-e2e clean
+        bench bench-operator sync-crd manifests kind-e2e clean
 
 demo:
 	bash hack/demo.sh
@@ -51,6 +51,12 @@ e2e: deps tools cluster-up
 
 bench: deps
 	$(VENV)/bin/python bench/wait_benchmark.py
+
+# The operator's latency, scale, memory and API traffic on the local cluster (about 10 minutes).
+BENCH_ARGS ?=
+bench-operator: deps tools cluster-up
+	bash hack/install-operator.sh
+	KUBECONFIG=$(CACHE)/cluster/kubeconfig $(VENV)/bin/python bench/operator_benchmark.py $(BENCH_ARGS)
 
 # crds/ is the source; the chart ships a copy and deploy/manifests is rendered from the chart.
 sync-crd:

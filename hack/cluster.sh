@@ -164,6 +164,17 @@ setup_host() {
 write_configs() {
   mkdir -p "$C/cni/net.d" "$C/cni/ipam" "$C/containerd" "$C/kubelet" "$C/pod-logs"
   put "$C/resolv.conf" </dev/null  # pods must never inherit the host's resolver
+  # The API server's audit log keeps the operator's requests only (make bench-operator counts its
+  # writes and reads); everyone else's are not recorded.
+  put "$C/audit-policy.yaml" <<'AUDIT'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+- level: Metadata
+  users: ["system:serviceaccount:initpipeline-system:initpipeline"]
+- level: None
+AUDIT
   put "$C/cni/net.d/10-initpipeline.conflist" <<CNI
 {
   "cniVersion": "1.0.0",
@@ -277,7 +288,9 @@ start_control_plane() {
     --kubelet-client-key "$PKI/apiserver-kubelet-client.key" --kubelet-preferred-address-types InternalIP \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
-    --enable-admission-plugins NodeRestriction --allow-privileged=true --profiling=false --v=1
+    --enable-admission-plugins NodeRestriction --allow-privileged=true --profiling=false --v=1 \
+    --audit-policy-file "$C/audit-policy.yaml" --audit-log-path "$C/audit.log" --audit-log-format json \
+    --audit-log-maxsize 200 --audit-log-maxbackup 1 --audit-log-mode batch --audit-log-batch-max-wait 1s
   wait_for "kube-apiserver" 120 "${KUBECTL[@]}" get --raw /readyz
   start kube-controller-manager "$BIN_DIR/kube-controller-manager" --kubeconfig "$C/controller-manager.kubeconfig" \
     --authentication-kubeconfig "$C/controller-manager.kubeconfig" \
@@ -514,9 +527,17 @@ status() {
   echo "kubeconfig: $KUBECONFIG_FILE"
 }
 
+# restart-apiserver: stop our API server and start it again (the e2e test of the operator's recovery).
+restart_apiserver() {
+  running kube-apiserver || die "the cluster is not up"
+  stop_component kube-apiserver
+  start_control_plane
+}
+
 case ${1:-} in
   up) up ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  restart-apiserver) restart_apiserver ;;
+  *) echo "usage: $0 up|down|status|restart-apiserver" >&2; exit 2 ;;
 esac

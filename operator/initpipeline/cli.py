@@ -11,6 +11,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -18,6 +19,11 @@ from . import __version__, api
 from .api import Obj
 from .validation import FieldError, validate_pipeline
 
+if TYPE_CHECKING:
+    import kopf
+
+CHILD_RESOURCES = (("", "v1", "pods"), ("apps", "v1", "deployments"), ("apps", "v1", "statefulsets"),
+                   ("batch", "v1", "jobs"))
 EXIT_INVALID = 1
 EXIT_USAGE = 2
 
@@ -95,17 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     metrics = Metrics(per_pipeline=args.metrics_per_pipeline == "true")
     if args.metrics_port:
         metrics.serve(args.metrics_port)
-    settings = kopf.OperatorSettings()
-    # Only event handlers: kopf keeps no bookkeeping of its own; if it ever did, not in .status.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=api.GROUP, key="last-handled-configuration")
-    settings.posting.level = logging.INFO
-    settings.watching.server_timeout = 300
-    if args.peering:
-        settings.peering.mandatory = True
-        settings.peering.lifetime = args.peering_lifetime
-        settings.peering.stealth = True  # no log line for every keep-alive
+    settings = operator_settings(args)
     kopf.run(
         settings=settings,
         standalone=not args.peering,
@@ -117,6 +113,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         memo=kopf.Memo(cluster=Cluster(args.runner_image, handlers.post_event, metrics)),
     )
     return 0
+
+
+def operator_settings(args: argparse.Namespace) -> kopf.OperatorSettings:
+    """kopf's settings, from the command line only."""
+    import kopf
+
+    settings = kopf.OperatorSettings()
+    # Only event handlers: kopf keeps no bookkeeping of its own; if it ever did, not in .status.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=api.GROUP, key="last-handled-configuration")
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+    # The API server filters the children's watches: the operator never receives the cluster's other Pods.
+    for resource in CHILD_RESOURCES:
+        settings.watching.label_selectors[resource] = api.LABEL_PIPELINE
+    if args.peering:
+        settings.peering.mandatory = True
+        settings.peering.lifetime = args.peering_lifetime
+        settings.peering.stealth = True  # no log line for every keep-alive
+    return settings
 
 
 def seniority(now: float | None = None) -> int:

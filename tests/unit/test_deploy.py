@@ -130,12 +130,6 @@ def test_two_replicas_peer_and_one_runs_alone() -> None:
     assert not [d for d in alone if "KopfPeering" in d["kind"]]
 
 
-def test_peering_priority_favours_the_older_replica() -> None:
-    from initpipeline.cli import seniority
-
-    older, newer = seniority(1_800_000_000.0), seniority(1_800_000_000.5)
-    assert older > newer and older < 2**53
-
 
 def test_rbac_is_least_privilege() -> None:
     cluster = {d["metadata"]["name"]: d for d in render() if d["kind"] == "ClusterRole"}

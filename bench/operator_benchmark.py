@@ -1,0 +1,365 @@
+"""The operator's targets, measured from outside on the local cluster, side by side with raw Kubernetes.
+
+1. Latency: N one-step pipelines and N raw Pods of the same shape, applied interleaved. Times are taken
+   by this script's own watches (milliseconds, not the API's one-second timestamps):
+   apply -> Pod created, Pod Running -> status Running, Pod Ready -> status Ready, apply -> Ready.
+2. A 10-replica Deployment pipeline against a raw Deployment with the same init container: apply -> Ready.
+3. Scale: M pipelines whose Pods cannot be scheduled. When the last Pod exists after the last apply; the
+   operator's memory (peak RSS, from its metrics) while they are applied, at rest, and while their
+   namespace is deleted; its restarts; and, from the API server's audit log (hack/cluster.sh records the
+   operator's requests), its writes and reads at rest.
+
+    python bench/operator_benchmark.py [--pipelines 30] [--replicas 10] [--scale 1000] [--quiet 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config, watch
+
+CACHE = Path(os.environ.get("INITPIPELINE_CACHE", Path.home() / ".cache" / "initpipeline"))
+AUDIT_LOG = CACHE / "cluster" / "audit.log"
+OPERATOR_NS = "initpipeline-system"
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NS}:initpipeline"
+BUSYBOX = "initpipeline.local/busybox:1.35"
+GROUP, VERSION, PLURAL = "initpipeline.dev", "v1alpha1", "initpipelines"
+Obj = dict[str, Any]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def line(name: str, values: list[float], unit: str = "ms", scale: float = 1000) -> str:
+    if not values:
+        return f"  {name:44} (no samples)"
+    return (f"  {name:44} p50 {pct(values, .5) * scale:8.0f} {unit}   p90 {pct(values, .9) * scale:8.0f} {unit}"
+            f"   p99 {pct(values, .99) * scale:8.0f} {unit}   (n={len(values)})")
+
+
+class Seen:
+    """First moments (monotonic) at which this script's watches saw things, by key."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    def mark(self, key: str) -> None:
+        with self.lock:
+            self.first.setdefault(key, time.monotonic())
+
+    def get(self, key: str) -> float | None:
+        with self.lock:
+            return self.first.get(key)
+
+
+def watch_in_background(list_call: Callable[..., Any], args: tuple[Any, ...], on_event: Callable[[Obj], None],
+                        stop: threading.Event) -> threading.Thread:
+    def run() -> None:
+        while not stop.is_set():
+            w = watch.Watch()
+            try:
+                for event in w.stream(list_call, *args, timeout_seconds=5, _preload_content=True):
+                    obj = event["object"]
+                    if not isinstance(obj, dict):
+                        obj = client.ApiClient().sanitize_for_serialization(obj)
+                    on_event(obj)
+                    if stop.is_set():
+                        break
+            except Exception:  # a watch that broke is started again
+                time.sleep(0.2)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def cond(obj: Obj, ctype: str) -> bool:
+    return any(c.get("type") == ctype and c.get("status") == "True"
+               for c in (obj.get("status") or {}).get("conditions") or [])
+
+
+def pod_shape(name: str) -> Obj:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"initContainers": [{"name": "prepare", "image": BUSYBOX, "command": ["true"]}],
+                     "containers": [{"name": "app", "image": BUSYBOX, "command": ["sleep", "3600"]}]}}
+
+
+def pipeline_shape(name: str, **spec: Any) -> Obj:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "InitPipeline", "metadata": {"name": name},
+            "spec": {"steps": [{"name": "prepare", "container": {"image": BUSYBOX, "command": ["true"]}}],
+                     "template": {"spec": {"containers": [
+                         {"name": "app", "image": BUSYBOX, "command": ["sleep", "3600"]}],
+                         **spec.pop("template_spec", {})}}, **spec}}
+
+
+class Audit:
+    """The operator's requests from the API server's audit log, from a byte offset on."""
+
+    def __init__(self) -> None:
+        self.offset = AUDIT_LOG.stat().st_size if AUDIT_LOG.exists() else None
+
+    def requests(self) -> list[Obj]:
+        if self.offset is None:
+            return []
+        out = []
+        with AUDIT_LOG.open("rb") as log:
+            log.seek(self.offset)
+            for raw in log:
+                try:
+                    entry = json.loads(raw)
+                except ValueError:
+                    continue
+                if entry.get("user", {}).get("username") == OPERATOR_USER:
+                    out.append(entry)
+        return out
+
+
+def kind_of(entry: Obj) -> str:
+    ref = entry.get("objectRef") or {}
+    return ref.get("resource", "?") + ("/" + ref["subresource"] if ref.get("subresource") else "")
+
+
+WRITES = ("create", "update", "patch", "delete", "deletecollection")
+
+
+def namespace(core: Any, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": name}})
+    return name
+
+
+def latency(core: Any, custom: Any, n: int) -> None:
+    ns = namespace(core, "bench-latency")
+    seen, stop = Seen(), threading.Event()
+
+    def on_pod(pod: Obj) -> None:
+        name = pod["metadata"]["name"]
+        seen.mark(f"pod-added/{name}")
+        if (pod.get("status") or {}).get("phase") == "Running":
+            seen.mark(f"pod-running/{name}")
+        if cond(pod, "Ready"):
+            seen.mark(f"pod-ready/{name}")
+
+    def on_pipeline(p: Obj) -> None:
+        name, status = p["metadata"]["name"], p.get("status") or {}
+        if status.get("phase") == "Running":
+            seen.mark(f"ipl-running/{name}")
+        if cond(p, "Ready"):
+            seen.mark(f"ipl-ready/{name}")
+
+    watch_in_background(core.list_namespaced_pod, (ns,), on_pod, stop)
+    watch_in_background(custom.list_namespaced_custom_object, (GROUP, VERSION, ns, PLURAL), on_pipeline, stop)
+    time.sleep(1)
+    audit = Audit()
+    applied: dict[str, float] = {}
+    for i in range(n):
+        applied[f"raw-{i}"] = time.monotonic()
+        core.create_namespaced_pod(ns, pod_shape(f"raw-{i}"))
+        applied[f"ipl-{i}"] = time.monotonic()
+        custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, pipeline_shape(f"ipl-{i}"))
+        time.sleep(0.1)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not all(
+            seen.get(f"pod-ready/raw-{i}") and seen.get(f"ipl-ready/ipl-{i}") for i in range(n)):
+        time.sleep(0.5)
+    time.sleep(3)  # let the last status writes land in the audit log
+    stop.set()
+
+    def gaps(starts: dict[str, float | None], end: str) -> list[float]:
+        """end's moment minus the start, for each name whose both moments were seen."""
+        out = []
+        for name, begun in starts.items():
+            ended = seen.get(end.format(name=name))
+            if begun is not None and ended is not None:
+                out.append(ended - begun)
+        return out
+
+    ipl = [f"ipl-{i}" for i in range(n)]
+    raw = [f"raw-{i}" for i in range(n)]
+    print(f"\n1. Latency: {n} one-step pipelines and {n} raw Pods of the same shape, applied interleaved")
+    print(line("raw Pod: apply -> Pod created", gaps({r: applied[r] for r in raw}, "pod-added/{name}")))
+    print(line("pipeline: apply -> Pod created", gaps({p: applied[p] for p in ipl}, "pod-added/{name}-1")))
+    print(line("pipeline: Pod Running -> status Running",
+               gaps({p: seen.get(f"pod-running/{p}-1") for p in ipl}, "ipl-running/{name}")))
+    print(line("pipeline: Pod Ready -> status Ready",
+               gaps({p: seen.get(f"pod-ready/{p}-1") for p in ipl}, "ipl-ready/{name}")))
+    raw_ready = gaps({r: applied[r] for r in raw}, "pod-ready/{name}")
+    ipl_ready = gaps({p: applied[p] for p in ipl}, "ipl-ready/{name}")
+    print(line("raw Pod: apply -> Ready", raw_ready))
+    print(line("pipeline: apply -> Ready", ipl_ready))
+    if raw_ready and ipl_ready:
+        print(f"  {'apply -> Ready, pipeline / raw Pod':44} p50 {pct(ipl_ready, .5) / pct(raw_ready, .5):.3f}   "
+              f"p90 {pct(ipl_ready, .9) / pct(raw_ready, .9):.3f}")
+    requests = [r for r in audit.requests() if (r.get("objectRef") or {}).get("namespace") == ns]
+    writes = Counter(f"{r['verb']} {kind_of(r)}" for r in requests
+                     if r["verb"] in WRITES and kind_of(r) != "events")
+    if audit.offset is None:
+        print("  writes per pipeline: no audit log (run on the local cluster of hack/cluster.sh)")
+    else:
+        total = sum(writes.values())
+        detail = ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(writes.items()))
+        print(f"  {'API writes per pipeline, Events aside':44} {total / n:.2f}   ({detail}; one step: target <= 4)")
+    core.delete_namespace(ns)
+
+
+def deployment_ratio(core: Any, apps: Any, custom: Any, replicas: int, rounds: int) -> None:
+    print(f"\n2. A {replicas}-replica Deployment pipeline against a raw Deployment with the same init container")
+    raw_times, ipl_times = [], []
+    for r in range(rounds):
+        ns = namespace(core, "bench-deploy")
+        labels = {"app": f"raw-{r}"}
+        raw = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "raw"},
+               "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                        "template": {"metadata": {"labels": labels}, "spec": pod_shape("x")["spec"]}}}
+        start = time.monotonic()
+        apps.create_namespaced_deployment(ns, raw)
+        while True:
+            status = apps.read_namespaced_deployment_status("raw", ns).status
+            if (status.ready_replicas or 0) == replicas and (status.updated_replicas or 0) == replicas:
+                raw_times.append(time.monotonic() - start)
+                break
+            time.sleep(0.1)
+        apps.delete_namespaced_deployment("raw", ns)
+        start = time.monotonic()
+        custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, pipeline_shape(
+            "ipl", workload={"kind": "Deployment", "replicas": replicas}))
+        while True:
+            body = custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "ipl")
+            if cond(body, "Ready"):
+                ipl_times.append(time.monotonic() - start)
+                break
+            time.sleep(0.1)
+        core.delete_namespace(ns)
+    print(line("raw Deployment: apply -> all ready", raw_times, "s", 1))
+    print(line("pipeline Deployment: apply -> Ready", ipl_times, "s", 1))
+    print(f"  {'apply -> Ready, pipeline / raw Deployment':44} p50 "
+          f"{statistics.median(ipl_times) / statistics.median(raw_times):.3f}")
+
+
+def operator_rss(core: Any) -> float:
+    """The highest resident memory (MB) of the operator replicas, from their metrics."""
+    best = 0.0
+    for pod in core.list_namespaced_pod(OPERATOR_NS, label_selector="app.kubernetes.io/name=initpipeline").items:
+        if pod.status.phase != "Running" or pod.metadata.deletion_timestamp:
+            continue
+        try:
+            text = core.connect_get_namespaced_pod_proxy_with_path(f"{pod.metadata.name}:8081", OPERATOR_NS,
+                                                                  "metrics")
+        except Exception:
+            continue
+        for row in str(text).splitlines():
+            if row.startswith("process_resident_memory_bytes "):
+                best = max(best, float(row.split()[1]) / 1e6)
+    return best
+
+
+def restarts(core: Any) -> int:
+    pods = core.list_namespaced_pod(OPERATOR_NS, label_selector="app.kubernetes.io/name=initpipeline").items
+    return sum(cs.restart_count for p in pods for cs in p.status.container_statuses or [])
+
+
+class RssSampler:
+    def __init__(self, core: Any) -> None:
+        self.core, self.peak, self.stop = core, 0.0, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.peak = max(self.peak, operator_rss(self.core))
+            time.sleep(1)
+
+    def done(self) -> float:
+        self.stop.set()
+        self.thread.join()
+        return self.peak
+
+
+def scale(core: Any, custom: Any, count: int, quiet: int) -> None:
+    print(f"\n3. {count} pipelines whose Pods cannot be scheduled")
+    ns = namespace(core, "bench-scale")
+    restarts_before = restarts(core)
+    print(f"  {'operator RSS before':44} {operator_rss(core):.0f} MB")
+    sampler = RssSampler(core)
+    pods_seen: set[str] = set()
+    stop = threading.Event()
+    watch_in_background(core.list_namespaced_pod, (ns,), lambda p: pods_seen.add(p["metadata"]["name"]), stop)
+    unschedulable = {"nodeSelector": {"initpipeline.dev/bench": "nowhere"}}
+    begun = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: custom.create_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURAL, pipeline_shape(f"p{i}", template_spec=unschedulable)), range(count)))
+    last_apply = time.monotonic()
+    while len(pods_seen) < count and time.monotonic() - last_apply < 300:
+        time.sleep(0.2)
+    all_pods = time.monotonic()
+    print(f"  {'applied in':44} {last_apply - begun:.1f} s")
+    print(f"  {'every Pod exists, after the last apply':44} {all_pods - last_apply:.1f} s"
+          f"   ({len(pods_seen)}/{count} Pods; target <= 30 s)")
+    # settled: every status describes its Pod
+    while time.monotonic() - last_apply < 600:
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
+        if sum(1 for p in items if (p.get("status") or {}).get("podName")) == count:
+            break
+        time.sleep(2)
+    time.sleep(5)
+    audit = Audit()
+    time.sleep(quiet)
+    at_rest = audit.requests()
+    loaded_peak = sampler.done()
+    print(f"  {'operator RSS peak, applying and at rest':44} {loaded_peak:.0f} MB")
+    if audit.offset is not None:
+        peering = [r for r in at_rest if "kopfpeering" in kind_of(r)]
+        rest = [r for r in at_rest if r not in peering]
+        writes = sum(1 for r in rest if r["verb"] in WRITES)
+        reads = sum(1 for r in rest if r["verb"] not in WRITES)
+        print(f"  {f'at rest for {quiet} s: writes':44} {writes}   (peering keep-alives aside: {len(peering)})")
+        print(f"  {f'at rest for {quiet} s: reads per second':44} {reads / quiet:.2f}   "
+              f"({Counter(r['verb'] for r in rest if r['verb'] not in WRITES)})")
+    sampler = RssSampler(core)
+    core.delete_namespace(ns)
+    while True:
+        try:
+            core.read_namespace(ns)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                break
+        time.sleep(1)
+    stop.set()
+    print(f"  {'operator RSS peak while the namespace is deleted':44} {sampler.done():.0f} MB")
+    print(f"  {'operator restarts':44} {restarts(core) - restarts_before}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pipelines", type=int, default=30)
+    parser.add_argument("--replicas", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--scale", type=int, default=1000)
+    parser.add_argument("--quiet", type=int, default=60)
+    args = parser.parse_args()
+    config.load_kube_config()
+    core, apps, custom = client.CoreV1Api(), client.AppsV1Api(), client.CustomObjectsApi()
+    if args.pipelines:
+        latency(core, custom, args.pipelines)
+    if args.replicas:
+        deployment_ratio(core, apps, custom, args.replicas, args.rounds)
+    if args.scale:
+        scale(core, custom, args.scale, args.quiet)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""kopf's settings come from the command line only."""
+
+from __future__ import annotations
+
+import kopf
+
+from initpipeline import api
+from initpipeline.cli import build_parser, operator_settings, seniority
+
+
+def settings_for(*argv: str) -> kopf.OperatorSettings:
+    return operator_settings(build_parser().parse_args(["run", *argv]))
+
+
+def test_the_childrens_watches_are_filtered_by_the_api_server() -> None:
+    selectors = settings_for().watching.label_selectors
+    for key in (("", "v1", "pods"), ("apps", "v1", "deployments"), ("apps", "v1", "statefulsets"),
+                ("batch", "v1", "jobs")):
+        assert selectors[key] == api.LABEL_PIPELINE
+    assert len(selectors) == 4  # the pipelines themselves are not filtered
+
+
+def test_peering_only_when_asked() -> None:
+    alone = settings_for()
+    assert alone.peering.mandatory is False
+    peered = settings_for("--peering", "ipl", "--peering-lifetime", "20")
+    assert peered.peering.mandatory is True and peered.peering.lifetime == 20 and peered.peering.stealth
+
+
+def test_the_older_replica_has_the_higher_priority() -> None:
+    older, newer = seniority(1_800_000_000.0), seniority(1_800_000_000.5)
+    assert older > newer and older < 2**53
