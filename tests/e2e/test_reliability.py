@@ -7,9 +7,11 @@ import os
 import subprocess
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from initpipeline import api
 from tests.e2e.kube import CACHE, Kube, condition, eventually
 from tests.e2e.manifests import BUSYBOX, pipeline
 from tests.helpers import ROOT
@@ -104,5 +106,9 @@ def test_the_api_server_filters_the_childrens_watches(operator: Kube) -> None:
     reads = [e for e in entries if e["verb"] in ("list", "watch")
              and e["objectRef"]["resource"] in ("pods", "deployments", "statefulsets", "jobs")]
     assert {e["objectRef"]["resource"] for e in reads} == {"pods", "deployments", "statefulsets", "jobs"}
-    unfiltered = [e["requestURI"] for e in reads if "labelSelector=initpipeline.dev%2Fpipeline" not in e["requestURI"]]
+    def selector(uri: str) -> str:
+        return parse_qs(urlsplit(uri).query).get("labelSelector", [""])[0]
+
+    unfiltered = [e["requestURI"] for e in reads
+                  if not selector(e["requestURI"]).startswith(api.LABEL_PIPELINE)]
     assert not unfiltered, unfiltered[:5]

@@ -313,3 +313,19 @@ def test_stuck_pods_are_named_but_bounded() -> None:
     degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
     assert degraded["status"] == "True" and "and 99 more Pods" in degraded["message"]
     assert len(yaml.safe_dump(status)) < 8000
+
+
+def test_deleting_a_failed_job_tries_the_same_revision_again() -> None:
+    doc = shop()
+    rev = revision(doc["spec"])
+    previous = {"once": {"revision": rev, "state": "Failed", "job": f"shop-once-{rev}"}}
+    step = plan(doc["spec"], desired_of(doc), True, None, [], previous)
+    assert step.create_job and not step.rolled
+
+
+def test_a_revision_applied_while_an_earlier_job_runs_waits_and_says_so() -> None:
+    doc = shop()
+    step = plan(doc["spec"], desired_of(doc), True, None, [job("shop-once-0000000", "0000000")], {})
+    status = status_for(doc, step, None, [])
+    assert status["phase"] == "Initializing"
+    assert "waiting for Job shop-once-0000000 of an earlier revision to finish" in status["message"]
