@@ -125,7 +125,12 @@ def operator_settings(args: argparse.Namespace) -> kopf.OperatorSettings:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=api.GROUP, key="last-handled-configuration")
     settings.posting.level = logging.INFO
+    # kopf posts each object's Events from a worker of its own, each on a connection of its own: with
+    # a thousand pipelines changing at once that was a thousand TLS connections and an OOM kill.
+    settings.posting.worker_limit = 4
     settings.watching.server_timeout = 300
+    # list in pages at start-up, so that a thousand Pods are never one response held in memory at once
+    settings.watching.chunk_size = 100
     # The API server filters the children's watches: the operator never receives the cluster's other Pods.
     for resource in CHILD_RESOURCES:
         settings.watching.label_selectors[resource] = api.LABEL_PIPELINE

@@ -140,6 +140,7 @@ def on_pipeline(type: str | None, body: kopf.Body, memo: kopf.Memo, logger: Logg
     if type == "DELETED":
         forget(meta["uid"])
         memo.cluster.written.pop(meta["uid"], None)
+        memo.cluster.handled.pop(meta["uid"], None)
         memo.cluster.alarms.cancel(meta["uid"])
         memo.cluster.alarms.cancel(RETRY_KEY + meta["uid"])
         memo.cluster.metrics.forget(meta["namespace"], meta["name"])

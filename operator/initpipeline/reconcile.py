@@ -24,6 +24,7 @@ from .rollout import ANNOTATION_SPEC_HASH, plan, spec_hash, workload_status
 from .status import build_status, finished_steps, invalid_status, same_status, step_events
 from .validation import validate_pipeline
 
+TERMINATING_MEMORY = 120  # seconds: a namespace's deletion has finished (or failed) by then
 FIELD_MANAGER = "initpipeline"  # how the operator's writes show in managedFields
 EventPoster = Callable[[Obj, str, str, str], None]
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -75,6 +76,10 @@ class Cluster:
     # The operator is the only writer of the status: what it last wrote is newer than a cached
     # body that the watch has not brought up to date yet (by pipeline uid).
     written: dict[str, Obj] = field(default_factory=dict)
+    # The newest generation reconciled, by pipeline uid: a handler with an older body does nothing.
+    handled: dict[str, int] = field(default_factory=dict)
+    # Namespaces seen being deleted (when): the deletions of their Pods recreate nothing.
+    terminating: dict[str, dt.datetime] = field(default_factory=dict)
 
     def connect(self) -> None:
         """API clients from the kubernetes client's default config, as the login just loaded it."""
@@ -225,20 +230,38 @@ def reconcile(cluster: Cluster, uid: str, view: View, log: Logger) -> Obj:
         pipeline, children = view()
         if pipeline is None or pipeline["metadata"].get("deletionTimestamp"):
             return {}  # gone or being deleted: garbage collection removes the Pod
-        handled = cluster.written.get(uid, {}).get("observedGeneration", 0)
-        if int(pipeline["metadata"].get("generation", 1)) < handled:
+        namespace = pipeline["metadata"]["namespace"]
+        if _in_terminating_namespace(cluster, pipeline):
+            return {}  # the namespace is going away, and the pipeline with it
+        generation = int(pipeline["metadata"].get("generation", 1))
+        if generation < cluster.handled.get(uid, 0):
             return {}  # the cache has not caught up with a spec already handled; its event will come
+        cluster.handled[uid] = generation
         try:
             if api.workload_kind(pipeline.get("spec") or {}) != "Pod" and not validate_pipeline(pipeline):
                 return _reconcile_workload(cluster, pipeline, children, log)
             return _reconcile_locked(cluster, pipeline, children, log)
         except ApiException as exc:
             if exc.status == 403 and "being terminated" in str(exc.body):
+                cluster.terminating[namespace] = utcnow()
                 return {}  # the namespace is going away, and the pipeline with it
             if exc.status == 404 and api.PLURAL in str(exc.body):
                 return {}  # deleted since the cache saw it; its DELETED event forgets it
             raise kopf.TemporaryError(f"Kubernetes API error {exc.status} {exc.reason}: {_api_message(exc)}",
                                       delay=5) from None
+
+
+def _in_terminating_namespace(cluster: Cluster, pipeline: Obj) -> bool:
+    """Whether the API server recently refused a create in this pipeline's namespace because it is being
+    deleted. A pipeline created after that lives in a new namespace of the same name."""
+    seen = cluster.terminating.get(pipeline["metadata"]["namespace"])
+    if seen is None:
+        return False
+    created = api.parse_time(pipeline["metadata"].get("creationTimestamp"))
+    if utcnow() - seen > dt.timedelta(seconds=TERMINATING_MEMORY) or (created is not None and created > seen):
+        cluster.terminating.pop(pipeline["metadata"]["namespace"], None)
+        return False
+    return True
 
 
 def _api_message(exc: ApiException) -> str:
@@ -283,6 +306,7 @@ def _reconcile_locked(cluster: Cluster, pipeline: Obj, children: Children, log: 
             cluster.delete_pod(namespace, pod["metadata"]["name"])
 
     extra: Obj = {}
+    created = False
     if current is not None and current["metadata"].get("deletionTimestamp"):
         # Deleted by someone else and still terminating; its DELETED event brings us back.
         current = None
@@ -328,6 +352,10 @@ def _reconcile_locked(cluster: Cluster, pipeline: Obj, children: Children, log: 
         # keep the name: it is how the next pass knows that the Pod it creates is a recreation
         status["podName"] = wanted
         status["message"] = f"Pod {wanted} is being deleted; it will be recreated"
+    if created and "podRecreations" not in extra:
+        # The new Pod's ADDED event follows at once and brings the first status of this generation:
+        # writing one now as well would be a write more per pipeline for a state nobody can see.
+        return status
     _publish(cluster, pipeline, previous, status)
     return status
 
@@ -388,6 +416,8 @@ def _reconcile_workload(cluster: Cluster, pipeline: Obj, children: Children, log
         _publish(cluster, pipeline, previous, status)
         return status
     status = workload_status(pipeline, step, workload, children.pods, rfc3339(now))
+    if step.create_job or step.write_workload == "create":
+        return status  # as for a Pod: the new child's ADDED event brings the status
     _publish(cluster, pipeline, previous, status)
     return status
 
