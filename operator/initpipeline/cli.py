@@ -126,8 +126,10 @@ def operator_settings(args: argparse.Namespace) -> kopf.OperatorSettings:
         prefix=api.GROUP, key="last-handled-configuration")
     settings.posting.level = logging.INFO
     # kopf posts each object's Events from a worker of its own, each on a connection of its own: with
-    # a thousand pipelines changing at once that was a thousand TLS connections and an OOM kill.
-    settings.posting.worker_limit = 4
+    # a thousand pipelines changing at once that was a thousand TLS connections and an OOM kill. A
+    # worker that waited a second for more Events of its object held its slot for that second.
+    settings.posting.worker_limit = 8
+    settings.posting.idle_timeout = 0.05
     settings.watching.server_timeout = 300
     # list in pages at start-up, so that a thousand Pods are never one response held in memory at once
     settings.watching.chunk_size = 100

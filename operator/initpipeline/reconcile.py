@@ -242,13 +242,18 @@ def reconcile(cluster: Cluster, uid: str, view: View, log: Logger) -> Obj:
                 return _reconcile_workload(cluster, pipeline, children, log)
             return _reconcile_locked(cluster, pipeline, children, log)
         except ApiException as exc:
-            if exc.status == 403 and "being terminated" in str(exc.body):
+            if _terminating(exc):
                 cluster.terminating[namespace] = utcnow()
                 return {}  # the namespace is going away, and the pipeline with it
             if exc.status == 404 and api.PLURAL in str(exc.body):
                 return {}  # deleted since the cache saw it; its DELETED event forgets it
             raise kopf.TemporaryError(f"Kubernetes API error {exc.status} {exc.reason}: {_api_message(exc)}",
                                       delay=5) from None
+
+
+def _terminating(exc: ApiException) -> bool:
+    """The API server refused a create because the namespace is being deleted."""
+    return exc.status == 403 and "being terminated" in str(exc.body)
 
 
 def _in_terminating_namespace(cluster: Cluster, pipeline: Obj) -> bool:
@@ -318,7 +323,7 @@ def _reconcile_locked(cluster: Cluster, pipeline: Obj, children: Children, log: 
         try:
             current, created = cluster.create_pod(pod)
         except (ApiException, ValueError, TypeError) as exc:
-            if isinstance(exc, ApiException) and exc.status not in (400, 403, 422):
+            if isinstance(exc, ApiException) and (exc.status not in (400, 403, 422) or _terminating(exc)):
                 raise
             # invalid (422, or refused by the client's own checks before sending), or refused by
             # admission such as PodSecurity (403): the spec must change
@@ -408,6 +413,8 @@ def _reconcile_workload(cluster: Cluster, pipeline: Obj, children: Children, log
             log.info("deleting Job %s of an earlier revision", name)
             cluster.delete_child("Job", namespace, name)
     except ApiException as exc:
+        if _terminating(exc):
+            raise
         if exc.status == 409:  # the workload changed since the cache saw it; its event brings us back
             raise kopf.TemporaryError("the workload changed meanwhile; trying again", delay=1) from None
         if exc.status not in (400, 403, 422):

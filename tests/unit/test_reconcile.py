@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
 from prometheus_client import CollectorRegistry
 
 from initpipeline.builder import revision
@@ -144,3 +145,27 @@ def test_a_pipeline_back_to_kind_pod_removes_its_workload_and_jobs() -> None:
     run_reconcile(cluster, "u1", lambda: (pipeline(2), Children(workloads=[workload], jobs=[job])), LOG)
     assert cluster.writes[:3] == [("delete", "Deployment/shop"), ("delete", "Job/shop-once-abc"),
                                   ("create", "shop-2")]
+
+
+class TerminatingNamespace(RecordingCluster):
+    def create_pod(self, pod: Obj) -> tuple[Obj, bool]:
+        self.writes.append(("create", pod["metadata"]["name"]))
+        exc = ApiException(status=403, reason="Forbidden")
+        exc.body = '{"message": "unable to create new content in namespace ns because it is being terminated"}'
+        raise exc
+
+
+def test_a_terminating_namespace_is_not_a_rejected_pod_and_is_left_alone() -> None:
+    cluster = TerminatingNamespace()
+    doc = pipeline(1)
+    doc["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+    assert run_reconcile(cluster, "u1", lambda: (doc, Children()), LOG) == {}
+    assert cluster.writes == [("create", "shop-1")]  # no PodRejected status
+    other = pipeline(1)
+    other["metadata"].update(uid="u2", name="other", creationTimestamp="2026-01-01T00:00:00Z")
+    assert run_reconcile(cluster, "u2", lambda: (other, Children()), LOG) == {}
+    assert cluster.writes == [("create", "shop-1")]  # the namespace is known to go: no more creates
+    reborn = pipeline(1)
+    reborn["metadata"].update(uid="u3", name="reborn", creationTimestamp="2099-01-01T00:00:00Z")
+    run_reconcile(cluster, "u3", lambda: (reborn, Children()), LOG)
+    assert cluster.writes[-1] == ("create", "reborn-1")  # a namespace of the same name, made anew
