@@ -315,13 +315,15 @@ def scale(core: Any, custom: Any, count: int, quiet: int) -> None:
     print(f"  {'applied in':44} {last_apply - begun:.1f} s")
     print(f"  {'every Pod exists, after the last apply':44} {all_pods - last_apply:.1f} s"
           f"   ({len(pods_seen)}/{count} Pods; target <= 30 s)")
-    # settled: every status describes its Pod
+    # settled: the operator has written nothing (keep-alives aside) for 10 s
+    settle = Audit()
     while time.monotonic() - last_apply < 600:
-        items = custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
-        if sum(1 for p in items if (p.get("status") or {}).get("podName")) == count:
+        time.sleep(10)
+        recent = [r for r in settle.requests() if r["verb"] in WRITES and "kopfpeering" not in kind_of(r)]
+        if settle.offset is None or not recent:
             break
-        time.sleep(2)
-    time.sleep(5)
+        settle = Audit()
+    print(f"  {'settled (10 s without a write), after the last apply':44} {time.monotonic() - last_apply:.1f} s")
     audit = Audit()
     time.sleep(quiet)
     at_rest = audit.requests()
