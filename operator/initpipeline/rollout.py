@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from . import api
 from .api import Obj
 from .builder import job_steps, once_job_name, pod_steps, revision, selector_labels
-from .status import STUCK_REASONS, derive, is_sidecar, merge_conditions, step_status, trim
+from .status import NOT_SO, STUCK_REASONS, Condition, derive, is_sidecar, merge_conditions, step_status, trim
 
 ANNOTATION_SPEC_HASH = f"{api.GROUP}/spec-hash"
 MAX_NAMED_PODS = 5  # the status names at most this many stuck Pods, whatever the replicas
-Condition = tuple[bool, str, str]
 
 
 def spec_hash(workload: Obj) -> str:
@@ -146,9 +145,9 @@ def stuck_pods(steps_spec: list[Obj], pods: list[Obj]) -> list[Obj]:
     found: list[Obj] = []
     for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
         d = derive(steps_spec, pod)
-        if d.degraded[0]:
+        if d.degraded.holds:
             found.append({"name": pod["metadata"]["name"], "step": d.current_step,
-                          "reason": d.degraded[1], "message": trim(d.degraded[2], 256)})
+                          "reason": d.degraded.reason, "message": trim(d.degraded.message, 256)})
     return found
 
 
@@ -180,14 +179,15 @@ def _once_steps_view(name: str, spec: Obj, job_steps_spec: list[Obj], job: Obj |
     if state == "Failed":
         why: Obj = next((c for c in (job or {}).get("status", {}).get("conditions") or []
                     if c.get("type") == "Failed" and c.get("status") == "True"), {})
-        if d.phase == "Failed" or d.failed[0] or d.degraded[0]:
+        if d.phase == "Failed" or d.failed.holds or d.degraded.holds:
             msg = d.message
         else:
             msg = f"Job {job_name} failed: {why.get('reason', 'Failed')}: {why.get('message', '')}".rstrip(": ")
             current = next((s for s in steps if s["state"] != "Succeeded"), None)
             if current is not None:
                 current.update(state="Failed", reason=why.get("reason") or "JobFailed")
-        failure = (True, "OnceStepFailed", f"once-steps of revision {plan_.revision} failed in Job {job_name}: {msg}")
+        failure = Condition(True, "OnceStepFailed",
+                            f"once-steps of revision {plan_.revision} failed in Job {job_name}: {msg}")
     elif state == "Running":
         words = f"once-steps Job {job_name}: {d.message}"
     elif state == "Pending":
@@ -247,24 +247,24 @@ def workload_status(pipeline: Obj, plan_: Plan, workload: Obj | None, pods: list
     initialized_n = sum(1 for p in current if not derive(every_pod, p).current_step
                         and (p.get("status") or {}).get("phase") == "Running")
     serving = f"{ready_n}/{total_n} Pods of the previous revision ready" if workload is not None else "nothing runs yet"
-    not_failed: Condition = (False, "AsExpected", "")
+    not_failed = NOT_SO
     degraded: Condition = not_failed
     failed: Condition = not_failed
     if once_failure is not None:
-        msg = f"{once_failure[2]}; revision {rev} is not rolled out ({serving})"
+        msg = f"{once_failure.message}; revision {rev} is not rolled out ({serving})"
         phase, current_step = "Failed", (once_block or {}).get("currentStep")
-        failed = degraded = (True, "OnceStepFailed", msg)
-        initialized = ready = (False, "OnceStepFailed", msg)
+        failed = degraded = Condition(True, "OnceStepFailed", msg)
+        initialized = ready = Condition(False, "OnceStepFailed", msg)
     elif not plan_.rolled:
         waiting = f"waiting for Job {plan_.waiting_for_job} of an earlier revision to finish" \
             if plan_.waiting_for_job else once_words or "starting the once-steps"
         msg = f"revision {rev}: {waiting}; {serving}"
         phase, current_step = "Initializing", (once_block or {}).get("currentStep")
-        initialized = ready = (False, "OnceStepsRunning", msg)
+        initialized = ready = Condition(False, "OnceStepsRunning", msg)
     elif workload is None:
         msg = f"creating the {kind} {meta['name']}"
         phase, current_step = "Pending", None
-        initialized = ready = (False, "WorkloadPending", msg)
+        initialized = ready = Condition(False, "WorkloadPending", msg)
     else:
         all_ready = synced and updated_n == desired and ready_n == desired and total_n == desired
         first_stuck = stuck[0] if stuck else None
@@ -273,22 +273,22 @@ def workload_status(pipeline: Obj, plan_: Plan, workload: Obj | None, pods: list
              and not (s["state"] == "Running" and s.get("pods", {}).get("done", 0) >= desired)), None)
         if first_stuck is not None:
             more = f" (and {len(stuck) - 1} more Pods)" if len(stuck) > 1 else ""
-            degraded = (True, str(first_stuck["reason"]),
+            degraded = Condition(True, str(first_stuck["reason"]),
                         f"Pod {first_stuck['name']}: {first_stuck.get('message') or first_stuck['reason']}{more}")
         if all_ready:
             msg = f"{ready_n}/{desired} Pods of revision {rev} ready"
             phase = "Running"
-            initialized = (True, "AllStepsSucceeded", msg)
-            ready = (True, "AllReplicasReady", msg)
+            initialized = Condition(True, "AllStepsSucceeded", msg)
+            ready = Condition(True, "AllReplicasReady", msg)
         else:
             msg = (f"rolling out revision {rev}: {updated_n}/{desired} Pods updated, {ready_n}/{desired} ready"
-                   f"{', ' + degraded[2] if degraded[0] else ''}")
+                   f"{', ' + degraded.message if degraded.holds else ''}")
             phase = "Running" if initialized_n >= desired and desired > 0 else "Initializing"
             if desired == 0 and synced:
                 phase = "Running"
-            initialized = (initialized_n >= desired, "AllStepsSucceeded" if initialized_n >= desired
+            initialized = Condition(initialized_n >= desired, "AllStepsSucceeded" if initialized_n >= desired
                            else "StepInProgress", msg)
-            ready = (False, "RollingOut" if synced else "WorkloadUpdating", msg)
+            ready = Condition(False, "RollingOut" if synced else "WorkloadUpdating", msg)
     status: Obj = {
         "phase": phase,
         "message": msg,

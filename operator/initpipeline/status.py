@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .api import LABEL_PIPELINE, LABEL_UID, Obj, step_kind
 from .redaction import redact
@@ -69,16 +69,27 @@ def _fill_terminated(out: Obj, term: Obj) -> None:
         out["message"] = trim(term.get("message"))
 
 
+class Condition(NamedTuple):
+    """A condition's value: whether it holds, why (a CamelCase reason) and a message."""
+
+    holds: bool
+    reason: str
+    message: str
+
+
+NOT_SO = Condition(False, "AsExpected", "")
+
+
 @dataclass
 class Derived:
     phase: str
     message: str
     current_step: str | None
     steps: list[Obj]
-    initialized: tuple[bool, str, str]
-    ready: tuple[bool, str, str]
-    degraded: tuple[bool, str, str]
-    failed: tuple[bool, str, str]
+    initialized: Condition
+    ready: Condition
+    degraded: Condition
+    failed: Condition
 
 
 def _pod_condition(pod: Obj, ctype: str) -> Obj | None:
@@ -115,8 +126,9 @@ def derive(steps_spec: list[Obj], pod: Obj | None) -> Derived:
     if pod is None:
         steps = [step_status(s, None) for s in steps_spec]
         msg = "waiting for the Pod to be created"
-        return Derived("Pending", msg, None, steps, (False, "PodPending", msg), (False, "PodPending", msg),
-                       (False, "AsExpected", ""), (False, "AsExpected", ""))
+        pending = Condition(False, "PodPending", msg)
+        return Derived("Pending", msg, None, steps, pending, pending,
+                       NOT_SO, NOT_SO)
     status = pod.get("status") or {}
     by_name = {cs.get("name"): cs for cs in status.get("initContainerStatuses") or []}
     steps = [step_status(s, by_name.get(s["name"])) for s in steps_spec]
@@ -132,7 +144,7 @@ def derive(steps_spec: list[Obj], pod: Obj | None) -> Derived:
     current_index = next((i for i in range(total) if not done(i)), None)
     current = steps[current_index] if current_index is not None else None
     current_name = current["name"] if current else None
-    not_failed = (False, "AsExpected", "")
+    not_failed = NOT_SO
 
     if pod_phase == "Failed" and current is not None and current["state"] != "Failed":
         # The kubelet killed the Pod (deadline, eviction) while this step ran or waited.
@@ -151,43 +163,46 @@ def derive(steps_spec: list[Obj], pod: Obj | None) -> Derived:
         else:
             msg = describe
         return Derived("Failed", msg, current_name, steps,
-                       (current is None, "StepFailed" if current else "AllStepsSucceeded", msg),
-                       (False, reason, msg), (True, reason, msg), (True, reason, msg))
+                       Condition(current is None, "StepFailed" if current else "AllStepsSucceeded", msg),
+                       Condition(False, reason, msg), Condition(True, reason, msg), Condition(True, reason, msg))
     if pod_phase == "Succeeded":
         msg = f"all {total} steps succeeded and the app completed"
-        return Derived("Succeeded", msg, None, steps, (True, "AllStepsSucceeded", msg),
-                       (False, "PodCompleted", msg), (False, "AsExpected", ""), not_failed)
+        return Derived("Succeeded", msg, None, steps, Condition(True, "AllStepsSucceeded", msg),
+                       Condition(False, "PodCompleted", msg), NOT_SO, not_failed)
 
     scheduled = _pod_condition(pod, "PodScheduled")
     if pod_phase == "Pending" and scheduled and scheduled.get("status") == "False":
         msg = f"the Pod cannot be scheduled: {scheduled.get('message') or scheduled.get('reason')}"
         reason = scheduled.get("reason") or "Unschedulable"
-        return Derived("Pending", msg, current_name, steps, (False, reason, msg), (False, reason, msg),
-                       (True, reason, msg), not_failed)
+        unscheduled = Condition(False, reason, msg)
+        return Derived("Pending", msg, current_name, steps, unscheduled, unscheduled,
+                       Condition(True, reason, msg), not_failed)
 
     if current is not None:
         problem = current["state"] == "Failed" or current.get("reason") in STUCK_REASONS
         reason = current.get("reason") or ("StepFailed" if current["state"] == "Failed" else "StepInProgress")
-        degraded = (True, reason, describe) if problem else (False, "AsExpected", "")
-        return Derived("Initializing", describe, current_name, steps, (False, reason, describe),
-                       (False, "Initializing", describe), degraded, not_failed)
+        degraded = Condition(True, reason, describe) if problem else NOT_SO
+        return Derived("Initializing", describe, current_name, steps, Condition(False, reason, describe),
+                       Condition(False, "Initializing", describe), degraded, not_failed)
 
     pod_ready = _pod_condition(pod, "Ready")
     if pod_phase == "Running":
         if pod_ready and pod_ready.get("status") == "True":
             msg = f"all {total} steps succeeded; the app is running and ready"
-            ready = (True, "PodReady", msg)
+            ready = Condition(True, "PodReady", msg)
         else:
             msg = f"all {total} steps succeeded; the app is running but not ready"
-            ready = (False, "PodNotReady", (pod_ready or {}).get("message") or msg)
-        return Derived("Running", msg, None, steps, (True, "AllStepsSucceeded", f"all {total} steps succeeded"),
-                       ready, (False, "AsExpected", ""), not_failed)
+            ready = Condition(False, "PodNotReady", (pod_ready or {}).get("message") or msg)
+        all_done = Condition(True, "AllStepsSucceeded", f"all {total} steps succeeded")
+        return Derived("Running", msg, None, steps, all_done,
+                       ready, NOT_SO, not_failed)
     msg = f"all {total} steps succeeded; starting the app containers"
-    return Derived("Initializing", msg, None, steps, (True, "AllStepsSucceeded", f"all {total} steps succeeded"),
-                   (False, "ContainersStarting", msg), (False, "AsExpected", ""), not_failed)
+    all_done = Condition(True, "AllStepsSucceeded", f"all {total} steps succeeded")
+    return Derived("Initializing", msg, None, steps, all_done,
+                   Condition(False, "ContainersStarting", msg), NOT_SO, not_failed)
 
 
-def merge_conditions(previous: list[Obj] | None, values: dict[str, tuple[bool, str, str]],
+def merge_conditions(previous: list[Obj] | None, values: dict[str, Condition],
                      generation: int, now: str) -> list[Obj]:
     """Standard conditions; lastTransitionTime moves only when status flips."""
     old = {c.get("type"): c for c in previous or []}
@@ -221,7 +236,7 @@ def build_status(pipeline: Obj, pod: Obj | None, now: str, extra: Obj | None = N
         "podRecreations": int(previous.get("podRecreations", 0)),
     }
     # what the scale subresource and the READY column read, as for a workload of one replica
-    ready = 1 if d.ready[0] else 0
+    ready = 1 if d.ready.holds else 0
     status.update(replicas=0 if pod is None else 1, readyReplicas=ready, ready=f"{ready}/1",
                   selector=f"{LABEL_UID}={meta['uid']}" if meta.get("uid") else f"{LABEL_PIPELINE}={meta['name']}")
     status.update(extra or {})
@@ -240,8 +255,8 @@ def invalid_status(pipeline: Obj, errors: list[str], now: str, reason: str = "In
         "phase": "Failed", "message": msg, "currentStep": None, "podName": None,
         "observedGeneration": generation, "steps": [],
         "conditions": merge_conditions(previous.get("conditions"), {
-            "Initialized": (False, reason, msg), "Ready": (False, reason, msg),
-            "Degraded": (True, reason, msg), "Failed": (True, reason, msg),
+            "Initialized": Condition(False, reason, msg), "Ready": Condition(False, reason, msg),
+            "Degraded": Condition(True, reason, msg), "Failed": Condition(True, reason, msg),
         }, generation, now),
         "podRecreations": int(previous.get("podRecreations", 0)),
     }
