@@ -133,6 +133,7 @@ def aggregate_steps(steps_spec: list[Obj], pods: list[Obj], desired: int) -> lis
         ends = [s["finishedAt"] for s, _ in looks if s.get("finishedAt") and s["state"] == "Succeeded"]
         if ends and entry["state"] == "Succeeded":
             entry["finishedAt"] = max(ends)
+            entry["exitCode"] = 0  # in every Pod
         if failures:
             worst = max(failures, key=lambda s: (s["state"] == "Failed", s.get("restartCount", 0)))
             entry.update({k: worst[k] for k in ("exitCode", "reason", "message") if k in worst})

@@ -232,6 +232,7 @@ def test_steps_are_aggregated_over_the_pods() -> None:
     assert fetch["pods"] == {"done": 1, "running": 1, "failed": 0, "waiting": 1}
     all_done = aggregate_steps(spec, pods[:1] * 3, 3)
     assert all_done[0]["state"] == "Succeeded" and all_done[0]["finishedAt"] == T1
+    assert all_done[0]["exitCode"] == 0 and "exitCode" not in wait
 
 
 def test_the_worst_failure_is_reported() -> None:
