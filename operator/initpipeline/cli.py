@@ -127,9 +127,12 @@ def operator_settings(args: argparse.Namespace) -> kopf.OperatorSettings:
     settings.posting.level = logging.INFO
     # kopf posts each object's Events from a worker of its own, each on a connection of its own: with
     # a thousand pipelines changing at once that was a thousand TLS connections and an OOM kill. A
-    # worker that waited a second for more Events of its object held its slot for that second.
-    settings.posting.worker_limit = 8
+    # worker that waited a second for more Events of its object held its slot for that second, and one
+    # retrying an Event of a namespace being deleted (8 tries over 54 s) held it for a minute: Events
+    # are best effort, two quick retries are enough.
+    settings.posting.worker_limit = 32
     settings.posting.idle_timeout = 0.05
+    settings.posting.default_backoffs = (1, 2)
     settings.watching.server_timeout = 300
     # list in pages at start-up, so that a thousand Pods are never one response held in memory at once
     settings.watching.chunk_size = 100

@@ -66,8 +66,10 @@ def test_full_story(kube: Kube, host_postgres: Postgres) -> None:
         applied = conn.execute("SELECT name FROM initpipeline_schema_history").fetchall()
     assert sorted(a[0] for a in applied) == ["10_add_stock.sql", "1_create_products.sql", "2_seed_products.sql"]
 
-    reasons = [e["reason"] for e in kube.events("shop")]
-    assert reasons.count("StepSucceeded") == 4 and "StepStarted" in reasons and "PipelineRunning" in reasons
+    def all_events() -> list[str] | None:  # Events are posted in the background, a moment after the status
+        reasons = [e["reason"] for e in kube.events("shop")]
+        return reasons if reasons.count("StepSucceeded") == 4 and "PipelineRunning" in reasons else None
+    assert "StepStarted" in eventually("the Events", all_events, timeout=60)
 
 
 def test_failing_migration(kube: Kube, host_postgres: Postgres) -> None:
@@ -156,7 +158,8 @@ def test_spec_change_recreation_and_garbage_collection(kube: Kube) -> None:
     status = eventually("the Pod to be recreated", lambda: (
         (s := status_of(kube, "lifecycle")).get("podRecreations") == 1 and s.get("phase") == "Running" and s))
     assert len(pods_of(kube, "lifecycle")) == 1
-    assert any(e["reason"] == "PodRecreated" for e in kube.events("lifecycle"))
+    eventually("the PodRecreated Event", lambda: any(e["reason"] == "PodRecreated" for e in kube.events("lifecycle")),
+               timeout=60)
 
     kube.run("delete", "initpipeline", "lifecycle", "--wait=true")
     eventually("garbage collection of the Pod", lambda: not kube.get(

@@ -147,8 +147,9 @@ def test_deployment_migrates_once_per_revision(kube: Kube, host_postgres: Postgr
     assert deployment["status"]["readyReplicas"] == 5
     assert all(p["spec"]["containers"][0]["env"][0]["value"] == "v2" for p in app_pods(kube, "shop"))
     assert [r[0] for r in runs(outside)] == ["v1", "v2", "broken"]
-    reasons = {e["reason"] for e in kube.events("shop")}
-    assert "PipelineFailed" in reasons
+    # Events are posted in the background, a moment after the status
+    eventually("the PipelineFailed Event", lambda: "PipelineFailed" in {e["reason"] for e in kube.events("shop")},
+               timeout=60)
     logs = plugin(kube, "logs", "shop", "--step", "migrate")
     assert "column already exists" in logs.stdout, logs.stdout
     waited = plugin(kube, "status", "shop", "-w", "--timeout", "30", timeout=60)

@@ -30,3 +30,8 @@ def test_peering_only_when_asked() -> None:
 def test_the_older_replica_has_the_higher_priority() -> None:
     older, newer = seniority(1_800_000_000.0), seniority(1_800_000_000.5)
     assert older > newer and older < 2**53
+
+
+def test_event_posting_is_bounded_and_gives_up_soon() -> None:
+    posting = settings_for().posting
+    assert posting.worker_limit == 32 and tuple(posting.default_backoffs) == (1, 2)  # type: ignore[arg-type]
