@@ -8,6 +8,7 @@ import json
 
 from . import api
 from .api import Obj, step_kind
+from .status import is_sidecar
 
 # Where built-in steps find their inputs inside the runner container.
 RUN_DIR = "/var/run/initpipeline"
@@ -68,11 +69,7 @@ def job_steps(spec: Obj) -> list[Obj]:
     steps = spec["steps"]
     last = max((i for i, s in enumerate(steps) if api.is_once(s, kind)), default=-1)
     return [s for s in steps[:last + 1]
-            if api.is_once(s, kind) or "waitForService" in s or is_sidecar_step(s)]
-
-
-def is_sidecar_step(step: Obj) -> bool:
-    return bool((step.get("container") or {}).get("restartPolicy") == "Always")
+            if api.is_once(s, kind) or "waitForService" in s or is_sidecar(s)]
 
 
 def selector_labels(pipeline: Obj) -> dict[str, str]:

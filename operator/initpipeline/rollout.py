@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from . import api
 from .api import Obj
 from .builder import job_steps, once_job_name, pod_steps, revision, selector_labels
-from .status import NOT_SO, STUCK_REASONS, Condition, derive, is_sidecar, merge_conditions, step_status, trim
+from .status import NOT_SO, STUCK_REASONS, Condition, Derived, derive, is_sidecar, merge_conditions, step_status, trim
 
 ANNOTATION_SPEC_HASH = f"{api.GROUP}/spec-hash"
 MAX_NAMED_PODS = 5  # the status names at most this many stuck Pods, whatever the replicas
@@ -141,11 +141,11 @@ def aggregate_steps(steps_spec: list[Obj], pods: list[Obj], desired: int) -> lis
     return out
 
 
-def stuck_pods(steps_spec: list[Obj], pods: list[Obj]) -> list[Obj]:
-    """The Pods that need a look (a step failing or stuck, or not schedulable), each with its step."""
+def stuck_pods(looks: list[tuple[Obj, Derived]]) -> list[Obj]:
+    """The Pods that need a look (a step failing or stuck, or not schedulable), each with its step,
+    from each Pod's derived view."""
     found: list[Obj] = []
-    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
-        d = derive(steps_spec, pod)
+    for pod, d in sorted(looks, key=lambda look: look[0]["metadata"]["name"]):
         if d.degraded.holds:
             found.append({"name": pod["metadata"]["name"], "step": d.current_step,
                           "reason": d.degraded.reason, "message": trim(d.degraded.message, 256)})
@@ -244,9 +244,9 @@ def workload_status(pipeline: Obj, plan_: Plan, workload: Obj | None, pods: list
     total_n = int(wstatus.get("replicas") or 0)
     synced = workload is not None and int(wstatus.get("observedGeneration") or 0) >= int(
         workload["metadata"].get("generation") or 1) and workload_revision(workload) == rev
-    stuck = stuck_pods(every_pod, current)
-    initialized_n = sum(1 for p in current if not derive(every_pod, p).current_step
-                        and (p.get("status") or {}).get("phase") == "Running")
+    looks = [(p, derive(every_pod, p)) for p in current]  # once per Pod, for both figures below
+    stuck = stuck_pods(looks)
+    initialized_n = sum(1 for p, d in looks if not d.current_step and (p.get("status") or {}).get("phase") == "Running")
     serving = f"{ready_n}/{total_n} Pods of the previous revision ready" if workload is not None else "nothing runs yet"
     not_failed = NOT_SO
     degraded: Condition = not_failed
