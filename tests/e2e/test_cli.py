@@ -174,7 +174,8 @@ def test_operator_logs_are_json_with_the_pipeline(kube: Kube, operator: Kube) ->
     eventually("Running", lambda: status_of(kube, "logged").get("phase") == "Running")
 
     def mine() -> list[dict[str, Any]]:
-        out = operator.run("logs", "deployment/initpipeline", "--tail=2000").stdout
+        # every replica's log: with two, `logs deployment/...` may pick the standby
+        out = operator.run("logs", "-l", "app.kubernetes.io/name=initpipeline", "--tail=2000").stdout
         records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
         return [r for r in records if r.get("namespace") == kube.namespace and r.get("name") == "logged"]
 
