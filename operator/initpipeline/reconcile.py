@@ -281,11 +281,17 @@ def _rejected(previous: Obj, generation: int, reason: str = "PodRejected") -> bo
     return failed.get("reason") == reason and previous.get("observedGeneration") == generation
 
 
+def _with_previous(cluster: Cluster, pipeline: Obj) -> tuple[Obj, Obj]:
+    """The pipeline with the status the operator last wrote (newer than a cache that is behind), which
+    build_status carries over (conditions' times), and that status."""
+    previous: Obj = cluster.written.get(pipeline["metadata"]["uid"]) or pipeline.get("status") or {}
+    return {**pipeline, "status": previous}, previous
+
+
 def _reconcile_locked(cluster: Cluster, pipeline: Obj, children: Children, log: Logger) -> Obj:
     meta = pipeline["metadata"]
     name, namespace, generation = meta["name"], meta["namespace"], int(meta.get("generation", 1))
-    previous: Obj = cluster.written.get(meta["uid"]) or pipeline.get("status") or {}
-    pipeline = {**pipeline, "status": previous}  # what build_status carries over (conditions' times)
+    pipeline, previous = _with_previous(cluster, pipeline)
     now = utcnow()
 
     errors = validate_pipeline(pipeline)
@@ -369,8 +375,7 @@ def _reconcile_workload(cluster: Cluster, pipeline: Obj, children: Children, log
     """A Deployment or StatefulSet: the once-steps' Job first, then the workload at this revision."""
     meta = pipeline["metadata"]
     namespace, uid = meta["namespace"], meta["uid"]
-    previous: Obj = cluster.written.get(uid) or pipeline.get("status") or {}
-    pipeline = {**pipeline, "status": previous}
+    pipeline, previous = _with_previous(cluster, pipeline)
     now = utcnow()
     if _rejected(previous, int(meta.get("generation", 1)), "WorkloadRejected"):
         return previous  # the same spec would be refused again; wait for a new generation
