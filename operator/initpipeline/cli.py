@@ -134,6 +134,10 @@ def operator_settings(args: argparse.Namespace) -> kopf.OperatorSettings:
     settings.posting.idle_timeout = 0.05
     settings.posting.default_backoffs = (1, 2)
     settings.watching.server_timeout = 300
+    # kopf keeps a worker per object for a while after its last event, and the worker keeps that
+    # event's whole body: after a burst of a thousand Pods, five seconds of that (the default) were
+    # tens of MB. The handlers are quick coroutines, so a worker made anew for a later event is cheap.
+    settings.queueing.idle_timeout = 0.5
     # list in pages at start-up, so that a thousand Pods are never one response held in memory at once
     settings.watching.chunk_size = 100
     # The API server filters the children's watches: the operator never receives the cluster's other Pods.

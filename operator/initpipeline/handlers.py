@@ -1,63 +1,88 @@
-"""kopf handlers: thin wrappers that hand every trigger to reconcile().
+"""kopf handlers: thin, async, and quick. Each says which pipeline an event concerns and returns.
 
-`initpipeline run` builds the configuration (a Cluster: runner image, metrics,
-events) and passes it in kopf's memo; the login handler connects it. What the
-operator knows of pipelines and their children (Pods, Deployments, StatefulSets,
-Jobs) comes from kopf indexes fed by the watches, so an event costs no API read.
+`initpipeline run` builds the configuration (a Cluster: runner image, metrics, events) and passes it
+in kopf's memo; the login handler connects it. What the operator knows of pipelines and their
+children (Pods, Deployments, StatefulSets, Jobs) comes from kopf indexes fed by the watches, so an
+event costs no API read. The indexers and handlers are coroutines that only slim a body or wake a
+pipeline, so kopf runs them on its loop at once and drops the event's body; the reconciling itself
+happens on the work queue's threads (the sync client blocks), from the indexes.
 """
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import functools
+import logging
 from typing import Any, cast
 
 import kopf
 
 from . import api
 from .api import Obj
-from .reconcile import Children, Cluster, Logger, forget, reconcile
+from .reconcile import Children, Cluster, reconcile
 
 RETRY_KEY = "retry/"  # alarms: a pipeline's retry, beside its deadline (keyed by the bare uid)
 RETRY_DELAY = 10.0
+RECONCILE_THREADS = 4  # blocking API calls overlap; Python runs one at a time anyway
+INDEXES = ("pipelines_by_uid", "pods_by_owner", "deployments_by_owner", "statefulsets_by_owner", "jobs_by_owner")
+_log = logging.getLogger(__name__)
 
 
 def post_event(body: Obj, etype: str, reason: str, message: str) -> None:
     kopf.event(cast(kopf.Body, body), type=etype, reason=reason, message=message)
 
 
-def _reconcile(memo: kopf.Memo, uid: str, indexes: dict[str, Any], logger: Logger,
-               body: Obj | None = None) -> None:
-    """Reconcile one pipeline from the indexes (or the body kopf just handed over, which is as fresh).
+def _view(indexes: dict[str, Any], uid: str) -> tuple[Obj | None, Children]:
+    pipeline = next(iter(indexes["pipelines_by_uid"].get(uid, [])), None)
+    return pipeline, Children(
+        pods=list(indexes["pods_by_owner"].get(uid, [])),
+        workloads=[*indexes["deployments_by_owner"].get(uid, []), *indexes["statefulsets_by_owner"].get(uid, [])],
+        jobs=list(indexes["jobs_by_owner"].get(uid, [])))
 
-    Every handler is an event handler, which kopf neither retries nor records in annotations: a
-    "not yet" (TemporaryError) or a failure comes back as an alarm after its delay instead."""
-    cluster: Cluster = memo.cluster
-    pipelines = indexes["pipelines_by_uid"]
 
-    def view() -> tuple[Obj | None, Children]:
-        cached = next(iter(pipelines.get(uid, [])), None)
-        return cached or body, Children(
-            pods=list(indexes["pods_by_owner"].get(uid, [])),
-            workloads=[*indexes["deployments_by_owner"].get(uid, []), *indexes["statefulsets_by_owner"].get(uid, [])],
-            jobs=list(indexes["jobs_by_owner"].get(uid, [])))
-
+def _work(cluster: Cluster, indexes: dict[str, Any], uid: str) -> None:
+    """One pass over a pipeline, on a work-queue thread. Nothing here is retried by kopf: a "not yet"
+    (TemporaryError) or a failure wakes the pipeline again after its delay (an alarm)."""
+    cached = next(iter(indexes["pipelines_by_uid"].get(uid, [])), None)
+    logger = _pipeline_logger(cached) if cached else _log
     try:
         with cluster.metrics.reconcile_duration.time():
-            reconcile(cluster, uid, view, logger)
+            reconcile(cluster, uid, functools.partial(_view, indexes, uid), logger)
     except kopf.TemporaryError as exc:
         logger.warning("%s; trying again in %ss", exc, exc.delay)
-        _retry(memo, uid, indexes, logger, float(exc.delay or RETRY_DELAY))
+        _retry(cluster, uid, float(exc.delay or RETRY_DELAY))
     except Exception:
         logger.exception("reconciling failed; trying again in %ss", RETRY_DELAY)
-        _retry(memo, uid, indexes, logger, RETRY_DELAY)
+        _retry(cluster, uid, RETRY_DELAY)
     else:
         cluster.alarms.cancel(RETRY_KEY + uid)
 
 
-def _retry(memo: kopf.Memo, uid: str, indexes: dict[str, Any], logger: Logger, delay: float) -> None:
+def _pipeline_logger(pipeline: Obj) -> logging.LoggerAdapter[logging.Logger]:
+    """What kopf gives an event handler: its per-object logger (the pipeline's namespace and name in
+    every line, also in JSON), which posts no Events of its own."""
+    meta = pipeline["metadata"]
+    ref = {"apiVersion": pipeline.get("apiVersion"), "kind": pipeline.get("kind"), "name": meta.get("name"),
+           "uid": meta.get("uid"), "namespace": meta.get("namespace")}
+    return logging.LoggerAdapter(logging.getLogger("kopf.objects"), {"k8s_ref": ref, "k8s_skip": True})
+
+
+def _retry(cluster: Cluster, uid: str, delay: float) -> None:
     when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
-    memo.cluster.alarms.at(when, RETRY_KEY + uid, functools.partial(_reconcile, memo, uid, indexes, logger))
+    cluster.alarms.at(when, RETRY_KEY + uid, functools.partial(cluster.queue.wake, uid))
+
+
+def _wake(memo: kopf.Memo, uid: str, kwargs: dict[str, Any]) -> None:
+    """Queue a pipeline's reconcile. `kwargs` are a handler's: the indexes come as keyword arguments
+    named after their functions."""
+    cluster: Cluster = memo.cluster  # kopf hands each object a copy of the memo, but not of this
+    if not cluster.queue.started:
+        # the first event: from here on the indexes are the same objects; the threads run in a copy
+        # of kopf's context, which Event posting needs
+        indexes = {name: kwargs[name] for name in INDEXES}
+        cluster.queue.start(functools.partial(_work, cluster, indexes), RECONCILE_THREADS, contextvars.copy_context())
+    cluster.queue.wake(uid)
 
 
 def _owner_uid(child: kopf.Body) -> str | None:
@@ -73,14 +98,14 @@ def _owner_uid(child: kopf.Body) -> str | None:
 
 
 @kopf.index(api.GROUP, api.VERSION, api.PLURAL)
-def pipelines_by_uid(body: kopf.Body, **_: Any) -> dict[str, Obj]:
+async def pipelines_by_uid(body: kopf.Body, **_: Any) -> dict[str, Obj]:
     pipeline = dict(body)
     pipeline["metadata"] = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
     return {body["metadata"]["uid"]: pipeline}
 
 
 @kopf.index("", "v1", "pods", labels={api.LABEL_PIPELINE: kopf.PRESENT})
-def pods_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
+async def pods_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
     # what reconcile and the status read of a Pod, not its whole spec
     owner = _owner_uid(body)
     if owner is None:
@@ -107,17 +132,17 @@ def _workload_entry(body: kopf.Body) -> dict[str, Obj] | None:
 
 
 @kopf.index("apps", "v1", "deployments", labels={api.LABEL_PIPELINE: kopf.PRESENT})
-def deployments_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
+async def deployments_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
     return _workload_entry(body)
 
 
 @kopf.index("apps", "v1", "statefulsets", labels={api.LABEL_PIPELINE: kopf.PRESENT})
-def statefulsets_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
+async def statefulsets_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
     return _workload_entry(body)
 
 
 @kopf.index("batch", "v1", "jobs", labels={api.LABEL_PIPELINE: kopf.PRESENT})
-def jobs_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
+async def jobs_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
     owner = _owner_uid(body)
     return None if owner is None else {owner: _slim(body, {})}
 
@@ -132,28 +157,27 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
-def on_pipeline(type: str | None, body: kopf.Body, memo: kopf.Memo, logger: Logger, **indexes: Any) -> None:
+async def on_pipeline(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     # An event handler, not on.create/update/resume: kopf then writes no annotations of its own on the
     # pipeline (no diff base, no progress) and adds no finalizer. reconcile() is level-based: it looks
     # at the spec and the children, not at what changed, and writes only what differs.
     meta = body["metadata"]
     if type == "DELETED":
-        forget(meta["uid"])
-        memo.cluster.written.pop(meta["uid"], None)
-        memo.cluster.handled.pop(meta["uid"], None)
-        memo.cluster.alarms.cancel(meta["uid"])
-        memo.cluster.alarms.cancel(RETRY_KEY + meta["uid"])
-        memo.cluster.metrics.forget(meta["namespace"], meta["name"])
+        cluster: Cluster = memo.cluster
+        cluster.written.pop(meta["uid"], None)
+        cluster.handled.pop(meta["uid"], None)
+        cluster.alarms.cancel(meta["uid"])
+        cluster.alarms.cancel(RETRY_KEY + meta["uid"])
+        cluster.metrics.forget(meta["namespace"], meta["name"])
         return
-    _reconcile(memo, meta["uid"], indexes, logger, dict(body))
+    _wake(memo, meta["uid"], kwargs)
 
 
 @kopf.on.event("", "v1", "pods", labels={api.LABEL_PIPELINE: kopf.PRESENT})
 @kopf.on.event("apps", "v1", "deployments", labels={api.LABEL_PIPELINE: kopf.PRESENT})
 @kopf.on.event("apps", "v1", "statefulsets", labels={api.LABEL_PIPELINE: kopf.PRESENT})
 @kopf.on.event("batch", "v1", "jobs", labels={api.LABEL_PIPELINE: kopf.PRESENT})
-def on_child_event(body: kopf.Body, memo: kopf.Memo, logger: Logger, **indexes: Any) -> None:
-    # the indexes come as keyword arguments named after their functions
+async def on_child_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     owner = _owner_uid(body)
     if owner is not None:
-        _reconcile(memo, owner, indexes, logger)
+        _wake(memo, owner, kwargs)

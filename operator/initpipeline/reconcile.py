@@ -6,7 +6,6 @@ import datetime as dt
 import functools
 import json
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -23,25 +22,12 @@ from .metrics import Metrics
 from .rollout import ANNOTATION_SPEC_HASH, plan, spec_hash, workload_status
 from .status import build_status, finished_steps, invalid_status, same_status, step_events
 from .validation import validate_pipeline
+from .workqueue import WorkQueue
 
 TERMINATING_MEMORY = 120  # seconds: a namespace's deletion has finished (or failed) by then
 FIELD_MANAGER = "initpipeline"  # how the operator's writes show in managedFields
 EventPoster = Callable[[Obj, str, str, str], None]
 Logger = logging.Logger | logging.LoggerAdapter[Any]
-_logger = logging.getLogger(__name__)
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
-
-
-def _lock_for(uid: str) -> threading.Lock:
-    # Pod events and the pipeline's own handlers run in different kopf workers.
-    with _locks_guard:
-        return _locks.setdefault(uid, threading.Lock())
-
-
-def forget(uid: str) -> None:
-    with _locks_guard:
-        _locks.pop(uid, None)
 
 
 def utcnow() -> dt.datetime:
@@ -73,6 +59,7 @@ class Cluster:
     apps: Any = None
     batch: Any = None
     alarms: Alarms = field(default_factory=Alarms)
+    queue: WorkQueue = field(default_factory=WorkQueue)
     # The operator is the only writer of the status: what it last wrote is newer than a cached
     # body that the watch has not brought up to date yet (by pipeline uid).
     written: dict[str, Obj] = field(default_factory=dict)
@@ -85,23 +72,6 @@ class Cluster:
         """API clients from the kubernetes client's default config, as the login just loaded it."""
         self.core, self.custom = client.CoreV1Api(), client.CustomObjectsApi()
         self.apps, self.batch = client.AppsV1Api(), client.BatchV1Api()
-
-    def list_pods(self, namespace: str, pipeline: str) -> list[Obj]:
-        resp = self.core.list_namespaced_pod(
-            namespace, label_selector=f"{api.LABEL_PIPELINE}={pipeline}", _preload_content=False)
-        items: list[Obj] = json.loads(resp.data)["items"]
-        return items
-
-    def read_pipeline(self, namespace: str, name: str) -> Obj | None:
-        try:
-            resp = self.custom.get_namespaced_custom_object(
-                api.GROUP, api.VERSION, namespace, api.PLURAL, name, _preload_content=False)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        body: Obj = json.loads(resp.data)
-        return body
 
     def create_pod(self, pod: Obj) -> tuple[Obj, bool]:
         """Create, or read the one that exists: (pod, created)."""
@@ -187,26 +157,6 @@ def steps_deadline(pipeline: Obj, pod: Obj) -> dt.datetime | None:
     return started + dt.timedelta(seconds=int(deadline))
 
 
-def _wake(cluster: Cluster, ref: Obj) -> None:
-    """An alarm: reconcile the pipeline now (its deadline fell due); a 'not yet' tries again later.
-    Alarms are rare and come from no watch event, so this one reads the cluster."""
-    meta = ref["metadata"]
-
-    def view() -> tuple[Obj | None, Children]:
-        pipeline = cluster.read_pipeline(meta["namespace"], meta["name"])
-        if pipeline is None or pipeline["metadata"]["uid"] != meta["uid"]:
-            return None, Children()
-        return pipeline, Children(pods=cluster.list_pods(meta["namespace"], meta["name"]))
-
-    try:
-        reconcile(cluster, meta["uid"], view, _logger)
-    except Exception as exc:  # an alarm has no kopf to retry it: a lost deadline would never fire
-        _logger.warning("%s/%s: %s; trying again", meta["namespace"], meta["name"], exc)
-        delay = exc.delay if isinstance(exc, kopf.TemporaryError) and exc.delay else 5
-        later = utcnow() + dt.timedelta(seconds=float(delay))
-        cluster.alarms.at(later, meta["uid"], functools.partial(_wake, cluster, ref))
-
-
 @dataclass
 class Children:
     """A pipeline's children as the watches' caches hold them: its Pods (its own, its workload's and
@@ -221,34 +171,34 @@ View = Callable[[], tuple[Obj | None, Children]]
 
 
 def reconcile(cluster: Cluster, uid: str, view: View, log: Logger) -> Obj:
-    """Create, replace or recreate the Pod as needed and refresh the status; returns the status.
+    """Create, replace or recreate the Pod or workload as needed and refresh the status; returns the status.
 
-    `view` gives the pipeline and its Pods as the watches' caches hold them now. It is looked at
-    inside the pipeline's lock, so that a handler that waited for the lock never acts on an older
-    spec than the one before it did."""
-    with _lock_for(uid):
-        pipeline, children = view()
-        if pipeline is None or pipeline["metadata"].get("deletionTimestamp"):
-            return {}  # gone or being deleted: garbage collection removes the Pod
-        namespace = pipeline["metadata"]["namespace"]
-        if _in_terminating_namespace(cluster, pipeline):
+    `view` gives the pipeline and its children as the watches' caches hold them now. The work queue
+    never runs two passes of one pipeline at once, and each pass looks at the caches when it starts,
+    so it never acts on an older spec than the pass before it."""
+    pipeline, children = view()
+    if pipeline is None or pipeline["metadata"].get("deletionTimestamp"):
+        return {}  # gone or being deleted: garbage collection removes the Pod
+    namespace = pipeline["metadata"]["namespace"]
+    if _in_terminating_namespace(cluster, pipeline):
+        return {}  # the namespace is going away, and the pipeline with it
+    generation = int(pipeline["metadata"].get("generation", 1))
+    if generation < cluster.handled.get(uid, 0):
+        return {}  # the cache has not caught up with a spec already handled; its event will come
+    cluster.handled[uid] = generation
+    try:
+        errors = validate_pipeline(pipeline)
+        if api.workload_kind(pipeline.get("spec") or {}) != "Pod" and not errors:
+            return _reconcile_workload(cluster, pipeline, children, log)
+        return _reconcile_pod(cluster, pipeline, children, log, [str(e) for e in errors])
+    except ApiException as exc:
+        if _terminating(exc):
+            cluster.terminating[namespace] = utcnow()
             return {}  # the namespace is going away, and the pipeline with it
-        generation = int(pipeline["metadata"].get("generation", 1))
-        if generation < cluster.handled.get(uid, 0):
-            return {}  # the cache has not caught up with a spec already handled; its event will come
-        cluster.handled[uid] = generation
-        try:
-            if api.workload_kind(pipeline.get("spec") or {}) != "Pod" and not validate_pipeline(pipeline):
-                return _reconcile_workload(cluster, pipeline, children, log)
-            return _reconcile_locked(cluster, pipeline, children, log)
-        except ApiException as exc:
-            if _terminating(exc):
-                cluster.terminating[namespace] = utcnow()
-                return {}  # the namespace is going away, and the pipeline with it
-            if exc.status == 404 and api.PLURAL in str(exc.body):
-                return {}  # deleted since the cache saw it; its DELETED event forgets it
-            raise kopf.TemporaryError(f"Kubernetes API error {exc.status} {exc.reason}: {_api_message(exc)}",
-                                      delay=5) from None
+        if exc.status == 404 and api.PLURAL in str(exc.body):
+            return {}  # deleted since the cache saw it; its DELETED event forgets it
+        raise kopf.TemporaryError(f"Kubernetes API error {exc.status} {exc.reason}: {_api_message(exc)}",
+                                  delay=5) from None
 
 
 def _terminating(exc: ApiException) -> bool:
@@ -288,15 +238,15 @@ def _with_previous(cluster: Cluster, pipeline: Obj) -> tuple[Obj, Obj]:
     return {**pipeline, "status": previous}, previous
 
 
-def _reconcile_locked(cluster: Cluster, pipeline: Obj, children: Children, log: Logger) -> Obj:
+def _reconcile_pod(cluster: Cluster, pipeline: Obj, children: Children, log: Logger, errors: list[str]) -> Obj:
+    """A Pod of its own (kind Pod), or an invalid spec of any kind (only a status to write)."""
     meta = pipeline["metadata"]
     name, namespace, generation = meta["name"], meta["namespace"], int(meta.get("generation", 1))
     pipeline, previous = _with_previous(cluster, pipeline)
     now = utcnow()
 
-    errors = validate_pipeline(pipeline)
     if errors:
-        status = invalid_status(pipeline, [str(e) for e in errors], rfc3339(now))
+        status = invalid_status(pipeline, errors, rfc3339(now))
         _publish(cluster, pipeline, previous, status)
         return status
 
@@ -355,8 +305,7 @@ def _reconcile_locked(cluster: Cluster, pipeline: Obj, children: Children, log: 
         log.info("steps exceeded activeDeadlineSeconds=%s; stopping Pod %s", deadline, wanted)
         cluster.set_pod_deadline(namespace, wanted, deadline)
     elif due is not None:
-        ref = {"metadata": {key: meta[key] for key in ("name", "namespace", "uid")}}
-        cluster.alarms.at(due, meta["uid"], functools.partial(_wake, cluster, ref))
+        cluster.alarms.at(due, meta["uid"], functools.partial(cluster.queue.wake, meta["uid"]))
 
     status = build_status(pipeline, current, rfc3339(now), extra)
     if current is None:
