@@ -20,10 +20,12 @@ import kopf
 
 from . import api
 from .api import Obj
+from .kubeapi import KubeApi
 from .reconcile import Children, Cluster, reconcile
 
 RETRY_KEY = "retry/"  # alarms: a pipeline's retry, beside its deadline (keyed by the bare uid)
 RETRY_DELAY = 10.0
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # where kopf's login reads it
 RECONCILE_THREADS = 4  # blocking API calls overlap; Python runs one at a time anyway
 INDEXES = ("pipelines_by_uid", "pods_by_owner", "deployments_by_owner", "statefulsets_by_owner", "jobs_by_owner")
 _log = logging.getLogger(__name__)
@@ -149,10 +151,18 @@ async def jobs_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
 
 @kopf.on.login()
 def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
-    # The kubernetes client's own config loading (in-cluster, or the kubeconfig), shared by kopf and
-    # by our Cluster, which is built once that config exists.
-    info: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
-    memo.cluster.connect()
+    """One set of credentials for kopf's watches and for the operator's own client: the service
+    account in a Pod; elsewhere the kubeconfig, read by the kubernetes client where it is installed
+    (it knows every kind of kubeconfig, exec plugins too), else by kopf."""
+    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs)
+    token_path = SERVICE_ACCOUNT_TOKEN if info is not None else None
+    if info is None:
+        try:
+            info = kopf.login_via_client(**kwargs)
+        except ImportError:  # the image has no kubernetes client
+            info = kopf.login_with_kubeconfig(**kwargs)
+    if info is not None:
+        memo.cluster.connect(KubeApi(info, token_path))
     return info
 
 

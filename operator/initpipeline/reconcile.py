@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import kopf
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from . import api
 from .alarms import Alarms
 from .api import Obj
 from .builder import build_once_job, build_pod, build_workload, pod_name
+from .kubeapi import ApiError, KubeApi
 from .metrics import Metrics
 from .rollout import ANNOTATION_SPEC_HASH, plan, spec_hash, workload_status
 from .status import build_status, finished_steps, invalid_status, same_status, step_events
@@ -54,10 +52,7 @@ class Cluster:
     runner_image: str
     post_event: EventPoster
     metrics: Metrics
-    core: Any = None
-    custom: Any = None
-    apps: Any = None
-    batch: Any = None
+    api: KubeApi | None = None
     alarms: Alarms = field(default_factory=Alarms)
     queue: WorkQueue = field(default_factory=WorkQueue)
     # The operator is the only writer of the status: what it last wrote is newer than a cached
@@ -68,41 +63,35 @@ class Cluster:
     # Namespaces seen being deleted (when): the deletions of their Pods recreate nothing.
     terminating: dict[str, dt.datetime] = field(default_factory=dict)
 
-    def connect(self) -> None:
-        """API clients from the kubernetes client's default config, as the login just loaded it."""
-        self.core, self.custom = client.CoreV1Api(), client.CustomObjectsApi()
-        self.apps, self.batch = client.AppsV1Api(), client.BatchV1Api()
+    def connect(self, api_client: KubeApi) -> None:
+        """The API client, as the login just made it (again, after a new login)."""
+        self.api = api_client
+
+    def _call(self, method: str, path: str, body: Obj | None = None, **params: str) -> Obj:
+        if self.api is None:
+            raise kopf.TemporaryError("not logged in to the API server yet", delay=1)
+        return self.api.request(method, path, body, params or None)
 
     def create_pod(self, pod: Obj) -> tuple[Obj, bool]:
         """Create, or read the one that exists: (pod, created)."""
-        namespace = pod["metadata"]["namespace"]
+        path = _collection("Pod", pod["metadata"]["namespace"])
         try:
-            resp = self.core.create_namespaced_pod(namespace, pod, field_manager=FIELD_MANAGER,
-                                                   _preload_content=False)
-            return json.loads(resp.data), True
-        except ApiException as exc:
+            return self._call("POST", path, pod, fieldManager=FIELD_MANAGER), True
+        except ApiError as exc:
             if exc.status != 409:
                 raise
-        resp = self.core.read_namespaced_pod(pod["metadata"]["name"], namespace, _preload_content=False)
-        return json.loads(resp.data), False
+        return self._call("GET", f"{path}/{pod['metadata']['name']}"), False
 
     def delete_pod(self, namespace: str, name: str) -> None:
-        try:
-            self.core.delete_namespaced_pod(name, namespace)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        self.delete_child("Pod", namespace, name)
 
     def create_child(self, body: Obj) -> bool:
         """Create a Deployment, StatefulSet or Job; False when one of that name exists (409)."""
-        namespace, kind = body["metadata"]["namespace"], body["kind"]
-        create = {"Deployment": self.apps.create_namespaced_deployment,
-                  "StatefulSet": self.apps.create_namespaced_stateful_set,
-                  "Job": self.batch.create_namespaced_job}[kind]
         try:
-            create(namespace, body, field_manager=FIELD_MANAGER, _preload_content=False)
+            self._call("POST", _collection(body["kind"], body["metadata"]["namespace"]), body,
+                       fieldManager=FIELD_MANAGER)
             return True
-        except ApiException as exc:
+        except ApiError as exc:
             if exc.status != 409:
                 raise
         return False
@@ -110,28 +99,32 @@ class Cluster:
     def replace_workload(self, body: Obj) -> None:
         """PUT the whole object (at the cached resourceVersion): fields the spec no longer sets go."""
         meta = body["metadata"]
-        replace = {"Deployment": self.apps.replace_namespaced_deployment,
-                   "StatefulSet": self.apps.replace_namespaced_stateful_set}[body["kind"]]
-        replace(meta["name"], meta["namespace"], body, field_manager=FIELD_MANAGER, _preload_content=False)
+        self._call("PUT", f"{_collection(body['kind'], meta['namespace'])}/{meta['name']}", body,
+                   fieldManager=FIELD_MANAGER)
 
     def delete_child(self, kind: str, namespace: str, name: str) -> None:
-        """Delete a Deployment, StatefulSet or Job of the pipeline, with its Pods (in the background)."""
-        delete = {"Deployment": self.apps.delete_namespaced_deployment,
-                  "StatefulSet": self.apps.delete_namespaced_stateful_set,
-                  "Job": self.batch.delete_namespaced_job}[kind]
+        """Delete a child of the pipeline; a workload's or Job's Pods go with it (in the background)."""
         try:
-            delete(name, namespace, propagation_policy="Background")
-        except ApiException as exc:
+            self._call("DELETE", f"{_collection(kind, namespace)}/{name}", {"propagationPolicy": "Background"})
+        except ApiError as exc:
             if exc.status != 404:
                 raise
 
     def set_pod_deadline(self, namespace: str, name: str, seconds: int) -> None:
-        self.core.patch_namespaced_pod(name, namespace, {"spec": {"activeDeadlineSeconds": seconds}},
-                                       field_manager=FIELD_MANAGER)
+        self._call("PATCH", f"{_collection('Pod', namespace)}/{name}", {"spec": {"activeDeadlineSeconds": seconds}},
+                   fieldManager=FIELD_MANAGER)
 
     def write_status(self, namespace: str, name: str, status: Obj) -> None:
-        self.custom.patch_namespaced_custom_object_status(
-            api.GROUP, api.VERSION, namespace, api.PLURAL, name, {"status": status}, field_manager=FIELD_MANAGER)
+        self._call("PATCH", f"/apis/{api.GROUP}/{api.VERSION}/namespaces/{namespace}/{api.PLURAL}/{name}/status",
+                   {"status": status}, fieldManager=FIELD_MANAGER)
+
+
+_COLLECTIONS = {"Pod": "/api/v1/namespaces/{}/pods", "Deployment": "/apis/apps/v1/namespaces/{}/deployments",
+                "StatefulSet": "/apis/apps/v1/namespaces/{}/statefulsets", "Job": "/apis/batch/v1/namespaces/{}/jobs"}
+
+
+def _collection(kind: str, namespace: str) -> str:
+    return _COLLECTIONS[kind].format(namespace)
 
 
 def _owned_by(pod: Obj, uid: str) -> bool:
@@ -191,17 +184,17 @@ def reconcile(cluster: Cluster, uid: str, view: View, log: Logger) -> Obj:
         if api.workload_kind(pipeline.get("spec") or {}) != "Pod" and not errors:
             return _reconcile_workload(cluster, pipeline, children, log)
         return _reconcile_pod(cluster, pipeline, children, log, [str(e) for e in errors])
-    except ApiException as exc:
+    except ApiError as exc:
         if _terminating(exc):
             cluster.terminating[namespace] = utcnow()
             return {}  # the namespace is going away, and the pipeline with it
         if exc.status == 404 and api.PLURAL in str(exc.body):
             return {}  # deleted since the cache saw it; its DELETED event forgets it
-        raise kopf.TemporaryError(f"Kubernetes API error {exc.status} {exc.reason}: {_api_message(exc)}",
+        raise kopf.TemporaryError(f"Kubernetes API error {exc.status} {exc.reason}: {exc.message}",
                                   delay=5) from None
 
 
-def _terminating(exc: ApiException) -> bool:
+def _terminating(exc: ApiError) -> bool:
     """The API server refused a create because the namespace is being deleted."""
     return exc.status == 403 and "being terminated" in str(exc.body)
 
@@ -217,13 +210,6 @@ def _in_terminating_namespace(cluster: Cluster, pipeline: Obj) -> bool:
         cluster.terminating.pop(pipeline["metadata"]["namespace"], None)
         return False
     return True
-
-
-def _api_message(exc: ApiException) -> str:
-    try:
-        return str(json.loads(exc.body or "{}").get("message", exc.body))
-    except (TypeError, ValueError):
-        return str(exc.body)
 
 
 def _rejected(previous: Obj, generation: int, reason: str = "PodRejected") -> bool:
@@ -278,13 +264,11 @@ def _reconcile_pod(cluster: Cluster, pipeline: Obj, children: Children, log: Log
         kopf.adopt(pod, owner=cast(kopf.Body, pipeline))  # kopf reads a plain dict the same way
         try:
             current, created = cluster.create_pod(pod)
-        except (ApiException, ValueError, TypeError) as exc:
-            if isinstance(exc, ApiException) and (exc.status not in (400, 403, 422) or _terminating(exc)):
+        except ApiError as exc:
+            if exc.status not in (400, 403, 422) or _terminating(exc):
                 raise
-            # invalid (422, or refused by the client's own checks before sending), or refused by
-            # admission such as PodSecurity (403): the spec must change
-            why = _api_message(exc) if isinstance(exc, ApiException) else f"invalid Pod: {exc}"
-            status = invalid_status(pipeline, [why], rfc3339(now), reason="PodRejected")
+            # invalid (422), or refused by admission such as PodSecurity (403): the spec must change
+            status = invalid_status(pipeline, [exc.message], rfc3339(now), reason="PodRejected")
             _publish(cluster, pipeline, previous, status)
             return status
         if not created and not _owned_by(current, meta["uid"]):
@@ -366,14 +350,14 @@ def _reconcile_workload(cluster: Cluster, pipeline: Obj, children: Children, log
         for name in step.delete_jobs:
             log.info("deleting Job %s of an earlier revision", name)
             cluster.delete_child("Job", namespace, name)
-    except ApiException as exc:
+    except ApiError as exc:
         if _terminating(exc):
             raise
         if exc.status == 409:  # the workload changed since the cache saw it; its event brings us back
             raise kopf.TemporaryError("the workload changed meanwhile; trying again", delay=1) from None
         if exc.status not in (400, 403, 422):
             raise
-        status = invalid_status(pipeline, [_api_message(exc)], rfc3339(now), reason="WorkloadRejected")
+        status = invalid_status(pipeline, [exc.message], rfc3339(now), reason="WorkloadRejected")
         _publish(cluster, pipeline, previous, status)
         return status
     status = workload_status(pipeline, step, workload, children.pods, rfc3339(now))

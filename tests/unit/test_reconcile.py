@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
 from prometheus_client import CollectorRegistry
 
 from initpipeline.builder import revision
+from initpipeline.kubeapi import ApiError
 from initpipeline.metrics import Metrics
 from initpipeline.reconcile import Children, Cluster
 from initpipeline.reconcile import reconcile as run_reconcile
@@ -49,11 +49,8 @@ class RecordingCluster(Cluster):
     def write_status(self, namespace: str, name: str, status: Obj) -> None:
         self.writes.append(("status", status["phase"]))
 
-    def read_pipeline(self, namespace: str, name: str) -> Obj | None:
-        raise AssertionError("reconcile read the pipeline from the API")
-
-    def list_pods(self, namespace: str, pipeline: str) -> list[Obj]:
-        raise AssertionError("reconcile listed Pods from the API")
+    def _call(self, method: str, path: str, body: Obj | None = None, **params: str) -> Obj:
+        raise AssertionError(f"reconcile called the API beyond the recorded writes: {method} {path}")
 
 
 def pipeline(generation: int) -> Obj:
@@ -150,9 +147,8 @@ def test_a_pipeline_back_to_kind_pod_removes_its_workload_and_jobs() -> None:
 class TerminatingNamespace(RecordingCluster):
     def create_pod(self, pod: Obj) -> tuple[Obj, bool]:
         self.writes.append(("create", pod["metadata"]["name"]))
-        exc = ApiException(status=403, reason="Forbidden")
-        exc.body = '{"message": "unable to create new content in namespace ns because it is being terminated"}'
-        raise exc
+        raise ApiError(403, "Forbidden",
+                       '{"message": "unable to create new content in namespace ns because it is being terminated"}')
 
 
 def test_a_terminating_namespace_is_not_a_rejected_pod_and_is_left_alone() -> None:

@@ -1,0 +1,146 @@
+"""The operator's own Kubernetes client: the few writes it makes, as JSON over HTTPS.
+
+Why not the `kubernetes` package here: importing it (with the pydantic models it now builds on)
+costs the operator about 40 MB of its memory before the first pipeline, and every response turns
+into model objects first. The operator sends and receives plain dicts anyway, so a keep-alive
+connection per thread and `json` are all it needs. It connects with the same ConnectionInfo that
+kopf's login handler returns, so both speak to the same server with the same credentials. The
+command line (`status`, `logs`) keeps the `kubernetes` package: it reads every kind of kubeconfig.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import ssl
+import tempfile
+import threading
+import time
+import urllib.parse
+from typing import Any
+
+import kopf
+
+Obj = dict[str, Any]
+TOKEN_REREAD = 60.0  # seconds: a projected service-account token is rotated in its file
+TIMEOUT = 30.0  # seconds for one request: a hung connection must not hold a reconcile thread
+
+
+class ApiError(Exception):
+    """The API server refused a request (an HTTP status >= 400)."""
+
+    def __init__(self, status: int, reason: str, body: str) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status, self.reason, self.body = status, reason, body
+
+    @property
+    def message(self) -> str:
+        """The Status object's message, else the body as it came."""
+        try:
+            parsed = json.loads(self.body or "{}")
+        except ValueError:
+            return self.body
+        return str(parsed.get("message", self.body)) if isinstance(parsed, dict) else self.body
+
+
+def _data(value: str | bytes) -> bytes:
+    """A kubeconfig's `*-data` field: base64 of PEM."""
+    return base64.b64decode(value)
+
+
+def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext:
+    context = ssl.create_default_context(
+        cafile=os.fsdecode(info.ca_path) if info.ca_path else None,
+        cadata=_data(info.ca_data).decode() if info.ca_data else None)
+    if info.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if info.certificate_path or info.certificate_data:
+        # ssl loads a client certificate from files only: embedded data goes through private temp files
+        with tempfile.TemporaryDirectory() as folder:
+            cert, key = info.certificate_path, info.private_key_path
+            if info.certificate_data:
+                cert = os.path.join(folder, "cert.pem")
+                with open(os.open(cert, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+                    f.write(_data(info.certificate_data))
+            if info.private_key_data:
+                key = os.path.join(folder, "key.pem")
+                with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+                    f.write(_data(info.private_key_data))
+            context.load_cert_chain(os.fsdecode(cert or ""), os.fsdecode(key) if key else None)
+    return context
+
+
+class KubeApi:
+    """JSON requests to one API server; one keep-alive connection per calling thread."""
+
+    def __init__(self, info: kopf.ConnectionInfo, token_path: str | None = None) -> None:
+        url = urllib.parse.urlsplit(info.server)
+        self.host, self.port = url.hostname or "localhost", url.port or (443 if url.scheme == "https" else 80)
+        self.https = url.scheme == "https"
+        self.prefix = url.path.rstrip("/")
+        self.context = _ssl_context(info) if self.https else None
+        self.token, self.token_path, self.token_read = info.token, token_path, time.monotonic()
+        self.basic = (base64.b64encode(f"{info.username}:{info.password}".encode()).decode()
+                      if info.username and info.password else None)
+        self.local = threading.local()
+
+    def _authorization(self) -> str | None:
+        if self.token_path and time.monotonic() - self.token_read > TOKEN_REREAD:
+            try:
+                with open(self.token_path, encoding="utf-8") as f:
+                    self.token = f.read().strip() or self.token
+            except OSError:
+                pass  # keep the token we have; a 401 will say if it is no good
+            self.token_read = time.monotonic()
+        if self.token:
+            return f"Bearer {self.token}"
+        return f"Basic {self.basic}" if self.basic else None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self.local, "conn", None)
+        if conn is None:
+            if self.https:
+                conn = http.client.HTTPSConnection(self.host, self.port, timeout=TIMEOUT, context=self.context)
+            else:
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT)
+            self.local.conn = conn
+        return conn
+
+    def request(self, method: str, path: str, body: Obj | None = None, params: dict[str, str] | None = None) -> Obj:
+        """The response's JSON object; ApiError for a status of 400 and up. A PATCH is a JSON merge patch."""
+        url = self.prefix + path + ("?" + urllib.parse.urlencode(params) if params else "")
+        headers = {"Accept": "application/json", "User-Agent": "initpipeline-operator"}
+        auth = self._authorization()
+        if auth:
+            headers["Authorization"] = auth
+        payload = None
+        if body is not None:
+            payload = json.dumps(body, separators=(",", ":")).encode()
+            headers["Content-Type"] = "application/merge-patch+json" if method == "PATCH" else "application/json"
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                conn.request(method, url, body=payload, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+                    http.client.CannotSendRequest):
+                # a keep-alive connection the server closed meanwhile: once more on a new one
+                conn.close()
+                self.local.conn = None
+                if attempt == 2:
+                    raise
+            except Exception:
+                conn.close()
+                self.local.conn = None
+                raise
+        if response.status >= 400:
+            raise ApiError(response.status, response.reason, data.decode("utf-8", "replace"))
+        if not data:
+            return {}
+        result: Obj = json.loads(data)
+        return result
