@@ -1,0 +1,89 @@
+"""The operator's own API client (kubeapi) and the Cluster's writes, against the real API server."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import kopf
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry
+
+from initpipeline.kubeapi import ApiError, KubeApi
+from initpipeline.metrics import Metrics
+from initpipeline.reconcile import FIELD_MANAGER, Cluster
+from tests.e2e.kube import Kube, eventually
+from tests.e2e.manifests import BUSYBOX
+
+
+def connection(kubeconfig: str, embedded: bool) -> kopf.ConnectionInfo:
+    """The local cluster's admin credentials, as files or (as many kubeconfigs carry them) as data."""
+    config = yaml.safe_load(Path(kubeconfig).read_text())
+    cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
+    paths = {key: cluster.get(key) or user.get(key)
+             for key in ("certificate-authority", "client-certificate", "client-key")}
+    if any(value is None for value in paths.values()):
+        pytest.skip("the kubeconfig carries no certificate files")
+
+    def data(key: str) -> str:
+        return base64.b64encode(Path(paths[key]).read_bytes()).decode()
+
+    if embedded:
+        return kopf.ConnectionInfo(server=cluster["server"], ca_data=data("certificate-authority"),
+                                   certificate_data=data("client-certificate"), private_key_data=data("client-key"))
+    return kopf.ConnectionInfo(server=cluster["server"], ca_path=paths["certificate-authority"],
+                               certificate_path=paths["client-certificate"], private_key_path=paths["client-key"])
+
+
+def pod(namespace: str, name: str, command: Any = None) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"containers": [{"name": "app", "image": BUSYBOX, "imagePullPolicy": "Never",
+                                     "command": command or ["sleep", "3600"]}]}}
+
+
+@pytest.mark.parametrize("embedded", [False, True], ids=["files", "embedded"])
+def test_creates_are_idempotent_and_writes_carry_the_field_manager(kube: Kube, kubeconfig: str,
+                                                                    embedded: bool) -> None:
+    cluster = Cluster("runner:1", lambda *_: None, Metrics(CollectorRegistry()))
+    cluster.connect(KubeApi(connection(kubeconfig, embedded)))
+    created, fresh = cluster.create_pod(pod(kube.namespace, "p"))
+    assert fresh and created["metadata"]["uid"]
+    again, fresh_again = cluster.create_pod(pod(kube.namespace, "p"))  # 409: the existing one, read
+    assert not fresh_again and again["metadata"]["uid"] == created["metadata"]["uid"]
+
+    cluster.set_pod_deadline(kube.namespace, "p", 600)
+    stored = kube.run("get", "pod", "p", "-o", "json", "--show-managed-fields").stdout
+    assert '"activeDeadlineSeconds": 600' in stored
+    assert f'"manager": "{FIELD_MANAGER}"' in stored
+
+    cluster.delete_child("Pod", kube.namespace, "p")
+    cluster.delete_child("Pod", kube.namespace, "p")  # already going or gone: no error
+    eventually("the Pod is gone", lambda: kube.maybe("pod", "p") is None or None, timeout=60)
+
+
+def test_a_refusal_is_an_api_error_with_the_servers_message(kube: Kube, kubeconfig: str) -> None:
+    client = KubeApi(connection(kubeconfig, embedded=False))
+    bad = pod(kube.namespace, "Not_A_Name")
+    with pytest.raises(ApiError) as refused:
+        client.request("POST", f"/api/v1/namespaces/{kube.namespace}/pods", bad)
+    assert refused.value.status == 422
+    assert "Not_A_Name" in refused.value.message and "metadata.name" in refused.value.message
+    with pytest.raises(ApiError) as missing:
+        client.request("GET", f"/api/v1/namespaces/{kube.namespace}/pods/nothing-here")
+    assert missing.value.status == 404 and "not found" in missing.value.message
+
+
+def test_a_wrong_certificate_authority_is_refused(kube: Kube, kubeconfig: str, tmp_path: Path) -> None:
+    import ssl
+    import subprocess
+
+    info = connection(kubeconfig, embedded=False)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=other",
+                    "-keyout", str(tmp_path / "k.pem"), "-out", str(tmp_path / "ca.pem"), "-days", "1"],
+                   check=True, capture_output=True)
+    other = kopf.ConnectionInfo(server=info.server, ca_path=str(tmp_path / "ca.pem"),
+                                certificate_path=info.certificate_path, private_key_path=info.private_key_path)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        KubeApi(other).request("GET", f"/api/v1/namespaces/{kube.namespace}/pods")
