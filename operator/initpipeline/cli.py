@@ -102,6 +102,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.metrics_port:
         metrics.serve(args.metrics_port)
     settings = operator_settings(args)
+    cluster = Cluster(args.runner_image, handlers.post_event, metrics)
+    metrics.queue_depth.set_function(cluster.queue.depth)
     kopf.run(
         settings=settings,
         standalone=not args.peering,
@@ -110,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz",
-        memo=kopf.Memo(cluster=Cluster(args.runner_image, handlers.post_event, metrics)),
+        memo=kopf.Memo(cluster=cluster),
     )
     return 0
 

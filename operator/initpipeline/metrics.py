@@ -51,6 +51,9 @@ class Metrics:
         self.reconcile_duration = Histogram(
             "initpipeline_reconcile_duration_seconds", "Time the operator took to reconcile one pipeline",
             buckets=RECONCILE_BUCKETS, registry=registry)
+        self.queue_depth = Gauge(
+            "initpipeline_reconcile_queue_depth", "Pipelines waiting for a reconcile thread (a lasting "
+            "value means the operator is behind its events)", registry=registry)
         for phase in PHASES:
             self.pipelines.labels(phase).set(0)
         self._phases: dict[tuple[str, str], str] = {}
