@@ -40,3 +40,9 @@ def test_the_block_itself_works() -> None:
     # the block blocks: so the tests above mean something
     result = run("import kubernetes")
     assert result.returncode != 0 and "no kubernetes client here" in result.stderr
+
+
+def test_status_without_it_says_what_is_missing() -> None:
+    result = run("from initpipeline.cli import main\nsys.exit(main(['status', 'shop']))")
+    assert result.returncode == 2
+    assert "need the kubernetes package" in result.stderr and "Traceback" not in result.stderr
