@@ -174,9 +174,7 @@ async def on_pipeline(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwar
     meta = body["metadata"]
     if type == "DELETED":
         cluster: Cluster = memo.cluster
-        cluster.written.pop(meta["uid"], None)
-        cluster.handled.pop(meta["uid"], None)
-        cluster.alarms.cancel(meta["uid"])
+        cluster.forget(meta["uid"])
         cluster.alarms.cancel(RETRY_KEY + meta["uid"])
         cluster.metrics.forget(meta["namespace"], meta["name"])
         return

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -17,12 +19,14 @@ from .api import Obj
 from .builder import build_once_job, build_pod, build_workload, pod_name
 from .kubeapi import ApiError, KubeApi
 from .metrics import Metrics
-from .rollout import ANNOTATION_SPEC_HASH, plan, spec_hash, workload_status
+from .rollout import ANNOTATION_SPEC_HASH, plan, progress_only, spec_hash, workload_status
 from .status import build_status, finished_steps, invalid_status, same_status, step_events
 from .validation import validate_pipeline
 from .workqueue import WorkQueue
 
 TERMINATING_MEMORY = 120  # seconds: a namespace's deletion has finished (or failed) by then
+PROGRESS_WRITE_INTERVAL = 1.0  # seconds: a workload's progress-only status changes, at most this often
+WRITE_KEY = "write/"  # alarms: a held progress write, beside the deadline (keyed by the bare uid)
 FIELD_MANAGER = "initpipeline"  # how the operator's writes show in managedFields
 EventPoster = Callable[[Obj, str, str, str], None]
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -62,6 +66,15 @@ class Cluster:
     handled: dict[str, int] = field(default_factory=dict)
     # Namespaces seen being deleted (when): the deletions of their Pods recreate nothing.
     terminating: dict[str, dt.datetime] = field(default_factory=dict)
+    # When the status was last written (monotonic seconds), by pipeline uid: progress writes are spaced.
+    last_write: dict[str, float] = field(default_factory=dict)
+
+    def forget(self, uid: str) -> None:
+        """A deleted pipeline: nothing of it stays in memory, and none of its alarms fires."""
+        for memory in (self.written, self.handled, self.last_write):
+            memory.pop(uid, None)
+        for key in (uid, WRITE_KEY + uid):
+            self.alarms.cancel(key)
 
     def connect(self, api_client: KubeApi) -> None:
         """The API client, as the login just made it (again, after a new login)."""
@@ -374,8 +387,17 @@ def _publish(cluster: Cluster, pipeline: Obj, previous: Obj, status: Obj) -> Non
     stored = prune_none(status)  # as the API server keeps it: a null in a merge patch deletes the key
     if same_status(stored, previous):
         return
+    uid = meta["uid"]
+    since = time.monotonic() - cluster.last_write.get(uid, -math.inf)
+    if since < PROGRESS_WRITE_INTERVAL and api.workload_kind(pipeline["spec"]) != "Pod" \
+            and progress_only(previous, stored):
+        # held: the pass that this alarm wakes writes the newest progress then
+        due = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=PROGRESS_WRITE_INTERVAL - since)
+        cluster.alarms.at(due, WRITE_KEY + uid, functools.partial(cluster.queue.wake, uid))
+        return
     cluster.write_status(meta["namespace"], meta["name"], status)
-    cluster.written[meta["uid"]] = stored
+    cluster.written[uid] = stored
+    cluster.last_write[uid] = time.monotonic()
     # counted after the write, so that a failed write is counted by the retry that succeeds
     cluster.metrics.step_runs(meta["namespace"], meta["name"],
                               finished_steps(previous.get("steps"), status.get("steps") or []))

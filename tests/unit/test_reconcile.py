@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -10,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from initpipeline.builder import revision
 from initpipeline.kubeapi import ApiError
 from initpipeline.metrics import Metrics
-from initpipeline.reconcile import Children, Cluster
+from initpipeline.reconcile import PROGRESS_WRITE_INTERVAL, WRITE_KEY, Children, Cluster, _publish
 from initpipeline.reconcile import reconcile as run_reconcile
 from tests.cases import shop
 from tests.unit.pods import STEPS, T0, pending, pod, running
@@ -165,3 +166,43 @@ def test_a_terminating_namespace_is_not_a_rejected_pod_and_is_left_alone() -> No
     reborn["metadata"].update(uid="u3", name="reborn", creationTimestamp="2099-01-01T00:00:00Z")
     run_reconcile(cluster, "u3", lambda: (reborn, Children()), LOG)
     assert cluster.writes[-1] == ("create", "reborn-1")  # a namespace of the same name, made anew
+
+
+def statuses(cluster: RecordingCluster) -> list[tuple[str, Any]]:
+    return [w for w in cluster.writes if w[0] == "status"]
+
+
+def _progress(ready: int, ready_condition: str = "False") -> Obj:
+    return {"phase": "Initializing" if ready_condition == "False" else "Running", "observedGeneration": 1,
+            "readyReplicas": ready, "message": f"{ready}/2 ready",
+            "conditions": [{"type": "Ready", "status": ready_condition, "reason": "RollingOut"}],
+            "steps": [{"name": "wait", "state": "Running", "pods": {"done": ready, "running": 2 - ready}}]}
+
+
+def test_a_workloads_progress_is_written_at_most_once_a_second_and_a_milestone_at_once() -> None:
+    cluster = RecordingCluster()
+    doc = deployment_pipeline()
+    _publish(cluster, doc, {}, _progress(0))
+    assert statuses(cluster) == [("status", "Initializing")]
+    # one more Pod moved on, a moment later: held, with an alarm to write the newest then
+    _publish(cluster, {**doc, "status": cluster.written["u1"]}, cluster.written["u1"], _progress(1))
+    assert statuses(cluster) == [("status", "Initializing")]
+    held = cluster.alarms.pending()[WRITE_KEY + "u1"]
+    assert held <= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=PROGRESS_WRITE_INTERVAL)
+    # the rollout is done: Ready flips, which is written at once
+    _publish(cluster, {**doc, "status": cluster.written["u1"]}, cluster.written["u1"], _progress(2, "True"))
+    assert statuses(cluster) == [("status", "Initializing"), ("status", "Running")]
+    # once the interval is over, progress is written again
+    cluster.last_write["u1"] -= PROGRESS_WRITE_INTERVAL
+    _publish(cluster, {**doc, "status": cluster.written["u1"]}, cluster.written["u1"], _progress(1, "True"))
+    assert statuses(cluster)[-1] == ("status", "Running") and len(statuses(cluster)) == 3
+    cluster.forget("u1")
+    assert WRITE_KEY + "u1" not in cluster.alarms.pending()
+
+
+def test_a_pod_pipeline_is_never_held() -> None:
+    cluster = RecordingCluster()
+    doc = pipeline(1)
+    _publish(cluster, doc, {}, _progress(0))
+    _publish(cluster, {**doc, "status": cluster.written["u1"]}, cluster.written["u1"], _progress(1))
+    assert statuses(cluster) == [("status", "Initializing"), ("status", "Initializing")]

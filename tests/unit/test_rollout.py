@@ -9,7 +9,7 @@ import yaml
 
 from initpipeline import api
 from initpipeline.builder import build_once_job, build_workload, job_steps, pod_steps, revision
-from initpipeline.rollout import Plan, aggregate_steps, plan, spec_hash, workload_status
+from initpipeline.rollout import Plan, aggregate_steps, plan, progress_only, spec_hash, workload_status
 from initpipeline.validation import validate_pipeline
 from tests.cases import ROOT
 from tests.unit.pods import T0, T1, T2, crash_looping, done, failed, pending, pod, running
@@ -330,3 +330,25 @@ def test_a_revision_applied_while_an_earlier_job_runs_waits_and_says_so() -> Non
     status = status_for(doc, step, None, [])
     assert status["phase"] == "Initializing"
     assert "waiting for Job shop-once-0000000 of an earlier revision to finish" in status["message"]
+
+
+def _rollout_status(ready: int, phase: str = "Initializing", ready_condition: str = "False",
+                    step_state: str = "Running") -> dict[str, Any]:
+    return {"phase": phase, "observedGeneration": 1, "readyReplicas": ready, "ready": f"{ready}/3",
+            "message": f"rolling out: {ready}/3 ready",
+            "conditions": [{"type": "Ready", "status": ready_condition, "reason": "RollingOut",
+                            "message": f"{ready}/3 ready"}],
+            "steps": [{"name": "wait", "state": step_state, "pods": {"done": ready, "running": 3 - ready},
+                       "finishedAt": f"2026-01-01T00:00:0{ready}Z"}]}
+
+
+def test_progress_only_is_a_change_of_counts_and_their_words() -> None:
+    assert progress_only(_rollout_status(1), _rollout_status(2))
+
+
+def test_a_phase_a_condition_or_a_step_state_is_a_milestone() -> None:
+    before = _rollout_status(2)
+    assert not progress_only(before, _rollout_status(3, phase="Running"))
+    assert not progress_only(before, _rollout_status(3, ready_condition="True"))
+    assert not progress_only(before, _rollout_status(3, step_state="Succeeded"))
+    assert not progress_only({}, _rollout_status(0))  # the first status of all
