@@ -15,7 +15,18 @@ from dataclasses import dataclass, field
 from . import api
 from .api import Obj
 from .builder import job_steps, once_job_name, pod_steps, revision, selector_labels
-from .status import NOT_SO, STUCK_REASONS, Condition, Derived, derive, is_sidecar, merge_conditions, step_status, trim
+from .status import (
+    NOT_SO,
+    STUCK_REASONS,
+    Condition,
+    Derived,
+    StepStatus,
+    derive,
+    is_sidecar,
+    merge_conditions,
+    step_status,
+    trim,
+)
 
 ANNOTATION_SPEC_HASH = f"{api.GROUP}/spec-hash"
 MAX_NAMED_PODS = 5  # the status names at most this many stuck Pods, whatever the replicas
@@ -91,52 +102,57 @@ def plan(spec: Obj, desired: Obj, job_needed: bool, workload: Obj | None, jobs: 
 
 # ---- status ----------------------------------------------------------------------------------------
 
-def _done(step_spec: Obj, step: Obj, container_status: Obj | None) -> bool:
+def _done(step_spec: Obj, step: StepStatus, container_status: Obj | None) -> bool:
     if step["state"] == "Succeeded":
         return True
     return is_sidecar(step_spec) and step["state"] == "Running" and (container_status or {}).get("started") is True
 
 
-def aggregate_steps(steps_spec: list[Obj], pods: list[Obj], desired: int) -> list[Obj]:
+def aggregate_steps(steps_spec: list[Obj], pods: list[Obj], desired: int) -> list[StepStatus]:
     """One entry per every-Pod step over the Pods of the current revision: a state that reflects
     them all, how many Pods are at which state, the earliest start and latest finish, and the worst
     failure."""
-    per_pod: list[dict[str, tuple[Obj, bool]]] = []
+    per_pod: list[dict[str, tuple[StepStatus, bool]]] = []
     for pod in pods:
         statuses = {cs.get("name"): cs for cs in (pod.get("status") or {}).get("initContainerStatuses") or []}
-        looked: dict[str, tuple[Obj, bool]] = {}
+        looked: dict[str, tuple[StepStatus, bool]] = {}
         for spec in steps_spec:
             step = step_status(spec, statuses.get(spec["name"]))
             looked[spec["name"]] = (step, _done(spec, step, statuses.get(spec["name"])))
         per_pod.append(looked)
-    out: list[Obj] = []
+    out: list[StepStatus] = []
     for spec in steps_spec:
         looks = [p[spec["name"]] for p in per_pod]
         counts = {"done": sum(1 for _, d in looks if d),
                   "running": sum(1 for s, d in looks if not d and s["state"] == "Running"),
                   "failed": sum(1 for s, _ in looks if s["state"] == "Failed"),
                   "waiting": sum(1 for s, d in looks if not d and s["state"] == "Waiting")}
-        entry: Obj = {"name": spec["name"], "kind": api.step_kind(spec), "pods": counts,
-                      "restartCount": max((s.get("restartCount", 0) for s, _ in looks), default=0)}
-        failures = [s for s, _ in looks if s["state"] == "Failed" or s.get("reason") in STUCK_REASONS]
         if counts["failed"]:
-            entry["state"] = "Failed"
+            state = "Failed"
         elif desired and counts["done"] >= desired:
-            entry["state"] = "Running" if is_sidecar(spec) else "Succeeded"
+            state = "Running" if is_sidecar(spec) else "Succeeded"
         elif counts["running"] or counts["done"]:
-            entry["state"] = "Running"
+            state = "Running"
         else:
-            entry["state"] = "Waiting"
+            state = "Waiting"
+        entry: StepStatus = {"name": spec["name"], "kind": api.step_kind(spec), "state": state, "pods": counts,
+                             "restartCount": max((s.get("restartCount", 0) for s, _ in looks), default=0)}
+        failures = [s for s, _ in looks if s["state"] == "Failed" or s.get("reason") in STUCK_REASONS]
         starts = [s["startedAt"] for s, _ in looks if s.get("startedAt")]
         if starts:
-            entry["startedAt"] = min(starts)
+            entry["startedAt"] = min(filter(None, starts))
         ends = [s["finishedAt"] for s, _ in looks if s.get("finishedAt") and s["state"] == "Succeeded"]
-        if ends and entry["state"] == "Succeeded":
-            entry["finishedAt"] = max(ends)
+        if ends and state == "Succeeded":
+            entry["finishedAt"] = max(filter(None, ends))
             entry["exitCode"] = 0  # in every Pod
         if failures:
             worst = max(failures, key=lambda s: (s["state"] == "Failed", s.get("restartCount", 0)))
-            entry.update({k: worst[k] for k in ("exitCode", "reason", "message") if k in worst})
+            if "exitCode" in worst:
+                entry["exitCode"] = worst["exitCode"]
+            if "reason" in worst:
+                entry["reason"] = worst["reason"]
+            if "message" in worst:
+                entry["message"] = worst["message"]
         out.append(entry)
     return out
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Required, TypedDict, cast
 
 from .api import LABEL_PIPELINE, LABEL_UID, Obj, step_kind
 from .redaction import redact
@@ -27,9 +27,28 @@ def trim(message: str | None, limit: int = MESSAGE_LIMIT) -> str | None:
     return message if len(message) <= limit else "..." + message[-(limit - 3):]
 
 
-def step_status(step: Obj, container_status: Obj | None) -> Obj:
+class StepStatus(TypedDict, total=False):
+    """One entry of status.steps (the CRD's schema of it)."""
+
+    name: Required[str]
+    kind: Required[str]
+    state: Required[str]  # Waiting, Running, Succeeded, Failed
+    restartCount: Required[int]
+    startedAt: str | None  # None only until step_status prunes it
+    finishedAt: str | None  # None only until step_status prunes it
+    exitCode: int
+    reason: str
+    message: str | None  # None only until step_status prunes it
+    # a workload's: how many Pods are where, or the single run of a once-step
+    pods: dict[str, int]
+    once: bool
+    job: str
+    pod: str
+
+
+def step_status(step: Obj, container_status: Obj | None) -> StepStatus:
     """One entry of status.steps from the init container's status."""
-    out: Obj = {"name": step["name"], "kind": step_kind(step), "state": "Waiting", "restartCount": 0}
+    out: StepStatus = {"name": step["name"], "kind": step_kind(step), "state": "Waiting", "restartCount": 0}
     if not container_status:
         return out
     out["restartCount"] = int(container_status.get("restartCount", 0))
@@ -55,10 +74,10 @@ def step_status(step: Obj, container_status: Obj | None) -> Obj:
             # Between a failed attempt and the next start: keep showing why it failed.
             _fill_terminated(out, last)
             out["state"] = "Failed"
-    return {k: v for k, v in out.items() if v is not None}
+    return cast(StepStatus, {k: v for k, v in out.items() if v is not None})
 
 
-def _fill_terminated(out: Obj, term: Obj) -> None:
+def _fill_terminated(out: StepStatus, term: Obj) -> None:
     code = int(term.get("exitCode", 0))
     out["state"] = "Succeeded" if code == 0 else "Failed"
     out["exitCode"] = code
@@ -85,7 +104,7 @@ class Derived:
     phase: str
     message: str
     current_step: str | None
-    steps: list[Obj]
+    steps: list[StepStatus]
     initialized: Condition
     ready: Condition
     degraded: Condition
@@ -99,7 +118,7 @@ def _pod_condition(pod: Obj, ctype: str) -> Obj | None:
     return None
 
 
-def _describe(step: Obj, index: int, total: int) -> str:
+def _describe(step: StepStatus, index: int, total: int) -> str:
     where = f"step {index + 1}/{total} {step['name']}"
     state, reason = step["state"], step.get("reason")
     if state == "Failed":
@@ -155,7 +174,8 @@ def derive(steps_spec: list[Obj], pod: Obj | None) -> Derived:
     describe = _describe(current, current_index, total) if current and current_index is not None else ""
 
     if pod_phase == "Failed":
-        reason = "DeadlineExceeded" if pod_deadline else (current or {}).get("reason", "PodFailed")
+        step_reason = current.get("reason", "PodFailed") if current else "PodFailed"
+        reason = "DeadlineExceeded" if pod_deadline else step_reason
         if current is None:
             why = status.get("message") or status.get("reason") or "an app container exited with an error"
             msg = f"all {total} steps succeeded, then the Pod failed: {why}"

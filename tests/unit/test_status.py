@@ -241,3 +241,18 @@ def test_a_sidecar_that_has_not_started_is_the_current_step() -> None:
     started = {**running("proxy", T0), "started": True}
     status = build_status(sidecar_pipeline(), pod("Pending", [started, running("migrate", T1)]), NOW)
     assert status["currentStep"] == "migrate"
+
+
+def test_the_typed_step_entry_is_the_crds_schema_of_a_step() -> None:
+    from typing import get_type_hints
+
+    import yaml
+
+    from initpipeline.status import StepStatus
+    from tests.cases import ROOT
+
+    crd = yaml.safe_load((ROOT / "crds" / "initpipelines.initpipeline.dev.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+    step = schema["steps"]["items"]
+    assert set(get_type_hints(StepStatus)) == set(step["properties"])
+    assert set(step.get("required", [])) <= StepStatus.__required_keys__
