@@ -99,15 +99,22 @@ class KubeApi:
             return f"Bearer {self.token}"
         return f"Basic {self.basic}" if self.basic else None
 
-    def _connection(self) -> http.client.HTTPConnection:
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's connection, and whether it served a request before (the server may have closed
+        it since: API servers close idle keep-alive connections)."""
         conn: http.client.HTTPConnection | None = getattr(self.local, "conn", None)
-        if conn is None:
-            if self.https:
-                conn = http.client.HTTPSConnection(self.host, self.port, timeout=TIMEOUT, context=self.context)
-            else:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT)
-            self.local.conn = conn
-        return conn
+        if conn is not None:
+            return conn, True
+        if self.https:
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=TIMEOUT, context=self.context)
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT)
+        self.local.conn = conn
+        return conn, False
+
+    def _drop(self, conn: http.client.HTTPConnection) -> None:
+        conn.close()
+        self.local.conn = None
 
     def request(self, method: str, path: str, body: Obj | None = None, params: dict[str, str] | None = None) -> Obj:
         """The response's JSON object; ApiError for a status of 400 and up. A PATCH is a JSON merge patch."""
@@ -120,24 +127,23 @@ class KubeApi:
         if body is not None:
             payload = json.dumps(body, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/merge-patch+json" if method == "PATCH" else "application/json"
-        for attempt in (1, 2):
-            conn = self._connection()
+        while True:
+            conn, reused = self._connection()
             try:
                 conn.request(method, url, body=payload, headers=headers)
                 response = conn.getresponse()
                 data = response.read()
                 break
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
-                    http.client.CannotSendRequest):
-                # a keep-alive connection the server closed meanwhile: once more on a new one
-                conn.close()
-                self.local.conn = None
-                if attempt == 2:
+            except TimeoutError:
+                self._drop(conn)
+                raise  # the server may still be at it: not sent again here
+            except (OSError, http.client.HTTPException):
+                # On a reused connection this is most often one the server closed meanwhile (a reset, an
+                # EOF in TLS, a disconnect): once more on a new one. A request that then went through
+                # twice is harmless: creates end in 409, patches and deletes are idempotent.
+                self._drop(conn)
+                if not reused:
                     raise
-            except Exception:
-                conn.close()
-                self.local.conn = None
-                raise
         if response.status >= 400:
             raise ApiError(response.status, response.reason, data.decode("utf-8", "replace"))
         if not data:
