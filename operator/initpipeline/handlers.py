@@ -5,7 +5,7 @@ in kopf's memo; the login handler connects it. What the operator knows of pipeli
 children (Pods, Deployments, StatefulSets, Jobs) comes from kopf indexes fed by the watches, so an
 event costs no API read. The indexers and handlers are coroutines that only slim a body or wake a
 pipeline, so kopf runs them on its loop at once and drops the event's body; the reconciling itself
-happens on the work queue's threads (the sync client blocks), from the indexes.
+happens on the work queue's threads (the operator's client blocks), from the indexes.
 """
 
 from __future__ import annotations
