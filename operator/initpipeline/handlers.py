@@ -24,7 +24,8 @@ from .kubeapi import KubeApi
 from .reconcile import Children, Cluster, reconcile
 
 RETRY_KEY = "retry/"  # alarms: a pipeline's retry, beside its deadline (keyed by the bare uid)
-RETRY_DELAY = 10.0
+RETRY_DELAY = 10.0  # after an unexpected failure; doubled for each one in a row, up to RETRY_DELAY_MAX
+RETRY_DELAY_MAX = 300.0
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # where kopf's login reads it
 RECONCILE_THREADS = 4  # blocking API calls overlap; Python runs one at a time anyway
 INDEXES = ("pipelines_by_uid", "pods_by_owner", "deployments_by_owner", "statefulsets_by_owner", "jobs_by_owner")
@@ -55,10 +56,19 @@ def _work(cluster: Cluster, indexes: dict[str, Any], uid: str) -> None:
         logger.warning("%s; trying again in %ss", exc, exc.delay)
         _retry(cluster, uid, float(exc.delay or RETRY_DELAY))
     except Exception:
-        logger.exception("reconciling failed; trying again in %ss", RETRY_DELAY)
-        _retry(cluster, uid, RETRY_DELAY)
+        failures = cluster.failures[uid] = cluster.failures.get(uid, 0) + 1
+        delay = retry_delay(failures)
+        logger.exception("reconciling failed (%s in a row); trying again in %ss", failures, delay)
+        _retry(cluster, uid, delay)
     else:
+        cluster.failures.pop(uid, None)
         cluster.alarms.cancel(RETRY_KEY + uid)
+
+
+def retry_delay(failures: int) -> float:
+    """After the n-th unexpected failure in a row: 10 s, 20 s, 40 s ... at most 5 minutes, so that a
+    pipeline that keeps failing (an API server that refuses it with 500s) does not hammer it."""
+    return min(RETRY_DELAY * float(2 ** min(failures - 1, 16)), RETRY_DELAY_MAX)
 
 
 def _pipeline_logger(pipeline: Obj) -> logging.LoggerAdapter[logging.Logger]:

@@ -68,10 +68,12 @@ class Cluster:
     terminating: dict[str, dt.datetime] = field(default_factory=dict)
     # When the status was last written (monotonic seconds), by pipeline uid: progress writes are spaced.
     last_write: dict[str, float] = field(default_factory=dict)
+    # Unexpected failures in a row, by pipeline uid: their retries back off.
+    failures: dict[str, int] = field(default_factory=dict)
 
     def forget(self, uid: str) -> None:
         """A deleted pipeline: nothing of it stays in memory, and none of its alarms fires."""
-        for memory in (self.written, self.handled, self.last_write):
+        for memory in (self.written, self.handled, self.last_write, self.failures):
             memory.pop(uid, None)
         for key in (uid, WRITE_KEY + uid):
             self.alarms.cancel(key)
