@@ -21,9 +21,8 @@ import kopf
 from . import api
 from .api import Obj
 from .kubeapi import KubeApi
-from .reconcile import Children, Cluster, reconcile
+from .reconcile import RETRY_KEY, Children, Cluster, reconcile
 
-RETRY_KEY = "retry/"  # alarms: a pipeline's retry, beside its deadline (keyed by the bare uid)
 RETRY_DELAY = 10.0  # after an unexpected failure; doubled for each one in a row, up to RETRY_DELAY_MAX
 RETRY_DELAY_MAX = 300.0
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # where kopf's login reads it
@@ -36,9 +35,12 @@ def post_event(body: Obj, etype: str, reason: str, message: str) -> None:
     kopf.event(cast(kopf.Body, body), type=etype, reason=reason, message=message)
 
 
+def _cached_pipeline(indexes: dict[str, Any], uid: str) -> Obj | None:
+    return next(iter(indexes["pipelines_by_uid"].get(uid, [])), None)
+
+
 def _view(indexes: dict[str, Any], uid: str) -> tuple[Obj | None, Children]:
-    pipeline = next(iter(indexes["pipelines_by_uid"].get(uid, [])), None)
-    return pipeline, Children(
+    return _cached_pipeline(indexes, uid), Children(
         pods=list(indexes["pods_by_owner"].get(uid, [])),
         workloads=[*indexes["deployments_by_owner"].get(uid, []), *indexes["statefulsets_by_owner"].get(uid, [])],
         jobs=list(indexes["jobs_by_owner"].get(uid, [])))
@@ -47,7 +49,7 @@ def _view(indexes: dict[str, Any], uid: str) -> tuple[Obj | None, Children]:
 def _work(cluster: Cluster, indexes: dict[str, Any], uid: str) -> None:
     """One pass over a pipeline, on a work-queue thread. Nothing here is retried by kopf: a "not yet"
     (TemporaryError) or a failure wakes the pipeline again after its delay (an alarm)."""
-    cached = next(iter(indexes["pipelines_by_uid"].get(uid, [])), None)
+    cached = _cached_pipeline(indexes, uid)
     logger = _pipeline_logger(cached) if cached else _log
     try:
         with cluster.metrics.reconcile_duration.time():
@@ -81,8 +83,7 @@ def _pipeline_logger(pipeline: Obj) -> logging.LoggerAdapter[logging.Logger]:
 
 
 def _retry(cluster: Cluster, uid: str, delay: float) -> None:
-    when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
-    cluster.alarms.at(when, RETRY_KEY + uid, functools.partial(cluster.queue.wake, uid))
+    cluster.wake_at(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay), uid, RETRY_KEY)
 
 
 def _wake(memo: kopf.Memo, uid: str, kwargs: dict[str, Any]) -> None:
@@ -185,7 +186,6 @@ async def on_pipeline(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwar
     if type == "DELETED":
         cluster: Cluster = memo.cluster
         cluster.forget(meta["uid"])
-        cluster.alarms.cancel(RETRY_KEY + meta["uid"])
         cluster.metrics.forget(meta["namespace"], meta["name"])
         return
     _wake(memo, meta["uid"], kwargs)

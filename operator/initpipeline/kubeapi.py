@@ -50,6 +50,16 @@ def _data(value: str | bytes) -> bytes:
     return base64.b64decode(value)
 
 
+def _private_file(folder: str, name: str, data: str | bytes | None) -> str | None:
+    """Embedded `*-data` written to a file only this user can read; None without data."""
+    if not data:
+        return None
+    path = os.path.join(folder, name)
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+        f.write(_data(data))
+    return path
+
+
 def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext:
     context = ssl.create_default_context(
         cafile=os.fsdecode(info.ca_path) if info.ca_path else None,
@@ -60,15 +70,8 @@ def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext:
     if info.certificate_path or info.certificate_data:
         # ssl loads a client certificate from files only: embedded data goes through private temp files
         with tempfile.TemporaryDirectory() as folder:
-            cert, key = info.certificate_path, info.private_key_path
-            if info.certificate_data:
-                cert = os.path.join(folder, "cert.pem")
-                with open(os.open(cert, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
-                    f.write(_data(info.certificate_data))
-            if info.private_key_data:
-                key = os.path.join(folder, "key.pem")
-                with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
-                    f.write(_data(info.private_key_data))
+            cert = _private_file(folder, "cert.pem", info.certificate_data) or info.certificate_path
+            key = _private_file(folder, "key.pem", info.private_key_data) or info.private_key_path
             context.load_cert_chain(os.fsdecode(cert or ""), os.fsdecode(key) if key else None)
     return context
 

@@ -26,7 +26,10 @@ from .workqueue import WorkQueue
 
 TERMINATING_MEMORY = 120  # seconds: a namespace's deletion has finished (or failed) by then
 PROGRESS_WRITE_INTERVAL = 1.0  # seconds: a workload's progress-only status changes, at most this often
-WRITE_KEY = "write/"  # alarms: a held progress write, beside the deadline (keyed by the bare uid)
+# A pipeline's alarms, keyed by purpose + uid: its steps' deadline (no prefix), a held progress write,
+# and a retry. Each wakes the pipeline on the work queue.
+WRITE_KEY = "write/"
+RETRY_KEY = "retry/"
 FIELD_MANAGER = "initpipeline"  # how the operator's writes show in managedFields
 EventPoster = Callable[[Obj, str, str, str], None]
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -75,8 +78,12 @@ class Cluster:
         """A deleted pipeline: nothing of it stays in memory, and none of its alarms fires."""
         for memory in (self.written, self.handled, self.last_write, self.failures):
             memory.pop(uid, None)
-        for key in (uid, WRITE_KEY + uid):
-            self.alarms.cancel(key)
+        for purpose in ("", WRITE_KEY, RETRY_KEY):
+            self.alarms.cancel(purpose + uid)
+
+    def wake_at(self, moment: dt.datetime, uid: str, purpose: str = "") -> None:
+        """Reconcile the pipeline again at that moment (one alarm per purpose; setting it again moves it)."""
+        self.alarms.at(moment, purpose + uid, functools.partial(self.queue.wake, uid))
 
     def connect(self, api_client: KubeApi) -> None:
         """The API client, as the login just made it (again, after a new login)."""
@@ -304,7 +311,7 @@ def _reconcile_pod(cluster: Cluster, pipeline: Obj, children: Children, log: Log
         log.info("steps exceeded activeDeadlineSeconds=%s; stopping Pod %s", deadline, wanted)
         cluster.set_pod_deadline(namespace, wanted, deadline)
     elif due is not None:
-        cluster.alarms.at(due, meta["uid"], functools.partial(cluster.queue.wake, meta["uid"]))
+        cluster.wake_at(due, meta["uid"])
 
     status = build_status(pipeline, current, rfc3339(now), extra)
     if current is None:
@@ -395,7 +402,7 @@ def _publish(cluster: Cluster, pipeline: Obj, previous: Obj, status: Obj) -> Non
             and progress_only(previous, stored):
         # held: the pass that this alarm wakes writes the newest progress then
         due = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=PROGRESS_WRITE_INTERVAL - since)
-        cluster.alarms.at(due, WRITE_KEY + uid, functools.partial(cluster.queue.wake, uid))
+        cluster.wake_at(due, uid, WRITE_KEY)
         return
     cluster.write_status(meta["namespace"], meta["name"], status)
     cluster.written[uid] = stored

@@ -138,12 +138,12 @@ def aggregate_steps(steps_spec: list[Obj], pods: list[Obj], desired: int) -> lis
         entry: StepStatus = {"name": spec["name"], "kind": api.step_kind(spec), "state": state, "pods": counts,
                              "restartCount": max((s.get("restartCount", 0) for s, _ in looks), default=0)}
         failures = [s for s, _ in looks if s["state"] == "Failed" or s.get("reason") in STUCK_REASONS]
-        starts = [s["startedAt"] for s, _ in looks if s.get("startedAt")]
+        starts = [started for s, _ in looks if (started := s.get("startedAt"))]
         if starts:
-            entry["startedAt"] = min(filter(None, starts))
-        ends = [s["finishedAt"] for s, _ in looks if s.get("finishedAt") and s["state"] == "Succeeded"]
+            entry["startedAt"] = min(starts)
+        ends = [finished for s, _ in looks if (finished := s.get("finishedAt")) and s["state"] == "Succeeded"]
         if ends and state == "Succeeded":
-            entry["finishedAt"] = max(filter(None, ends))
+            entry["finishedAt"] = max(ends)
             entry["exitCode"] = 0  # in every Pod
         if failures:
             worst = max(failures, key=lambda s: (s["state"] == "Failed", s.get("restartCount", 0)))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from initpipeline.handlers import INDEXES, RETRY_DELAY_MAX, RETRY_KEY, _work, retry_delay
+from initpipeline.handlers import INDEXES, RETRY_DELAY_MAX, _work, retry_delay
+from initpipeline.reconcile import RETRY_KEY
 from tests.unit.test_reconcile import RecordingCluster, pipeline
 
 Obj = dict[str, Any]
