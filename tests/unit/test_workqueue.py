@@ -41,12 +41,18 @@ class Recorder:
             self.running.discard(uid)
 
 
-def test_a_burst_of_wakes_for_a_waiting_pipeline_is_one_pass() -> None:
+def running_and_held(uid: str, threads: int) -> tuple[WorkQueue, Recorder, threading.Event]:
+    """A queue whose first pass, of `uid`, has started and waits for the returned event."""
     queue, work = WorkQueue(), Recorder()
-    release = work.block("busy")
-    queue.start(work, threads=1)
-    queue.wake("busy")
-    assert work.started["busy"].wait(WAIT)
+    release = work.block(uid)
+    queue.start(work, threads=threads)
+    queue.wake(uid)
+    assert work.started[uid].wait(WAIT)
+    return queue, work, release
+
+
+def test_a_burst_of_wakes_for_a_waiting_pipeline_is_one_pass() -> None:
+    queue, work, release = running_and_held("busy", threads=1)
     for _ in range(50):
         queue.wake("a")  # waits behind "busy" on the single thread
     assert queue.depth() == 1
@@ -56,11 +62,7 @@ def test_a_burst_of_wakes_for_a_waiting_pipeline_is_one_pass() -> None:
 
 
 def test_a_wake_during_a_pass_makes_exactly_one_more_pass_and_never_an_overlap() -> None:
-    queue, work = WorkQueue(), Recorder()
-    release = work.block("a")
-    queue.start(work, threads=4)
-    queue.wake("a")
-    assert work.started["a"].wait(WAIT)
+    queue, work, release = running_and_held("a", threads=4)
     for _ in range(20):
         queue.wake("a")  # free threads are idle, yet none may take "a" while it runs
     assert queue.depth() == 0
@@ -71,15 +73,9 @@ def test_a_wake_during_a_pass_makes_exactly_one_more_pass_and_never_an_overlap()
 
 
 def test_other_pipelines_go_on_while_one_pass_is_slow() -> None:
-    queue, work = WorkQueue(), Recorder()
-    release = work.block("slow")
-    queue.start(work, threads=2)
-    queue.wake("slow")
-    assert work.started["slow"].wait(WAIT)
+    queue, work, release = running_and_held("slow", threads=2)
     for uid in ("a", "b", "c"):
         queue.wake(uid)
-    done = threading.Event()
-    threading.Thread(target=lambda: done.set() if queue.wait_idle(WAIT) else None, daemon=True).start()
     # the second thread serves a, b and c although slow holds the first one
     for _ in range(1000):
         with work.lock:
@@ -87,7 +83,7 @@ def test_other_pipelines_go_on_while_one_pass_is_slow() -> None:
                 break
         threading.Event().wait(0.01)
     assert all(work.passes[uid] == 1 for uid in "abc")
-    assert not done.is_set()  # slow is still running
+    assert not queue.wait_idle(0)  # slow is still running
     release.set()
     assert queue.wait_idle(WAIT)
 
