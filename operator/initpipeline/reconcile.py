@@ -20,12 +20,15 @@ from .builder import build_once_job, build_pod, build_workload, pod_name
 from .kubeapi import ApiError, KubeApi
 from .metrics import Metrics
 from .rollout import ANNOTATION_SPEC_HASH, plan, progress_only, spec_hash, workload_status
-from .status import build_status, finished_steps, invalid_status, same_status, step_events
+from .status import build_status, finished_steps, handover_only, invalid_status, same_status, step_events
 from .validation import validate_pipeline
 from .workqueue import WorkQueue
 
 TERMINATING_MEMORY = 120  # seconds: a namespace's deletion has finished (or failed) by then
 PROGRESS_WRITE_INTERVAL = 1.0  # seconds: a workload's progress-only status changes, at most this often
+# seconds a Pod pipeline's step handover (status.handover_only) waits for the next step's start: the
+# kubelet took 0.4 to 2 s to start the next container on the 2-core test node
+HANDOVER_HOLD = 2.0
 # A pipeline's alarms, keyed by purpose + uid: its steps' deadline (no prefix), a held progress write,
 # and a retry. Each wakes the pipeline on the work queue.
 WRITE_KEY = "write/"
@@ -73,10 +76,12 @@ class Cluster:
     last_write: dict[str, float] = field(default_factory=dict)
     # Unexpected failures in a row, by pipeline uid: their retries back off.
     failures: dict[str, int] = field(default_factory=dict)
+    # Since when (monotonic seconds) a step handover has been held unwritten, by pipeline uid.
+    handover_since: dict[str, float] = field(default_factory=dict)
 
     def forget(self, uid: str) -> None:
         """A deleted pipeline: nothing of it stays in memory, and none of its alarms fires."""
-        for memory in (self.written, self.handled, self.last_write, self.failures):
+        for memory in (self.written, self.handled, self.last_write, self.failures, self.handover_since):
             memory.pop(uid, None)
         for purpose in ("", WRITE_KEY, RETRY_KEY):
             self.alarms.cancel(purpose + uid)
@@ -394,17 +399,17 @@ def _publish(cluster: Cluster, pipeline: Obj, previous: Obj, status: Obj) -> Non
     # in memory, so also after a restart, when the stored status is already right
     cluster.metrics.phase(meta["namespace"], meta["name"], status["phase"])
     stored = prune_none(status)  # as the API server keeps it: a null in a merge patch deletes the key
-    if same_status(stored, previous):
-        return
     uid = meta["uid"]
-    since = time.monotonic() - cluster.last_write.get(uid, -math.inf)
-    if since < PROGRESS_WRITE_INTERVAL and api.workload_kind(pipeline["spec"]) != "Pod" \
-            and progress_only(previous, stored):
-        # held: the pass that this alarm wakes writes the newest progress then
-        due = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=PROGRESS_WRITE_INTERVAL - since)
-        cluster.wake_at(due, uid, WRITE_KEY)
+    if same_status(stored, previous):
+        cluster.handover_since.pop(uid, None)
+        return
+    wait = _hold(cluster, uid, pipeline, previous, stored)
+    if wait > 0:
+        # held: the pass that this alarm wakes writes the newest status then, unless an event did first
+        cluster.wake_at(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait), uid, WRITE_KEY)
         return
     cluster.write_status(meta["namespace"], meta["name"], status)
+    cluster.handover_since.pop(uid, None)
     cluster.written[uid] = stored
     cluster.last_write[uid] = time.monotonic()
     # counted after the write, so that a failed write is counted by the retry that succeeds
@@ -415,3 +420,18 @@ def _publish(cluster: Cluster, pipeline: Obj, previous: Obj, status: Obj) -> Non
     if status["phase"] != previous.get("phase"):
         etype = "Warning" if status["phase"] == "Failed" else "Normal"
         cluster.post_event(pipeline, etype, f"Pipeline{status['phase']}", status["message"])
+
+
+def _hold(cluster: Cluster, uid: str, pipeline: Obj, previous: Obj, stored: Obj) -> float:
+    """Seconds for which this status change waits before it is written (0: write it now). A workload's
+    progress is written at most once a second; a Pod pipeline's step handover waits for the next
+    step's start, for at most HANDOVER_HOLD. Anything else is written at once."""
+    now = time.monotonic()
+    if api.workload_kind(pipeline["spec"]) != "Pod":
+        if not progress_only(previous, stored):
+            return 0
+        return cluster.last_write.get(uid, -math.inf) + PROGRESS_WRITE_INTERVAL - now
+    if not handover_only(previous, stored):
+        cluster.handover_since.pop(uid, None)
+        return 0
+    return cluster.handover_since.setdefault(uid, now) + HANDOVER_HOLD - now

@@ -11,10 +11,10 @@ from prometheus_client import CollectorRegistry
 from initpipeline.builder import revision
 from initpipeline.kubeapi import ApiError
 from initpipeline.metrics import Metrics
-from initpipeline.reconcile import PROGRESS_WRITE_INTERVAL, WRITE_KEY, Children, Cluster, _publish
+from initpipeline.reconcile import HANDOVER_HOLD, PROGRESS_WRITE_INTERVAL, WRITE_KEY, Children, Cluster, _publish
 from initpipeline.reconcile import reconcile as run_reconcile
 from tests.cases import shop
-from tests.unit.pods import STEPS, T0, pending, pod, running
+from tests.unit.pods import STEPS, T0, T1, T2, done, image_pull_backoff, pending, pod, running
 
 Obj = dict[str, Any]
 LOG = logging.getLogger("test")
@@ -75,7 +75,68 @@ def test_a_new_pipeline_gets_its_pod_and_a_status_without_reads() -> None:
     assert cluster.writes == [("create", "shop-1")]
     added = owned(pod("Pending", [pending(s) for s in STEPS], scheduled=True), "shop-1")
     run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[added])), LOG)
-    assert cluster.writes[1:3] == [("status", "Initializing"), ("event", "PipelineInitializing")]
+    # nothing has started yet: the first status waits (with an alarm) for the first step's start
+    assert cluster.writes == [("create", "shop-1")] and WRITE_KEY + "u1" in cluster.alarms.pending()
+    started = owned(pod("Pending", [running(STEPS[0], T0)] + [pending(s) for s in STEPS[1:]]), "shop-1")
+    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[started])), LOG)
+    assert cluster.writes[1:] == [("status", "Initializing"), ("event", "StepStarted"),
+                                  ("event", "PipelineInitializing")]
+
+
+def _stepping(index: int, current: Obj) -> Obj:
+    init = [done(s, T0, T1) for s in STEPS[:index]] + [current] + [pending(s) for s in STEPS[index + 1:]]
+    return owned(pod("Pending", init), "shop-1")
+
+
+def test_a_step_handover_is_one_write_with_the_next_steps_start() -> None:
+    cluster = RecordingCluster()
+    first = _stepping(0, running(STEPS[0], T0))
+    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[first])), LOG)
+    cluster.writes.clear()
+    # the kubelet reports the first step's end before the second one's start: held
+    handing_over = _stepping(1, pending(STEPS[1]))
+    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[handing_over])), LOG)
+    assert cluster.writes == []
+    held = cluster.alarms.pending()[WRITE_KEY + "u1"]
+    assert held <= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=HANDOVER_HOLD)
+    # a pass a second later while nothing changed: still held, and the hold does not start over
+    cluster.handover_since["u1"] -= 1.0
+    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[handing_over])), LOG)
+    assert cluster.writes == []
+    moved = held - cluster.alarms.pending()[WRITE_KEY + "u1"]
+    assert dt.timedelta(seconds=0.95) < moved < dt.timedelta(seconds=1.05)
+    # the second step starts: one write says both, and no event is lost
+    second = _stepping(1, running(STEPS[1], T2))
+    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[second])), LOG)
+    assert cluster.writes == [("status", "Initializing"), ("event", "StepSucceeded"), ("event", "StepStarted")]
+    assert cluster.written["u1"]["steps"][0]["finishedAt"] == T1  # the end's own time, not the write's
+
+
+def test_a_handover_that_lasts_is_written_when_the_hold_is_over() -> None:
+    cluster = RecordingCluster()
+    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[_stepping(0, running(STEPS[0]))])), LOG)
+    cluster.writes.clear()
+    handing_over = _stepping(1, pending(STEPS[1]))
+    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[handing_over])), LOG)
+    assert cluster.writes == []
+    cluster.handover_since["u1"] -= HANDOVER_HOLD  # the alarm's pass, HANDOVER_HOLD later
+    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[handing_over])), LOG)
+    assert cluster.writes == [("status", "Initializing"), ("event", "StepSucceeded")]
+    assert "u1" not in cluster.handover_since
+
+
+def test_a_stuck_step_is_written_at_once() -> None:
+    cluster = RecordingCluster()
+    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[_stepping(0, running(STEPS[0]))])), LOG)
+    cluster.writes.clear()
+    stuck = _stepping(1, image_pull_backoff(STEPS[1]))
+    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[stuck])), LOG)
+    assert cluster.writes[0] == ("status", "Initializing")
+    assert cluster.written["u1"]["steps"][1]["reason"] == "ImagePullBackOff"
+    unschedulable = RecordingCluster()
+    lonely = owned(pod("Pending", [], scheduled=False), "shop-1")
+    run_reconcile(unschedulable, "u1", lambda: (pipeline(1), Children(pods=[lonely])), LOG)
+    assert unschedulable.writes[0] == ("status", "Pending")
 
 
 def test_unchanged_status_is_not_written_again() -> None:
@@ -200,7 +261,7 @@ def test_a_workloads_progress_is_written_at_most_once_a_second_and_a_milestone_a
     assert WRITE_KEY + "u1" not in cluster.alarms.pending()
 
 
-def test_a_pod_pipeline_is_never_held() -> None:
+def test_a_pod_pipelines_progress_is_not_held() -> None:
     cluster = RecordingCluster()
     doc = pipeline(1)
     _publish(cluster, doc, {}, _progress(0))
