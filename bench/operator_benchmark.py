@@ -5,6 +5,7 @@
    apply -> Pod created, Pod Running -> status Running, Pod Ready -> status Ready, apply -> Ready.
    Once at a pair every 0.5 s, which the 2-core node keeps up with (a Pod is Ready in about 2.5 s),
    and once at a pair every 0.1 s, which swamps it (about 12 s): there, every process waits for CPU.
+   Then the writes of three pipelines of three steps each.
 2. A 10-replica Deployment pipeline against a raw Deployment with the same init container: apply -> Ready.
 3. Scale: M pipelines whose Pods cannot be scheduled. When the last Pod exists after the last apply; the
    operator's memory (peak RSS, from its metrics) while they are applied, at rest, and while their
@@ -241,6 +242,34 @@ def calm_node(limit: float = 180) -> None:
         time.sleep(0.5)
 
 
+def step_writes(core: Any, custom: Any, n: int, steps: int = 3) -> None:
+    """The operator's writes for pipelines of several steps that take a second each, applied one at a time."""
+    ns = namespace(core, "bench-steps")
+    audit = Audit()
+    for i in range(n):
+        doc = pipeline_shape(f"steps-{i}")
+        doc["spec"]["steps"] = [{"name": f"step-{k}", "container": {"image": BUSYBOX, "command": ["sleep", "1"]}}
+                                for k in range(steps)]
+        custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, doc)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not cond(
+                custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, f"steps-{i}"), "Ready"):
+            time.sleep(0.2)
+    time.sleep(3)  # let the last status writes land in the audit log
+    requests = [r for r in audit.requests() if (r.get("objectRef") or {}).get("namespace") == ns]
+    writes = Counter(f"{r['verb']} {kind_of(r)}" for r in requests if r["verb"] in WRITES and kind_of(r) != "events")
+    print(f"\n1b. {n} pipelines of {steps} steps (sleep 1 each), one at a time")
+    if audit.offset is None:
+        print("  writes per pipeline: no audit log (run on the local cluster of hack/cluster.sh)")
+    else:
+        detail = ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(writes.items()))
+        print(f"  {'API writes per pipeline, Events aside':44} {sum(writes.values()) / n:.2f}   "
+              f"({detail}; target <= {steps + 3})")
+    core.delete_namespace(ns)
+    while core.list_namespaced_pod(ns).items:
+        time.sleep(0.5)
+
+
 def deployment_ratio(core: Any, apps: Any, custom: Any, replicas: int, rounds: int) -> None:
     print(f"\n2. A {replicas}-replica Deployment pipeline against a raw Deployment with the same init container")
     times: dict[str, list[float]] = {"raw": [], "pipeline": []}
@@ -392,6 +421,9 @@ def main() -> None:
     for interval in (float(i) for i in args.intervals.split(",")) if args.pipelines else ():
         calm_node()
         latency(core, custom, args.pipelines, interval)
+    if args.pipelines:
+        calm_node()
+        step_writes(core, custom, 3)
     if args.replicas:
         deployment_ratio(core, apps, custom, args.replicas, args.rounds)
     if args.scale:
