@@ -65,6 +65,12 @@ def _work(cluster: Cluster, indexes: dict[str, Any], uid: str) -> None:
     else:
         cluster.failures.pop(uid, None)
         cluster.alarms.cancel(RETRY_KEY + uid)
+    finally:
+        if cached is not None and _cached_pipeline(indexes, uid) is None:
+            # deleted during this pass: its DELETED event may have forgotten it before the pass
+            # stored what it wrote, set an alarm or counted its phase
+            cluster.forget(uid)
+            cluster.metrics.forget(cached["metadata"]["namespace"], cached["metadata"]["name"])
 
 
 def retry_delay(failures: int) -> float:

@@ -6,8 +6,9 @@ import datetime as dt
 from typing import Any
 
 from initpipeline.handlers import INDEXES, RETRY_DELAY_MAX, _work, retry_delay
-from initpipeline.reconcile import RETRY_KEY
-from tests.unit.test_reconcile import RecordingCluster, pipeline
+from initpipeline.reconcile import RETRY_KEY, WRITE_KEY
+from tests.unit.pods import STEPS, pending, pod
+from tests.unit.test_reconcile import RecordingCluster, owned, pipeline
 
 Obj = dict[str, Any]
 
@@ -46,3 +47,40 @@ def test_retries_after_unexpected_failures_back_off_and_reset_on_success() -> No
 def test_the_backoff_has_a_ceiling() -> None:
     assert [retry_delay(n) for n in (1, 2, 3)] == [10, 20, 40]
     assert retry_delay(6) == retry_delay(60) == retry_delay(10**6) == RETRY_DELAY_MAX
+
+
+class DeletedMidPass(RecordingCluster):
+    """The pipeline's DELETED event arrives while the pass writes its status: kopf drops it from the index
+    and the handler forgets it, before the pass stores what it wrote."""
+
+    def __init__(self, indexes: dict[str, Any]) -> None:
+        super().__init__()
+        self.indexes = indexes
+
+    def write_status(self, namespace: str, name: str, status: Obj) -> None:
+        super().write_status(namespace, name, status)
+        self.indexes["pipelines_by_uid"].pop("u1")
+        self.forget("u1")
+
+
+def test_a_pipeline_deleted_during_its_pass_leaves_nothing_behind() -> None:
+    indexes: dict[str, Any] = {name: {} for name in INDEXES}
+    indexes["pipelines_by_uid"] = {"u1": [pipeline(1)]}
+    lonely = owned(pod("Pending", [pending(s) for s in STEPS], scheduled=False), "shop-1")
+    indexes["pods_by_owner"] = {"u1": [lonely]}
+    cluster = DeletedMidPass(indexes)
+    _work(cluster, indexes, "u1")
+    assert ("status", "Pending") in cluster.writes
+    for memory in (cluster.written, cluster.handled, cluster.last_write, cluster.failures, cluster.handover_since):
+        assert "u1" not in memory
+    assert not [key for key in cluster.alarms.pending() if key.endswith("u1")]
+    assert cluster.metrics.registry.get_sample_value("initpipeline_pipelines", {"phase": "Pending"}) == 0
+
+
+def test_a_held_first_status_keeps_its_alarm_while_the_pipeline_exists() -> None:
+    indexes: dict[str, Any] = {name: {} for name in INDEXES}
+    indexes["pipelines_by_uid"] = {"u1": [pipeline(1)]}
+    indexes["pods_by_owner"] = {"u1": [owned(pod("Pending", [pending(s) for s in STEPS]), "shop-1")]}
+    cluster = RecordingCluster()
+    _work(cluster, indexes, "u1")
+    assert cluster.writes == [] and WRITE_KEY + "u1" in cluster.alarms.pending()
