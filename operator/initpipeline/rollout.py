@@ -163,7 +163,7 @@ def stuck_pods(looks: list[tuple[Obj, Derived]]) -> list[Obj]:
     found: list[Obj] = []
     for pod, d in sorted(looks, key=lambda look: look[0]["metadata"]["name"]):
         if d.degraded.holds:
-            found.append({"name": pod["metadata"]["name"], "step": d.current_step,
+            found.append({"name": pod["metadata"]["name"], "step": d.troubled_step or d.current_step,
                           "reason": d.degraded.reason, "message": trim(d.degraded.message, 256)})
     return found
 

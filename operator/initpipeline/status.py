@@ -109,6 +109,7 @@ class Derived:
     ready: Condition
     degraded: Condition
     failed: Condition
+    troubled_step: str | None = None  # a sidecar that degrades the pipeline without being its current step
 
 
 def _pod_condition(pod: Obj, ctype: str) -> Obj | None:
@@ -154,16 +155,29 @@ def derive(steps_spec: list[Obj], pod: Obj | None) -> Derived:
     pod_phase = status.get("phase") or "Pending"
     pod_deadline = status.get("reason") == "DeadlineExceeded"
 
+    initialized = (_pod_condition(pod, "Initialized") or {}).get("status") == "True"
+
     def done(index: int) -> bool:
         if steps[index]["state"] == "Succeeded":
             return True
+        if not is_sidecar(steps_spec[index]):
+            return False
+        # A sidecar has done its part once it started: the kubelet went on to the later steps (or the app),
+        # and restarts it there if it stops. Its failures then degrade the pipeline without holding it up.
         started = (by_name.get(steps[index]["name"]) or {}).get("started")
-        return is_sidecar(steps_spec[index]) and steps[index]["state"] == "Running" and started is True
+        return (steps[index]["state"] == "Running" and started is True) or initialized or any(
+            later["state"] != "Waiting" or later.get("reason") for later in steps[index + 1:])
 
     current_index = next((i for i in range(total) if not done(i)), None)
     current = steps[current_index] if current_index is not None else None
     current_name = current["name"] if current else None
     not_failed = NOT_SO
+    # a sidecar that failed or is stuck after it had done its part
+    troubled = next(((i, step) for i, step in enumerate(steps[:current_index])
+                     if is_sidecar(steps_spec[i]) and (step["state"] == "Failed" or step.get("reason"))), None)
+    sidecar_trouble = Condition(True, troubled[1].get("reason") or "StepFailed",
+                                _describe(troubled[1], troubled[0], total)) if troubled else NOT_SO
+    troubled_step = troubled[1]["name"] if troubled else None
 
     if pod_phase == "Failed" and current is not None and current["state"] != "Failed":
         # The kubelet killed the Pod (deadline, eviction) while this step ran or waited.
@@ -201,9 +215,10 @@ def derive(steps_spec: list[Obj], pod: Obj | None) -> Derived:
     if current is not None:
         problem = current["state"] == "Failed" or current.get("reason") in STUCK_REASONS
         reason = current.get("reason") or ("StepFailed" if current["state"] == "Failed" else "StepInProgress")
-        degraded = Condition(True, reason, describe) if problem else NOT_SO
-        return Derived("Initializing", describe, current_name, steps, Condition(False, reason, describe),
-                       Condition(False, "Initializing", describe), degraded, not_failed)
+        degraded = Condition(True, reason, describe) if problem else sidecar_trouble
+        return Derived("Initializing", describe if problem else _and(describe, sidecar_trouble), current_name, steps,
+                       Condition(False, reason, describe), Condition(False, "Initializing", describe), degraded,
+                       not_failed, None if problem else troubled_step)
 
     pod_ready = _pod_condition(pod, "Ready")
     if pod_phase == "Running":
@@ -214,12 +229,16 @@ def derive(steps_spec: list[Obj], pod: Obj | None) -> Derived:
             msg = f"all {total} steps succeeded; the app is running but not ready"
             ready = Condition(False, "PodNotReady", (pod_ready or {}).get("message") or msg)
         all_done = Condition(True, "AllStepsSucceeded", f"all {total} steps succeeded")
-        return Derived("Running", msg, None, steps, all_done,
-                       ready, NOT_SO, not_failed)
+        return Derived("Running", _and(msg, sidecar_trouble), None, steps, all_done,
+                       ready, sidecar_trouble, not_failed, troubled_step)
     msg = f"all {total} steps succeeded; starting the app containers"
     all_done = Condition(True, "AllStepsSucceeded", f"all {total} steps succeeded")
-    return Derived("Initializing", msg, None, steps, all_done,
-                   Condition(False, "ContainersStarting", msg), NOT_SO, not_failed)
+    return Derived("Initializing", _and(msg, sidecar_trouble), None, steps, all_done,
+                   Condition(False, "ContainersStarting", msg), sidecar_trouble, not_failed, troubled_step)
+
+
+def _and(message: str, trouble: Condition) -> str:
+    return f"{message}; but {trouble.message}" if trouble.holds else message
 
 
 def merge_conditions(previous: list[Obj] | None, values: dict[str, Condition],

@@ -239,6 +239,28 @@ def test_a_native_sidecar_step_does_not_hold_the_pipeline(kube: Kube) -> None:
     assert [(s["name"], s["state"]) for s in status["steps"]] == [("proxy", "Running"), ("migrate", "Succeeded")]
 
 
+def test_a_sidecar_that_keeps_failing_after_the_app_started_degrades_the_running_pipeline(kube: Kube) -> None:
+    """The kubelet restarts a native sidecar that fails, with a growing back-off: the app runs on, so the
+    pipeline stays Running, Degraded on that step."""
+    kube.apply(pipeline("flaky-proxy", [
+        {"name": "proxy", "container": {"image": BUSYBOX, "command": ["sh", "-c", "sleep 4; exit 3"],
+                                        "restartPolicy": "Always"}},
+        {"name": "migrate", "container": {"image": BUSYBOX, "command": ["true"]}},
+    ]))
+    kube.run("wait", "--for=condition=Initialized", "initpipeline/flaky-proxy", "--timeout=120s", timeout=150)
+
+    def degraded() -> Any:
+        status = status_of(kube, "flaky-proxy")
+        return status if condition(status, "Degraded").get("status") == "True" else None
+    status = eventually("the sidecar's back-off to show", degraded, timeout=120)
+    assert status["phase"] == "Running" and status.get("currentStep") is None
+    # its last exit (Error), or the back-off after it (CrashLoopBackOff): whichever the kubelet shows now
+    assert condition(status, "Degraded")["reason"] in ("Error", "CrashLoopBackOff")
+    assert condition(status, "Initialized")["status"] == "True"
+    assert [(s["name"], s["state"]) for s in status["steps"]] == [("proxy", "Failed"), ("migrate", "Succeeded")]
+    assert status["steps"][0]["exitCode"] == 3 and "but step 1/2 proxy" in status["message"]
+
+
 def test_no_finalizer_so_deletes_never_hang_without_the_operator(kube: Kube, operator: Kube) -> None:
     kube.apply(quick("free", ["echo", "x"]))
     eventually("Running", phase_is(kube, "free", "Running"))

@@ -9,7 +9,8 @@ import yaml
 
 from initpipeline import api
 from initpipeline.builder import build_once_job, build_workload, job_steps, pod_steps, revision
-from initpipeline.rollout import Plan, aggregate_steps, plan, progress_only, spec_hash, workload_status
+from initpipeline.rollout import Plan, aggregate_steps, plan, progress_only, spec_hash, stuck_pods, workload_status
+from initpipeline.status import derive
 from initpipeline.validation import validate_pipeline
 from tests.cases import ROOT
 from tests.unit.pods import T0, T1, T2, crash_looping, done, failed, pending, pod, running
@@ -314,6 +315,16 @@ def test_stuck_pods_are_named_but_bounded() -> None:
     degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
     assert degraded["status"] == "True" and "and 99 more Pods" in degraded["message"]
     assert len(yaml.safe_dump(status)) < 8000
+
+
+def test_a_pod_whose_sidecar_crash_loops_after_it_started_is_stuck_on_that_sidecar() -> None:
+    steps = [{"name": "proxy", "container": {"image": "proxy:1", "restartPolicy": "Always"}},
+             {"name": "migrate", "container": {"image": "shop:1"}}]
+    p = named(pod("Running", [crash_looping("proxy", 1), done("migrate", T1, T2)], initialized=True), "shop-1", "r")
+    d = derive(steps, p)
+    assert d.phase == "Running"
+    assert stuck_pods([(p, d)]) == [{"name": "shop-1", "step": "proxy", "reason": "CrashLoopBackOff",
+                                     "message": d.degraded.message}]
 
 
 def test_deleting_a_failed_job_tries_the_same_revision_again() -> None:

@@ -243,6 +243,36 @@ def test_a_sidecar_that_has_not_started_is_the_current_step() -> None:
     assert status["currentStep"] == "migrate"
 
 
+def test_a_sidecar_that_crash_loops_after_the_app_started_degrades_the_running_pipeline() -> None:
+    proxy = crash_looping("proxy", code=1, message="proxy: upstream gone")
+    p = pod("Running", [proxy, done("migrate", T1, T2)], initialized=True)
+    status = build_status(sidecar_pipeline(), p, NOW)
+    assert status["phase"] == "Running" and status["currentStep"] is None
+    assert [s["state"] for s in status["steps"]] == ["Failed", "Succeeded"]
+    assert cond(status, "Initialized")["status"] == "True" and cond(status, "Ready")["status"] == "False"
+    assert cond(status, "Degraded") | {"lastTransitionTime": None} == {
+        "type": "Degraded", "status": "True", "reason": "CrashLoopBackOff",
+        "message": "step 1/2 proxy is crash-looping (exit code 1, 3 restarts): proxy: upstream gone",
+        "lastTransitionTime": None, "observedGeneration": 1}
+    assert status["message"].endswith("but step 1/2 proxy is crash-looping (exit code 1, 3 restarts): "
+                                      "proxy: upstream gone")
+    # restarted and running again: no longer degraded
+    healthy = build_status(sidecar_pipeline(), pod("Running", [{**running("proxy", T2, restarts=4), "started": True},
+                                                               done("migrate", T1, T2)], ready=True, initialized=True),
+                           NOW)
+    assert healthy["phase"] == "Running" and cond(healthy, "Degraded")["status"] == "False"
+
+
+def test_a_sidecar_that_fails_while_a_later_step_runs_degrades_without_holding_up() -> None:
+    proxy = crash_looping("proxy", code=1)
+    status = build_status(sidecar_pipeline(), pod("Pending", [proxy, running("migrate", T1)]), NOW)
+    assert status["phase"] == "Initializing" and status["currentStep"] == "migrate"
+    assert cond(status, "Degraded")["status"] == "True" and cond(status, "Degraded")["reason"] == "CrashLoopBackOff"
+    # before it ever started, a failing sidecar is the step that holds the pipeline up, as any step
+    first = build_status(sidecar_pipeline(), pod("Pending", [proxy, pending("migrate")]), NOW)
+    assert first["currentStep"] == "proxy" and cond(first, "Degraded")["status"] == "True"
+
+
 def test_the_typed_step_entry_is_the_crds_schema_of_a_step() -> None:
     from typing import get_type_hints
 
