@@ -88,54 +88,56 @@ def _stepping(index: int, current: Obj) -> Obj:
     return owned(pod("Pending", init), "shop-1")
 
 
-def test_a_step_handover_is_one_write_with_the_next_steps_start() -> None:
+def _pass(cluster: RecordingCluster, *pods: Obj) -> None:
+    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=list(pods))), LOG)
+
+
+def _first_step_running() -> RecordingCluster:
+    """A cluster whose pipeline's status says that the first step runs, with no write recorded yet."""
     cluster = RecordingCluster()
-    first = _stepping(0, running(STEPS[0], T0))
-    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[first])), LOG)
+    _pass(cluster, _stepping(0, running(STEPS[0], T0)))
     cluster.writes.clear()
+    return cluster
+
+
+def test_a_step_handover_is_one_write_with_the_next_steps_start() -> None:
+    cluster = _first_step_running()
     # the kubelet reports the first step's end before the second one's start: held
     handing_over = _stepping(1, pending(STEPS[1]))
-    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[handing_over])), LOG)
+    _pass(cluster, handing_over)
     assert cluster.writes == []
     held = cluster.alarms.pending()[WRITE_KEY + "u1"]
     assert held <= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=HANDOVER_HOLD)
     # a pass a second later while nothing changed: still held, and the hold does not start over
     cluster.handover_since["u1"] -= 1.0
-    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[handing_over])), LOG)
+    _pass(cluster, handing_over)
     assert cluster.writes == []
     moved = held - cluster.alarms.pending()[WRITE_KEY + "u1"]
     assert dt.timedelta(seconds=0.95) < moved < dt.timedelta(seconds=1.05)
     # the second step starts: one write says both, and no event is lost
-    second = _stepping(1, running(STEPS[1], T2))
-    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[second])), LOG)
+    _pass(cluster, _stepping(1, running(STEPS[1], T2)))
     assert cluster.writes == [("status", "Initializing"), ("event", "StepSucceeded"), ("event", "StepStarted")]
     assert cluster.written["u1"]["steps"][0]["finishedAt"] == T1  # the end's own time, not the write's
 
 
 def test_a_handover_that_lasts_is_written_when_the_hold_is_over() -> None:
-    cluster = RecordingCluster()
-    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[_stepping(0, running(STEPS[0]))])), LOG)
-    cluster.writes.clear()
+    cluster = _first_step_running()
     handing_over = _stepping(1, pending(STEPS[1]))
-    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[handing_over])), LOG)
+    _pass(cluster, handing_over)
     assert cluster.writes == []
     cluster.handover_since["u1"] -= HANDOVER_HOLD  # the alarm's pass, HANDOVER_HOLD later
-    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[handing_over])), LOG)
+    _pass(cluster, handing_over)
     assert cluster.writes == [("status", "Initializing"), ("event", "StepSucceeded")]
     assert "u1" not in cluster.handover_since
 
 
 def test_a_stuck_step_is_written_at_once() -> None:
-    cluster = RecordingCluster()
-    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[_stepping(0, running(STEPS[0]))])), LOG)
-    cluster.writes.clear()
-    stuck = _stepping(1, image_pull_backoff(STEPS[1]))
-    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[stuck])), LOG)
+    cluster = _first_step_running()
+    _pass(cluster, _stepping(1, image_pull_backoff(STEPS[1])))
     assert cluster.writes[0] == ("status", "Initializing")
     assert cluster.written["u1"]["steps"][1]["reason"] == "ImagePullBackOff"
     unschedulable = RecordingCluster()
-    lonely = owned(pod("Pending", [], scheduled=False), "shop-1")
-    run_reconcile(unschedulable, "u1", lambda: (pipeline(1), Children(pods=[lonely])), LOG)
+    _pass(unschedulable, owned(pod("Pending", [], scheduled=False), "shop-1"))
     assert unschedulable.writes[0] == ("status", "Pending")
 
 
