@@ -29,6 +29,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class QuietHandlerSuccess(logging.Filter):
+    """Drops kopf's "Handler '...' succeeded." lines. kopf writes one for every watch event that a handler
+    took; the operator's handlers only note the event and wake a pipeline, so a thousand pipelines made
+    tens of thousands of lines that said nothing. What a pass did, and every failure, is logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not isinstance(record.msg, str):
+            return True
+        return not (record.msg.startswith("Handler '") and record.msg.endswith("' succeeded."))
+
+
 def configure_logging(level: str, log_format: str) -> None:
     """kopf's stream handler on the root logger, with our formatter when JSON is asked for."""
     import kopf
@@ -38,6 +49,8 @@ def configure_logging(level: str, log_format: str) -> None:
     root.setLevel(level.upper())
     # one line per liveness probe says nothing
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if level != "debug":
+        logging.getLogger("kopf.objects").addFilter(QuietHandlerSuccess())
     if log_format == "json":
         for handler in root.handlers:
             handler.setFormatter(JsonFormatter())

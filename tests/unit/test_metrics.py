@@ -6,7 +6,7 @@ import logging
 
 from prometheus_client import CollectorRegistry
 
-from initpipeline.logformat import JsonFormatter
+from initpipeline.logformat import JsonFormatter, QuietHandlerSuccess
 from initpipeline.metrics import Metrics
 from initpipeline.status import build_status, finished_steps
 from tests.cases import shop
@@ -105,3 +105,13 @@ def test_json_log_lines_name_the_pipeline() -> None:
     assert (line["namespace"], line["name"], line["kind"]) == ("shop-ns", "shop", "InitPipeline")
     plain = json.loads(JsonFormatter().format(logging.LogRecord("x", logging.WARNING, "f", 1, "hi", (), None)))
     assert "namespace" not in plain and plain["level"] == "warning"
+
+
+def test_kopfs_handler_success_lines_are_dropped_and_everything_else_kept() -> None:
+    def record(level: int, msg: str) -> logging.LogRecord:
+        return logging.LogRecord("kopf.objects", level, __file__, 1, msg, None, None)
+    quiet = QuietHandlerSuccess()
+    assert not quiet.filter(record(logging.INFO, "Handler 'on_child_event' succeeded."))
+    assert quiet.filter(record(logging.INFO, "created Pod shop-1"))
+    assert quiet.filter(record(logging.ERROR, "Handler 'on_pipeline' failed with an exception and will stop now"))
+    assert quiet.filter(record(logging.WARNING, "Handler 'on_pipeline' succeeded."))  # only kopf's INFO line
