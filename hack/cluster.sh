@@ -534,10 +534,20 @@ restart_apiserver() {
   start_control_plane
 }
 
+# kill-container ID: SIGKILL one container of our cluster's containerd, as a crash or an OOM kill would
+# (the e2e test of a crashed operator replica). ID is a Pod's containerID, with or without containerd://.
+kill_container() {
+  local id=${1#containerd://}
+  [[ $id =~ ^[0-9a-f]{64}$ ]] || die "kill-container: not a container id: ${1:-}"
+  running containerd || die "the cluster is not up"
+  ctr --address "$CONTAINERD_SOCK" -n k8s.io task kill --signal SIGKILL "$id"
+}
+
 case ${1:-} in
   up) up ;;
   down) down ;;
   status) status ;;
   restart-apiserver) restart_apiserver ;;
-  *) echo "usage: $0 up|down|status|restart-apiserver" >&2; exit 2 ;;
+  kill-container) kill_container "${2:-}" ;;
+  *) echo "usage: $0 up|down|status|restart-apiserver|kill-container ID" >&2; exit 2 ;;
 esac
