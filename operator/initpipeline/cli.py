@@ -102,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.metrics_port:
         metrics.serve(args.metrics_port)
     settings = operator_settings(args)
-    cluster = Cluster(args.runner_image, handlers.post_event, metrics)
+    cluster = Cluster(args.runner_image, handlers.post_event, metrics, reconcile_threads=args.reconcile_threads)
     metrics.queue_depth.set_function(cluster.queue.depth)
     kopf.run(
         settings=settings,
@@ -152,6 +152,13 @@ def operator_settings(args: argparse.Namespace) -> kopf.OperatorSettings:
     return settings
 
 
+def _thread_count(text: str) -> int:
+    count = int(text)
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 64, not {count}")
+    return count
+
+
 def seniority(now: float | None = None) -> int:
     """A kopf peering priority that is higher the earlier a replica started: the active replica keeps
     its role when a standby restarts. Milliseconds to the year 2100, times 1000 plus a random tie
@@ -195,6 +202,9 @@ def build_parser(prog: str = "initpipeline", plugin: bool = False) -> argparse.A
     run.add_argument("--peering-lifetime", type=int, default=15,
                      help="seconds after which a replica that stopped without a goodbye counts as gone "
                           "(the takeover time after a crash; default %(default)s)")
+    run.add_argument("--reconcile-threads", type=_thread_count, default=4,
+                     help="threads that reconcile pipelines (1 to 64, default %(default)s): passes are short and "
+                          "mostly CPU, so more help only while the API server is slow to answer")
     run.add_argument("--metrics-per-pipeline", choices=["true", "false"], default="true",
                      help="false: leave the pipeline label of step metrics empty (one series per namespace)")
     run.set_defaults(func=cmd_run)

@@ -26,7 +26,6 @@ from .reconcile import RETRY_KEY, Children, Cluster, reconcile
 RETRY_DELAY = 10.0  # after an unexpected failure; doubled for each one in a row, up to RETRY_DELAY_MAX
 RETRY_DELAY_MAX = 300.0
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # where kopf's login reads it
-RECONCILE_THREADS = 4  # blocking API calls overlap; Python runs one at a time anyway
 INDEXES = ("pipelines_by_uid", "pods_by_owner", "deployments_by_owner", "statefulsets_by_owner", "jobs_by_owner")
 _log = logging.getLogger(__name__)
 
@@ -100,7 +99,8 @@ def _wake(memo: kopf.Memo, uid: str, kwargs: dict[str, Any]) -> None:
         # the first event: from here on the indexes are the same objects; the threads run in a copy
         # of kopf's context, which Event posting needs
         indexes = {name: kwargs[name] for name in INDEXES}
-        cluster.queue.start(functools.partial(_work, cluster, indexes), RECONCILE_THREADS, contextvars.copy_context())
+        cluster.queue.start(functools.partial(_work, cluster, indexes), cluster.reconcile_threads,
+                            contextvars.copy_context())
     cluster.queue.wake(uid)
 
 

@@ -62,6 +62,7 @@ class Cluster:
     runner_image: str
     post_event: EventPoster
     metrics: Metrics
+    reconcile_threads: int = 4  # the work queue's: blocking API calls overlap; Python runs one at a time anyway
     api: KubeApi | None = None
     alarms: Alarms = field(default_factory=Alarms)
     queue: WorkQueue = field(default_factory=WorkQueue)

@@ -111,7 +111,7 @@ def test_values_reach_the_deployment() -> None:
                                   "--set", "watchNamespaces={a,b}") if d["kind"] == "Deployment"]
     [container] = deploy["spec"]["template"]["spec"]["containers"]
     assert container["args"] == ["run", "--log-level=debug", "--log-format=text", "--metrics-port=8081",
-                                 "--metrics-per-pipeline=true", "--peering=ipl-initpipeline",
+                                 "--metrics-per-pipeline=true", "--reconcile-threads=4", "--peering=ipl-initpipeline",
                                  "--peering-lifetime=15", "--namespace=a", "--namespace=b"]
     assert {"name": "INITPIPELINE_RUNNER_IMAGE", "value": "mirror/runner:1"} in container["env"]
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from typing import Any
 
-from initpipeline.handlers import INDEXES, RETRY_DELAY_MAX, _work, retry_delay
+import kopf
+
+from initpipeline.handlers import INDEXES, RETRY_DELAY_MAX, _wake, _work, retry_delay
 from initpipeline.reconcile import RETRY_KEY, WRITE_KEY
 from tests.unit.pods import STEPS, pending, pod
 from tests.unit.test_reconcile import RecordingCluster, owned, pipeline
@@ -84,3 +87,14 @@ def test_a_held_first_status_keeps_its_alarm_while_the_pipeline_exists() -> None
     cluster = RecordingCluster()
     _work(cluster, indexes, "u1")
     assert cluster.writes == [] and WRITE_KEY + "u1" in cluster.alarms.pending()
+
+
+def test_the_first_event_starts_as_many_reconcile_threads_as_configured() -> None:
+    cluster = RecordingCluster()
+    cluster.reconcile_threads = 3
+    indexes: dict[str, Any] = {name: {} for name in INDEXES}
+    before = {t.name for t in threading.enumerate()}
+    _wake(kopf.Memo(cluster=cluster), "u1", indexes)
+    started = {t.name for t in threading.enumerate()} - before
+    assert sum(name.startswith("initpipeline-reconcile-") for name in started) == 3
+    assert cluster.queue.wait_idle(5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import kopf
+import pytest
 
 from initpipeline import api
 from initpipeline.cli import build_parser, operator_settings, seniority
@@ -35,3 +36,11 @@ def test_the_older_replica_has_the_higher_priority() -> None:
 def test_event_posting_is_bounded_and_gives_up_soon() -> None:
     posting = settings_for().posting
     assert posting.worker_limit == 32 and tuple(posting.default_backoffs) == (1, 2)  # type: ignore[arg-type]
+
+
+def test_the_reconcile_threads_are_a_flag_with_bounds(capsys: pytest.CaptureFixture[str]) -> None:
+    assert build_parser().parse_args(["run"]).reconcile_threads == 4
+    assert build_parser().parse_args(["run", "--reconcile-threads", "8"]).reconcile_threads == 8
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--reconcile-threads", "0"])
+    assert "--reconcile-threads: must be from 1 to 64, not 0" in capsys.readouterr().err
