@@ -146,6 +146,24 @@ def namespace(core: Any, prefix: str) -> str:
     return name
 
 
+def delete_namespace(core: Any, ns: str) -> None:
+    """Delete a run's namespace and wait until its Pods are gone."""
+    core.delete_namespace(ns)
+    while core.list_namespaced_pod(ns).items:
+        time.sleep(0.5)
+
+
+def print_writes(audit: Audit, ns: str, n: int, target: str) -> None:
+    """The operator's writes in the namespace since the audit's offset, Events aside, per pipeline."""
+    if audit.offset is None:
+        print("  writes per pipeline: no audit log (run on the local cluster of hack/cluster.sh)")
+        return
+    requests = [r for r in audit.requests() if (r.get("objectRef") or {}).get("namespace") == ns]
+    writes = Counter(f"{r['verb']} {kind_of(r)}" for r in requests if r["verb"] in WRITES and kind_of(r) != "events")
+    detail = ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(writes.items()))
+    print(f"  {'API writes per pipeline, Events aside':44} {sum(writes.values()) / n:.2f}   ({detail}; {target})")
+
+
 def latency(core: Any, custom: Any, n: int, interval: float) -> None:
     ns = namespace(core, "bench-latency")
     seen, stop = Seen(), threading.Event()
@@ -218,18 +236,8 @@ def latency(core: Any, custom: Any, n: int, interval: float) -> None:
     if raw_ready and ipl_ready:
         print(f"  {'apply -> Ready, pipeline / raw Pod':44} p50 {pct(ipl_ready, .5) / pct(raw_ready, .5):.3f}   "
               f"p90 {pct(ipl_ready, .9) / pct(raw_ready, .9):.3f}")
-    requests = [r for r in audit.requests() if (r.get("objectRef") or {}).get("namespace") == ns]
-    writes = Counter(f"{r['verb']} {kind_of(r)}" for r in requests
-                     if r["verb"] in WRITES and kind_of(r) != "events")
-    if audit.offset is None:
-        print("  writes per pipeline: no audit log (run on the local cluster of hack/cluster.sh)")
-    else:
-        total = sum(writes.values())
-        detail = ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(writes.items()))
-        print(f"  {'API writes per pipeline, Events aside':44} {total / n:.2f}   ({detail}; one step: target <= 4)")
-    core.delete_namespace(ns)
-    while core.list_namespaced_pod(ns).items:
-        time.sleep(0.5)
+    print_writes(audit, ns, n, "one step: target <= 4")
+    delete_namespace(core, ns)
 
 
 def calm_node(limit: float = 180) -> None:
@@ -256,18 +264,9 @@ def step_writes(core: Any, custom: Any, n: int, steps: int = 3) -> None:
                 custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, f"steps-{i}"), "Ready"):
             time.sleep(0.2)
     time.sleep(3)  # let the last status writes land in the audit log
-    requests = [r for r in audit.requests() if (r.get("objectRef") or {}).get("namespace") == ns]
-    writes = Counter(f"{r['verb']} {kind_of(r)}" for r in requests if r["verb"] in WRITES and kind_of(r) != "events")
     print(f"\n1b. {n} pipelines of {steps} steps (sleep 1 each), one at a time")
-    if audit.offset is None:
-        print("  writes per pipeline: no audit log (run on the local cluster of hack/cluster.sh)")
-    else:
-        detail = ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(writes.items()))
-        print(f"  {'API writes per pipeline, Events aside':44} {sum(writes.values()) / n:.2f}   "
-              f"({detail}; target <= {steps + 3})")
-    core.delete_namespace(ns)
-    while core.list_namespaced_pod(ns).items:
-        time.sleep(0.5)
+    print_writes(audit, ns, n, f"target <= {steps + 3}")
+    delete_namespace(core, ns)
 
 
 def deployment_ratio(core: Any, apps: Any, custom: Any, replicas: int, rounds: int) -> None:
@@ -301,9 +300,7 @@ def deployment_ratio(core: Any, apps: Any, custom: Any, replicas: int, rounds: i
             while not ready(ns):
                 time.sleep(0.05)
             times[kind].append(time.monotonic() - start)
-            core.delete_namespace(ns)
-            while core.list_namespaced_pod(ns).items:
-                time.sleep(0.5)
+            delete_namespace(core, ns)
     print(line("raw Deployment: apply -> all ready", times["raw"], "s", 1))
     print(line("pipeline Deployment: apply -> Ready", times["pipeline"], "s", 1))
     print(f"  {'apply -> Ready, pipeline / raw Deployment':44} p50 "
@@ -418,10 +415,10 @@ def main() -> None:
     args = parser.parse_args()
     config.load_kube_config()
     core, apps, custom = client.CoreV1Api(), client.AppsV1Api(), client.CustomObjectsApi()
-    for interval in (float(i) for i in args.intervals.split(",")) if args.pipelines else ():
-        calm_node()
-        latency(core, custom, args.pipelines, interval)
     if args.pipelines:
+        for interval in (float(i) for i in args.intervals.split(",")):
+            calm_node()
+            latency(core, custom, args.pipelines, interval)
         calm_node()
         step_writes(core, custom, 3)
     if args.replicas:
