@@ -68,8 +68,7 @@ def _work(cluster: Cluster, indexes: dict[str, Any], uid: str) -> None:
         if cached is not None and _cached_pipeline(indexes, uid) is None:
             # deleted during this pass: its DELETED event may have forgotten it before the pass
             # stored what it wrote, set an alarm or counted its phase
-            cluster.forget(uid)
-            cluster.metrics.forget(cached["metadata"]["namespace"], cached["metadata"]["name"])
+            cluster.forget(uid, cached["metadata"]["namespace"], cached["metadata"]["name"])
 
 
 def retry_delay(failures: int) -> float:
@@ -191,8 +190,7 @@ async def on_pipeline(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwar
     meta = body["metadata"]
     if type == "DELETED":
         cluster: Cluster = memo.cluster
-        cluster.forget(meta["uid"])
-        cluster.metrics.forget(meta["namespace"], meta["name"])
+        cluster.forget(meta["uid"], meta["namespace"], meta["name"])
         return
     _wake(memo, meta["uid"], kwargs)
 

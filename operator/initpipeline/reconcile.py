@@ -80,12 +80,13 @@ class Cluster:
     # Since when (monotonic seconds) a step handover has been held unwritten, by pipeline uid.
     handover_since: dict[str, float] = field(default_factory=dict)
 
-    def forget(self, uid: str) -> None:
-        """A deleted pipeline: nothing of it stays in memory, and none of its alarms fires."""
+    def forget(self, uid: str, namespace: str, name: str) -> None:
+        """A deleted pipeline: nothing of it stays in memory or in the metrics, and none of its alarms fires."""
         for memory in (self.written, self.handled, self.last_write, self.failures, self.handover_since):
             memory.pop(uid, None)
         for purpose in ("", WRITE_KEY, RETRY_KEY):
             self.alarms.cancel(purpose + uid)
+        self.metrics.forget(namespace, name)
 
     def wake_at(self, moment: dt.datetime, uid: str, purpose: str = "") -> None:
         """Reconcile the pipeline again at that moment (one alarm per purpose; setting it again moves it)."""
@@ -100,29 +101,30 @@ class Cluster:
             raise kopf.TemporaryError("not logged in to the API server yet", delay=1)
         return self.api.request(method, path, body, params or None)
 
-    def create_pod(self, pod: Obj) -> tuple[Obj, bool]:
-        """Create, or read the one that exists: (pod, created)."""
-        path = _collection("Pod", pod["metadata"]["namespace"])
+    def _create(self, body: Obj) -> Obj | None:
+        """POST a child; None when one of that name exists (409)."""
         try:
-            return self._call("POST", path, pod, fieldManager=FIELD_MANAGER), True
+            return self._call("POST", _collection(body["kind"], body["metadata"]["namespace"]), body,
+                              fieldManager=FIELD_MANAGER)
         except ApiError as exc:
             if exc.status != 409:
                 raise
-        return self._call("GET", f"{path}/{pod['metadata']['name']}"), False
+        return None
+
+    def create_pod(self, pod: Obj) -> tuple[Obj, bool]:
+        """Create, or read the one that exists: (pod, created)."""
+        created = self._create(pod)
+        if created is not None:
+            return created, True
+        meta = pod["metadata"]
+        return self._call("GET", f"{_collection('Pod', meta['namespace'])}/{meta['name']}"), False
 
     def delete_pod(self, namespace: str, name: str) -> None:
         self.delete_child("Pod", namespace, name)
 
     def create_child(self, body: Obj) -> bool:
         """Create a Deployment, StatefulSet or Job; False when one of that name exists (409)."""
-        try:
-            self._call("POST", _collection(body["kind"], body["metadata"]["namespace"]), body,
-                       fieldManager=FIELD_MANAGER)
-            return True
-        except ApiError as exc:
-            if exc.status != 409:
-                raise
-        return False
+        return self._create(body) is not None
 
     def replace_workload(self, body: Obj) -> None:
         """PUT the whole object (at the cached resourceVersion): fields the spec no longer sets go."""

@@ -63,7 +63,7 @@ class DeletedMidPass(RecordingCluster):
     def write_status(self, namespace: str, name: str, status: Obj) -> None:
         super().write_status(namespace, name, status)
         self.indexes["pipelines_by_uid"].pop("u1")
-        self.forget("u1")
+        self.forget("u1", "ns", "shop")
 
 
 def test_a_pipeline_deleted_during_its_pass_leaves_nothing_behind() -> None:

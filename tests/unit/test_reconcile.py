@@ -259,7 +259,7 @@ def test_a_workloads_progress_is_written_at_most_once_a_second_and_a_milestone_a
     cluster.last_write["u1"] -= PROGRESS_WRITE_INTERVAL
     _publish(cluster, {**doc, "status": cluster.written["u1"]}, cluster.written["u1"], _progress(1, "True"))
     assert statuses(cluster)[-1] == ("status", "Running") and len(statuses(cluster)) == 3
-    cluster.forget("u1")
+    cluster.forget("u1", "ns", "shop")
     assert WRITE_KEY + "u1" not in cluster.alarms.pending()
 
 
