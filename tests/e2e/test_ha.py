@@ -28,15 +28,19 @@ def peers(operator: Kube) -> dict[str, Any]:
     return found
 
 
-def test_the_standby_takes_over_when_the_active_operator_goes(kube: Kube, operator: Kube) -> None:
+def active_and_standby(operator: Kube) -> tuple[str, str]:
+    """The two replicas, once both are in the peering object: the higher priority (the older one) is active."""
     operator.run("rollout", "status", "deployment/initpipeline", "--timeout=120s")
     pods = operator_pods(operator)
     assert len(pods) == 2, pods
-    # both replicas are in the peering object; the higher priority (the older one) is the active one
     recorded = eventually("both replicas to peer", lambda: (lambda p: p if set(pods) <= set(p) else None)(
         peers(operator)), timeout=60)
     active = max(pods, key=lambda name: recorded[name]["priority"])
-    standby = next(name for name in pods if name != active)
+    return active, next(name for name in pods if name != active)
+
+
+def test_the_standby_takes_over_when_the_active_operator_goes(kube: Kube, operator: Kube) -> None:
+    active, standby = active_and_standby(operator)
     kube.apply(pipeline("before", [{"name": "x", "container": {"image": BUSYBOX, "command": ["true"]}}]))
     eventually("the active replica to run it", lambda: status_of(kube, "before").get("phase") == "Running")
     # only the active replica acted
@@ -72,12 +76,7 @@ def test_the_standby_takes_over_within_seconds_when_the_active_operator_crashes(
     """A crash (SIGKILL, as an OOM kill) says no goodbye. The kubelet starts the container again in the same
     Pod; the new process has the same peering identity (the Pod's name) and, being younger, a lower
     priority, so the standby takes over then, without waiting out the dead process's peering lifetime."""
-    operator.run("rollout", "status", "deployment/initpipeline", "--timeout=120s")
-    pods = operator_pods(operator)
-    recorded = eventually("both replicas to peer", lambda: (lambda p: p if set(pods) <= set(p) else None)(
-        peers(operator)), timeout=60)
-    active = max(pods, key=lambda name: recorded[name]["priority"])
-    standby = next(name for name in pods if name != active)
+    active, standby = active_and_standby(operator)
     container = operator.get("pod", active)["status"]["containerStatuses"][0]["containerID"]
     subprocess.run(["bash", str(ROOT / "hack" / "cluster.sh"), "kill-container", container], check=True, timeout=60)
     crashed = time.monotonic()
