@@ -35,10 +35,12 @@ class Exit(IntEnum):
     INVALID_CONTENT = 10  # --validate yaml|json failed
     WRITE = 11          # the destination cannot be written
     MIGRATION = 20      # a migration failed and was rolled back
-    DRIFT = 21          # an applied migration file has changed since
+    DRIFT = 21          # the history and the folder disagree (a changed file, a missing version...)
     LOCK_TIMEOUT = 22   # another runner held the migration lock too long
     DATABASE = 23       # cannot connect or authenticate to the database
     SQL_DIR = 24        # the migrations folder is missing or unreadable
+    LAYOUT = 25         # the folder's files do not form one layout; nothing ran
+    DIRTY = 26          # a migration stopped half-way outside a transaction; the history says so
 
 
 class StepError(Exception):

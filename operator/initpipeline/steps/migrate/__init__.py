@@ -1,0 +1,179 @@
+"""`initpipeline step migrate`: apply a folder of SQL migrations to PostgreSQL, each exactly once.
+
+The folder's layout (golang-migrate, Flyway, dbmate or plain numbered files) decides which files apply,
+in which order, which undo them, and which history table records them: the tool's own, kept as the tool
+keeps it. Session advisory locks serialise concurrent runners (replicas, restarts) and the tool itself.
+Undo files run only with --to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import time
+from typing import Any
+
+from ...api import DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCK_TIMEOUT
+from ...validation import SQL_IDENTIFIER
+from ..common import Exit, StepError, UsageError, finish, format_seconds, log
+from .database import Database, lock_key
+from .history import DEFAULT_TABLES, LEDGERS, ForeignTable, Ledger
+from .layouts import FLYWAY, GOLANG_MIGRATE, LAYOUTS, PLAIN, Folder, FolderError, SqlFile, natural_key, parse_folder
+from .plan import Plan, PlanError, plan_migrate, plan_rollback
+
+__all__ = ["add_parser", "lock_key", "natural_key", "run"]
+
+VERSION = re.compile(r"^[0-9]+([._][0-9]+)*$")
+
+
+def read_files(folder: str) -> list[SqlFile]:
+    """The folder's *.sql and *.sql.conf files; hidden entries (a ConfigMap's ..data) skipped."""
+    try:
+        names = os.listdir(folder)
+    except OSError as exc:
+        raise StepError(Exit.SQL_DIR, f"cannot read --sql-dir {folder}: {exc.strerror}") from None
+    wanted = [n for n in names if not n.startswith(".") and (n.endswith(".sql") or n.endswith(".sql.conf"))]
+    found = []
+    for name in sorted(wanted):
+        path = os.path.join(folder, name)
+        try:
+            with open(path, "rb") as handle:
+                found.append(SqlFile(name, handle.read()))
+        except OSError as exc:
+            raise StepError(Exit.SQL_DIR, f"cannot read {path}: {exc.strerror}") from None
+    ignored = sorted(n for n in names if not n.startswith(".") and n not in wanted)
+    if ignored:
+        log(f"ignoring files without .sql: {', '.join(ignored)}")
+    return found
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "migrate", help="apply a folder of SQL migrations to PostgreSQL exactly once",
+        description="Apply the migrations of --sql-dir (golang-migrate, Flyway, dbmate or plain numbered files), "
+                    "each once, recorded in the layout's own history table. Undo files run only with --to.")
+    parser.add_argument("--sql-dir", required=True, metavar="DIR", help="folder of migration files")
+    parser.add_argument("--database-url-env", required=True, metavar="NAME",
+                        help="environment variable that holds the PostgreSQL URL (never logged)")
+    parser.add_argument("--layout", choices=LAYOUTS, metavar="|".join(LAYOUTS),
+                        help="the folder's layout (default: detected from its files)")
+    parser.add_argument("--to", metavar="VERSION",
+                        help="roll back: run the undo files of every applied version above VERSION, newest first "
+                             "(0: all of them); applies nothing")
+    parser.add_argument("--lock-timeout", type=float, default=float(DEFAULT_LOCK_TIMEOUT), metavar="SECONDS",
+                        help="how long to wait for another runner's lock (default: %(default)s)")
+    parser.add_argument("--connect-timeout", type=float, default=float(DEFAULT_CONNECT_TIMEOUT), metavar="SECONDS",
+                        help="keep retrying to connect while the database is unreachable (default: %(default)s)")
+    parser.add_argument("--history-table", metavar="[SCHEMA.]TABLE",
+                        help="the history table (default: the layout's own: " +
+                             ", ".join(f"{k} {v}" for k, v in DEFAULT_TABLES.items()) + ")")
+    parser.add_argument("--dry-run", action="store_true", help="list what would run, change nothing")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        url = _check_arguments(args)
+        folder = parse_folder(read_files(args.sql_dir), args.layout)
+    except FolderError as exc:
+        return finish(Exit.LAYOUT, f"migrate: {exc}; nothing was run")
+    except StepError as exc:
+        return finish(exc.code, f"migrate: {exc.message}")
+    for note in folder.notes:
+        log(note)
+    table = args.history_table or DEFAULT_TABLES[folder.layout]
+    log(f"layout {folder.layout}{'' if args.layout else ' (detected)'}: {len(folder.migrations)} migration(s)"
+        + (f", {len(folder.repeatables)} repeatable" if folder.repeatables else "") + f"; history in {table}")
+    started = time.monotonic()
+    db: Database | None = None
+    try:
+        db = Database(url, args.connect_timeout)
+        ledger = LEDGERS[folder.layout](db.conn, table)
+        if args.dry_run:
+            return _dry_run(db, ledger, folder, args.to)
+        keys = [lock_key(table)]
+        tool_key = ledger.tool_lock_key()
+        if tool_key is not None:
+            keys.append(tool_key)
+        db.lock(keys, args.lock_timeout)
+        plan = _plan(db, ledger, folder, args.to)
+        for note in plan.notes:
+            log(note)
+        if plan.actions:
+            db.atomic(ledger.ensure)
+        done = []
+        for action in plan.actions:
+            log(("undoing " if action.undo else "applying ") + action.file)
+            took = db.run(action, ledger, may_leave_transaction=folder.layout in (GOLANG_MIGRATE, FLYWAY))
+            log(f"{'undid' if action.undo else 'applied'} {action.file} in {format_seconds(took)}")
+            done.append(action.file)
+        return finish(Exit.OK, _summary(plan, done, args.to, time.monotonic() - started))
+    except (PlanError, StepError) as exc:
+        return finish(exc.code, f"migrate: {exc.message}")
+    finally:
+        if db is not None:
+            db.close()  # also releases the session's advisory locks
+
+
+def _check_arguments(args: argparse.Namespace) -> str:
+    if args.history_table is not None and not SQL_IDENTIFIER.match(args.history_table):
+        raise UsageError(f"--history-table: expected a lower-case [schema.]table name, got {args.history_table!r}")
+    for option, value in (("--lock-timeout", args.lock_timeout), ("--connect-timeout", args.connect_timeout)):
+        if value < 0:
+            raise UsageError(f"{option}: must be 0 or more, got {value}")
+    if args.to is not None and not VERSION.match(args.to):
+        raise UsageError(f"--to: expected a version such as 3, 1.2 or 20240101120000, got {args.to!r}")
+    url = os.environ.get(args.database_url_env, "")
+    if not url:
+        raise UsageError(f"--database-url-env: environment variable {args.database_url_env} is empty or unset")
+    return str(url)
+
+
+def _plan(db: Database, ledger: Ledger, folder: Folder, target: str | None) -> Plan:
+    try:
+        history = ledger.read()
+    except ForeignTable as exc:
+        raise PlanError(Exit.DRIFT, str(exc)) from None
+    if folder.layout != PLAIN and ledger.table != DEFAULT_TABLES[PLAIN]:
+        _refuse_plain_history(db, folder)
+    return plan_migrate(folder, history) if target is None else plan_rollback(folder, history, target)
+
+
+def _refuse_plain_history(db: Database, folder: Folder) -> None:
+    """Files that an earlier release's plain runner applied must not be applied again under a new layout."""
+    plain = LEDGERS[PLAIN](db.conn, DEFAULT_TABLES[PLAIN])
+    if not plain.exists():
+        return
+    recorded = {a.name for a in plain.read().applied}
+    ours = [m.name for m in (*folder.migrations, *folder.repeatables) if m.name in recorded]
+    if ours:
+        raise PlanError(Exit.DRIFT, f"{DEFAULT_TABLES[PLAIN]} records {len(ours)} of these files as applied by the "
+                                    f"plain layout ({', '.join(ours[:4])}{'...' if len(ours) > 4 else ''}): set "
+                                    f"the layout to plain to go on as before; the {folder.layout} layout would "
+                                    "apply them again")
+
+
+def _summary(plan: Plan, done: list[str], target: str | None, seconds: float) -> str:
+    if target is not None:
+        if not plan.actions:
+            return plan.notes[0]
+        return f"rolled back {len(done)} migration(s) to {target} in {format_seconds(seconds)}: {', '.join(done)}"
+    notes = "".join(f"; {note}" for note in plan.notes if note.startswith("the database is at"))
+    return (f"applied {len(done)} migration(s) in {format_seconds(seconds)}"
+            + (f": {', '.join(done)}" if done else "") + f"; {plan.already} already applied" + notes)
+
+
+def _dry_run(db: Database, ledger: Ledger, folder: Folder, target: str | None) -> int:
+    try:
+        plan = _plan(db, ledger, folder, target)
+    except PlanError as exc:
+        return finish(exc.code, f"migrate: {exc.message}")
+    verb = "roll back" if target is not None else "apply"
+    names = [a.file for a in plan.actions]
+    lines = [f"would {verb} {len(names)} migration(s)" + (f": {', '.join(names)}" if names else "")]
+    if target is None:
+        lines.append(f"{plan.already} already applied")
+    lines += list(plan.notes)
+    return finish(Exit.OK, "\n".join(lines))
+

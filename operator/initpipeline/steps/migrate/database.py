@@ -1,0 +1,199 @@
+"""The connection to PostgreSQL: connecting with retries, the migration lock, and running one action."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+from ..common import Exit, StepError, format_seconds, log, redact
+from .history import Ledger
+from .layouts import DBMATE, PLAIN
+from .plan import Action
+from .sqltext import has_code, split_statements
+
+CONNECT_TIMEOUT = 10
+# Failures that waiting does not cure: report them at once.
+PERMANENT_CONNECT_ERRORS = ("authentication failed", "does not exist", "no pg_hba.conf entry", "invalid",
+                            "SSL", "certificate")
+# SQLSTATE 25001: "cannot run inside a transaction block" (CREATE INDEX CONCURRENTLY, VACUUM...).
+IN_TRANSACTION_BLOCK = "25001"
+
+
+def lock_key(table: str) -> int:
+    """A stable signed 64-bit advisory-lock key per history table."""
+    return int.from_bytes(hashlib.sha256(f"initpipeline:{table}".encode()).digest()[:8], "big", signed=True)
+
+
+class Database:
+    def __init__(self, url: str, connect_timeout: float = 0):
+        import psycopg
+
+        self._psycopg, self.url = psycopg, url
+        self.conn = self._connect(connect_timeout)
+
+    def _connect(self, timeout: float) -> Any:
+        """Connect, retrying while the database is not up yet (starting, or its Service not routed)."""
+        deadline = time.monotonic() + timeout
+        interval, announced = 0.2, ""
+        while True:
+            try:
+                return self._psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+                                             application_name="initpipeline-migrate")
+            except self._psycopg.Error as exc:
+                reason = self.redact(str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__)
+                permanent = any(marker in str(exc) for marker in PERMANENT_CONNECT_ERRORS)
+                if permanent or time.monotonic() + interval > deadline:
+                    raise StepError(Exit.DATABASE, f"cannot connect to the database: {self.redact(str(exc))}") from None
+                if reason != announced:
+                    log(f"database not reachable yet ({reason}); retrying for up to {format_seconds(timeout)}")
+                    announced = reason
+                time.sleep(interval)
+                interval = min(interval * 2, 2.0)
+
+    def redact(self, text: str) -> str:
+        password = ""
+        try:
+            from psycopg.conninfo import conninfo_to_dict
+
+            password = str(conninfo_to_dict(self.url).get("password") or "")
+        except Exception:
+            pass
+        return redact(text.strip(), password, self.url)
+
+    def lock(self, keys: list[int], timeout: float) -> None:
+        """Take every key's session advisory lock, in order, within timeout."""
+        deadline = time.monotonic() + timeout
+        for key in keys:
+            interval, announced = 0.05, False
+            while True:
+                row = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+                if row and row[0]:
+                    break
+                if not announced:
+                    log("another runner holds the migration lock; waiting for it")
+                    announced = True
+                if time.monotonic() + interval > deadline:
+                    raise StepError(Exit.LOCK_TIMEOUT,
+                                    f"could not take the migration lock within {format_seconds(timeout)}")
+                time.sleep(interval)
+                interval = min(interval * 2, 1.0)
+
+    def _in_transaction(self) -> bool:
+        return bool(self.conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE)
+
+    def atomic(self, *writes: Any) -> None:
+        """Run history writes in one transaction of their own."""
+        self.conn.execute("BEGIN")
+        try:
+            for write in writes:
+                write()
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self._in_transaction():
+                self.conn.execute("ROLLBACK")
+            raise
+
+    def run(self, action: Action, ledger: Ledger, may_leave_transaction: bool) -> float:
+        """Run an action's parts and record it. A transactional part that fails leaves nothing behind;
+        may_leave_transaction: a part that PostgreSQL refuses to run in a transaction (SQLSTATE 25001) runs
+        again outside one, as golang-migrate and Flyway run such files."""
+        started = time.monotonic()
+        parts = action.parts or ()
+        for index, part in enumerate(parts):
+            first, last = index == 0, index == len(parts) - 1
+            if part.transactional:
+                try:
+                    self._in_one_transaction(action, ledger, part.sql, first, last, started)
+                    continue
+                except _RolledBack as failed:
+                    if not (may_leave_transaction and failed.sqlstate == IN_TRANSACTION_BLOCK and first):
+                        raise self._failure(action, ledger, failed, earlier_parts=index) from None
+                    log(f"{action.label} cannot run inside a transaction ({failed.detail}); running it statement "
+                        "by statement outside one, as its tool does")
+            self._outside_transaction(action, ledger, part.sql, first, last, started, index)
+        return time.monotonic() - started
+
+    def _in_one_transaction(self, action: Action, ledger: Ledger, sql: str, first: bool, last: bool,
+                            started: float) -> None:
+        self.conn.execute("BEGIN")
+        try:
+            if first:
+                ledger.begin(action)
+            if has_code(sql):
+                # No parameters: psycopg sends the SQL as one simple query, so it may hold many statements.
+                self.conn.execute(sql.encode())
+            ended_by_file = not self._in_transaction()
+            if last:
+                if ended_by_file:
+                    self.atomic(lambda: ledger.finish(action, _millis(started)))
+                else:
+                    ledger.finish(action, _millis(started))
+            if not ended_by_file:
+                self.conn.execute("COMMIT")
+        except self._psycopg.Error as exc:
+            intact = self._in_transaction()  # False: the file's own COMMIT or ROLLBACK ended ours
+            if intact:
+                self.conn.execute("ROLLBACK")
+                raise _RolledBack(exc, self.redact) from None
+            raise StepError(Exit.DIRTY, self.redact(
+                f"migration {action.label} failed after it ended the runner's transaction with a COMMIT or "
+                f"ROLLBACK of its own, so what ran before that stays: {_describe(exc)}. "
+                f"{ledger.dirty_help(action.migration.version if ledger.layout != PLAIN else action.file)}")) from None
+
+    def _outside_transaction(self, action: Action, ledger: Ledger, sql: str, first: bool, last: bool,
+                             started: float, earlier_parts: int) -> None:
+        if first:
+            self.atomic(lambda: ledger.begin(action))
+        statements = split_statements(sql)
+        for number, statement in enumerate(statements, 1):
+            try:
+                self.conn.execute(statement.encode())
+            except self._psycopg.Error as exc:
+                if self._in_transaction():
+                    self.conn.execute("ROLLBACK")
+                done = number - 1 + earlier_parts
+                kept = (f"the {done} statement(s) before it stay applied" if done
+                        else "nothing of it was applied")
+                who = action.migration.version if ledger.layout != PLAIN else action.file
+                recorded = "" if ledger.layout == DBMATE else f"{ledger.table} says so. "
+                raise StepError(Exit.DIRTY, self.redact(
+                    f"migration {action.label} failed at statement {number} of {len(statements)}, outside a "
+                    f"transaction: {_describe(exc)}; {kept}. {recorded}{ledger.dirty_help(who)}")) from None
+        if last:
+            self.atomic(lambda: ledger.finish(action, _millis(started)))
+
+    def _failure(self, action: Action, ledger: Ledger, failed: _RolledBack, earlier_parts: int) -> StepError:
+        if earlier_parts:
+            return StepError(Exit.DIRTY, (
+                f"migration {action.label} failed in section {earlier_parts + 1}: {failed.detail}; that section was "
+                f"rolled back, the {earlier_parts} before it stay applied. "
+                f"{ledger.dirty_help(action.migration.version)}"))
+        hint = ""
+        if failed.sqlstate == IN_TRANSACTION_BLOCK:
+            hint = {"dbmate": " Mark the section '-- migrate:up transaction:false', as dbmate requires.",
+                    "plain": " Put the line '-- initpipeline:no-transaction' at the top of the file."}.get(
+                ledger.layout, "")
+        return StepError(Exit.MIGRATION, f"migration {action.label} failed and was rolled back: {failed.detail}{hint}")
+
+    def close(self) -> None:
+        self.conn.close()  # also releases the session's advisory locks
+
+
+class _RolledBack(Exception):
+    def __init__(self, exc: Any, redact_text: Any):
+        super().__init__()
+        self.sqlstate = getattr(exc, "sqlstate", None) or ""
+        self.detail = redact_text(_describe(exc))
+
+
+def _describe(exc: Any) -> str:
+    diag = getattr(exc, "diag", None)
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    state = f" (SQLSTATE {exc.sqlstate})" if getattr(exc, "sqlstate", None) else ""
+    where = f"; {diag.context.strip().splitlines()[0]}" if diag is not None and diag.context else ""
+    return f"{detail}{state}{where}"
+
+
+def _millis(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
