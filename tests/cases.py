@@ -159,3 +159,51 @@ def examples() -> list[Path]:
     """Every InitPipeline manifest under examples/."""
     return sorted(p for p in (ROOT / "examples").rglob("*.yaml")
                   if any(d and d.get("kind") == "InitPipeline" for d in yaml.safe_load_all(p.read_text())))
+
+
+@dataclass(frozen=True)
+class BadFolder:
+    """A migrations folder that the runner refuses before anything runs; message names the files."""
+
+    id: str
+    files: dict[str, str]
+    message: str
+    layout: str | None = None  # None: detected
+
+    @property
+    def args(self) -> list[str]:
+        return ["--layout", self.layout] if self.layout else []
+
+
+_UP = "-- migrate:up\nCREATE TABLE a (id int);\n"
+BAD_FOLDERS = [
+    BadFolder("golang-migrate-and-flyway", {"1_a.up.sql": "SELECT 1;", "1_a.down.sql": "SELECT 1;",
+                                            "V2__b.sql": "SELECT 1;"},
+              "the folder mixes layouts: golang-migrate (1_a.down.sql, 1_a.up.sql); flyway (V2__b.sql)"),
+    BadFolder("golang-migrate-and-a-stray-file", {"1_a.up.sql": "SELECT 1;", "init.sql": "SELECT 1;"},
+              "golang-migrate (1_a.up.sql); no layout's markers (init.sql)"),
+    BadFolder("dbmate-and-plain", {"1_a.sql": _UP + "-- migrate:down\n", "2_b.sql": "SELECT 1;"},
+              "dbmate (1_a.sql); no layout's markers (2_b.sql)"),
+    BadFolder("golang-migrate-same-version", {"1_a.up.sql": "SELECT 1;", "01_b.up.sql": "SELECT 1;"},
+              "01_b.up.sql and 1_a.up.sql have the same version"),
+    BadFolder("golang-migrate-down-without-up", {"1_a.up.sql": "SELECT 1;", "2_b.down.sql": "SELECT 1;"},
+              "2_b.down.sql: a .down.sql file without its .up.sql"),
+    BadFolder("flyway-same-version", {"V1.1__a.sql": "SELECT 1;", "V1_1__b.sql": "SELECT 1;"},
+              "V1.1__a.sql and V1_1__b.sql have the same version"),
+    BadFolder("flyway-trailing-zero-is-the-same-version", {"V1__a.sql": "SELECT 1;", "V1.0__b.sql": "SELECT 1;"},
+              "V1.0__b.sql and V1__a.sql have the same version"),
+    BadFolder("flyway-placeholder", {"V1__a.sql": "CREATE TABLE ${prefix}_users (id int);"},
+              "Flyway placeholders are not expanded by this runner: V1__a.sql (${prefix})"),
+    BadFolder("flyway-unknown-script-setting", {"V1__a.sql": "SELECT 1;", "V1__a.sql.conf": "shouldExecute=false"},
+              "V1__a.sql.conf line 1: 'shouldExecute=false' is not supported"),
+    BadFolder("flyway-misnamed", {"V1__a.sql": "SELECT 1;", "V2_b.sql": "SELECT 1;"},
+              "V2_b.sql: not a flyway file name", "flyway"),
+    BadFolder("dbmate-without-down", {"1_a.sql": _UP}, "1_a.sql: each '-- migrate:up' needs exactly one "
+                                                       "'-- migrate:down' after it"),
+    BadFolder("dbmate-statement-before-up", {"1_a.sql": "SELECT 1;\n" + _UP + "-- migrate:down\n"},
+              "1_a.sql: statements before '-- migrate:up'"),
+    BadFolder("golang-migrate-given-plain-files", {"1_a.sql": "SELECT 1;"},
+              "1_a.sql: not a golang-migrate file name", "golang-migrate"),
+    BadFolder("plain-given-down-files", {"1_a.up.sql": "SELECT 1;", "1_a.down.sql": "DROP TABLE a;"},
+              "1_a.down.sql: undo files", "plain"),
+]

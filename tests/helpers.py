@@ -215,3 +215,40 @@ def postgres_server(folder: Path, listen: str = "127.0.0.1", allow: str | None =
     finally:
         subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
                        check=False, capture_output=True)
+
+
+# --- the migration step ---------------------------------------------------------------------------
+
+def write_files(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def run_migrate(url: str, folder: Path, tmp: Path, *extra: str) -> StepResult:
+    """The real `initpipeline step migrate` on folder, with url in its environment."""
+    return run_step("migrate", "--sql-dir", str(folder), "--database-url-env", "DB_URL", *extra,
+                    env={"DB_URL": url}, tmp=tmp)
+
+
+def sql_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql.encode()).fetchall()
+
+
+def sql_run(url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.encode())
+
+
+def migration_tool(name: str) -> Path:
+    """A migration tool that hack/migration-tools.sh installed (golang-migrate, dbmate, flyway-tool)."""
+    path = Path(os.environ.get("INITPIPELINE_CACHE", Path.home() / ".cache" / "initpipeline")) / "bin" / name
+    if not path.exists():
+        raise RuntimeError(f"{path} is missing: run make migration-tools (make unit and make test do)")
+    return path

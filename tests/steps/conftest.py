@@ -5,6 +5,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.helpers import CertificateAuthority, Postgres, make_ca, postgres_server
@@ -24,3 +25,13 @@ def postgres() -> Iterator[Postgres]:
             yield server
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def db(postgres: Postgres) -> Iterator[Postgres]:
+    """A clean app database for each test."""
+    with psycopg.connect(postgres.admin_url.replace("/app?", "/postgres?"), autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app'")
+        conn.execute("DROP DATABASE IF EXISTS app")
+        conn.execute("CREATE DATABASE app OWNER app")
+    yield postgres

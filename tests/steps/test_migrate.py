@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -11,37 +10,9 @@ import pytest
 
 from initpipeline.steps.common import Exit
 from initpipeline.steps.migrate import lock_key, natural_key
-from tests.helpers import Postgres, StepResult, run_step
+from tests.helpers import Postgres, run_migrate, run_step, sql_rows, write_files
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def db(postgres: Postgres) -> Iterator[Postgres]:
-    """A clean app database for each test."""
-    with psycopg.connect(postgres.admin_url.replace("/app?", "/postgres?"), autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app'")
-        conn.execute("DROP DATABASE IF EXISTS app")
-        conn.execute("CREATE DATABASE app OWNER app")
-    yield postgres
-
-
-def write(folder: Path, files: dict[str, str]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (folder / name).write_text(text)
-    return folder
-
-
-def migrate(url: str, folder: Path, tmp: Path, *extra: str) -> StepResult:
-    """The real runner on folder, with url in its environment."""
-    return run_step("migrate", "--sql-dir", str(folder), "--database-url-env", "DB_URL", *extra,
-                    env={"DB_URL": url}, tmp=tmp)
-
-
-def query(db: Postgres, sql: str) -> list[tuple]:  # type: ignore[type-arg]
-    with psycopg.connect(db.app_url) as conn:
-        return conn.execute(sql).fetchall()
 
 
 SCHEMA = {
@@ -52,30 +23,30 @@ SCHEMA = {
 
 
 def test_applies_in_natural_order_once(db: Postgres, tmp_path: Path) -> None:
-    folder = write(tmp_path / "sql", SCHEMA)
-    first = migrate(db.app_url, folder, tmp_path)
+    folder = write_files(tmp_path / "sql", SCHEMA)
+    first = run_migrate(db.app_url, folder, tmp_path)
     assert first.code == 0, first.stderr
     assert first.termination.startswith("applied 3 migration(s)")
     assert "1_create_items.sql, 2_seed.sql, 10_add_price.sql" in first.termination
-    history = query(db, "SELECT name, checksum, applied_at IS NOT NULL FROM initpipeline_schema_history "
+    history = sql_rows(db.app_url, "SELECT name, checksum, applied_at IS NOT NULL FROM initpipeline_schema_history "
                         "ORDER BY applied_at, name")
     assert [h[0] for h in history] == ["1_create_items.sql", "2_seed.sql", "10_add_price.sql"]
     assert all(len(h[1]) == 64 and h[2] for h in history)
-    assert query(db, "SELECT name, price FROM items ORDER BY id") == [("apple", 0), ("pear", 0)]
+    assert sql_rows(db.app_url, "SELECT name, price FROM items ORDER BY id") == [("apple", 0), ("pear", 0)]
 
-    again = migrate(db.app_url, folder, tmp_path)
+    again = run_migrate(db.app_url, folder, tmp_path)
     assert again.code == 0
     assert again.termination.startswith("applied 0 migration(s)") and "3 already applied" in again.termination
-    assert query(db, "SELECT count(*) FROM items") == [(2,)]
+    assert sql_rows(db.app_url, "SELECT count(*) FROM items") == [(2,)]
 
 
 def test_only_new_files_are_applied(db: Postgres, tmp_path: Path) -> None:
-    folder = write(tmp_path / "sql", SCHEMA)
-    assert migrate(db.app_url, folder, tmp_path).code == 0
-    write(folder, {"11_more.sql": "INSERT INTO items (name) VALUES ('fig');"})
-    result = migrate(db.app_url, folder, tmp_path)
+    folder = write_files(tmp_path / "sql", SCHEMA)
+    assert run_migrate(db.app_url, folder, tmp_path).code == 0
+    write_files(folder, {"11_more.sql": "INSERT INTO items (name) VALUES ('fig');"})
+    result = run_migrate(db.app_url, folder, tmp_path)
     assert result.code == 0 and "applied 1 migration(s)" in result.termination and "11_more.sql" in result.termination
-    assert query(db, "SELECT count(*) FROM items") == [(3,)]
+    assert sql_rows(db.app_url, "SELECT count(*) FROM items") == [(3,)]
 
 
 def test_five_runners_at_once_apply_each_file_exactly_once(db: Postgres, tmp_path: Path) -> None:
@@ -83,7 +54,7 @@ def test_five_runners_at_once_apply_each_file_exactly_once(db: Postgres, tmp_pat
     for n in range(2, 7):
         # pg_sleep widens the window in which the runners overlap
         files[f"{n}_step.sql"] = f"SELECT pg_sleep(0.3);\nINSERT INTO runs VALUES ('{n}');"
-    folder = write(tmp_path / "sql", files)
+    folder = write_files(tmp_path / "sql", files)
     env = {**os.environ, "DB_URL": db.app_url, "INITPIPELINE_TERMINATION_LOG": "/dev/null"}
     command = [sys.executable, "-m", "initpipeline.cli", "step", "migrate", "--sql-dir", str(folder),
                "--database-url-env", "DB_URL"]
@@ -91,86 +62,86 @@ def test_five_runners_at_once_apply_each_file_exactly_once(db: Postgres, tmp_pat
              for _ in range(5)]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 5, outputs
-    assert query(db, "SELECT file, count(*) FROM runs GROUP BY file ORDER BY file") == [
+    assert sql_rows(db.app_url, "SELECT file, count(*) FROM runs GROUP BY file ORDER BY file") == [
         (str(n), 1) for n in range(2, 7)]
-    assert query(db, "SELECT count(*) FROM initpipeline_schema_history") == [(6,)]
+    assert sql_rows(db.app_url, "SELECT count(*) FROM initpipeline_schema_history") == [(6,)]
     applied_counts = sorted(err.count("applied ") - err.count("already applied") for _, err in outputs)
     assert sum(1 for c in applied_counts if c > 0) == 1, "more than one runner applied migrations"
     assert any("another runner holds the migration lock" in err for _, err in outputs)
 
 
 def test_edited_applied_file_is_drift(db: Postgres, tmp_path: Path) -> None:
-    folder = write(tmp_path / "sql", SCHEMA)
-    assert migrate(db.app_url, folder, tmp_path).code == 0
-    old = query(db, "SELECT checksum FROM initpipeline_schema_history WHERE name = '2_seed.sql'")[0][0]
-    write(folder, {"2_seed.sql": "INSERT INTO items (name) VALUES ('plum');", "11_new.sql": "DROP TABLE items;"})
-    result = migrate(db.app_url, folder, tmp_path)
+    folder = write_files(tmp_path / "sql", SCHEMA)
+    assert run_migrate(db.app_url, folder, tmp_path).code == 0
+    old = sql_rows(db.app_url, "SELECT checksum FROM initpipeline_schema_history WHERE name = '2_seed.sql'")[0][0]
+    write_files(folder, {"2_seed.sql": "INSERT INTO items (name) VALUES ('plum');", "11_new.sql": "DROP TABLE items;"})
+    result = run_migrate(db.app_url, folder, tmp_path)
     assert result.code == Exit.DRIFT
     assert f"2_seed.sql was applied with sha256 {old} but the file now has sha256" in result.termination
-    assert query(db, "SELECT count(*) FROM items") == [(2,)]  # 11_new.sql was not applied
-    assert query(db, "SELECT count(*) FROM initpipeline_schema_history") == [(3,)]
+    assert sql_rows(db.app_url, "SELECT count(*) FROM items") == [(2,)]  # 11_new.sql was not applied
+    assert sql_rows(db.app_url, "SELECT count(*) FROM initpipeline_schema_history") == [(3,)]
 
 
 def test_failing_file_leaves_the_database_as_it_was(db: Postgres, tmp_path: Path) -> None:
-    folder = write(tmp_path / "sql", {
+    folder = write_files(tmp_path / "sql", {
         "1_ok.sql": "CREATE TABLE a (id int);",
         "2_bad.sql": "CREATE TABLE b (id int);\nINSERT INTO b VALUES (1);\nINSERT INTO nowhere VALUES (1);",
         "3_never.sql": "CREATE TABLE c (id int);",
     })
-    result = migrate(db.app_url, folder, tmp_path)
+    result = run_migrate(db.app_url, folder, tmp_path)
     assert result.code == Exit.MIGRATION
     assert "migration 2_bad.sql failed and was rolled back" in result.termination
     assert 'relation "nowhere" does not exist' in result.termination
     assert "SQLSTATE 42P01" in result.termination
-    tables = {r[0] for r in query(db, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    tables = {r[0] for r in sql_rows(db.app_url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert tables == {"a", "initpipeline_schema_history"}
-    assert query(db, "SELECT name FROM initpipeline_schema_history") == [("1_ok.sql",)]
+    assert sql_rows(db.app_url, "SELECT name FROM initpipeline_schema_history") == [("1_ok.sql",)]
     assert db.password not in result.stderr + result.termination
 
 
 def test_dry_run_changes_nothing(db: Postgres, tmp_path: Path) -> None:
-    folder = write(tmp_path / "sql", SCHEMA)
-    result = migrate(db.app_url, folder, tmp_path, "--dry-run")
+    folder = write_files(tmp_path / "sql", SCHEMA)
+    result = run_migrate(db.app_url, folder, tmp_path, "--dry-run")
     assert result.code == 0
     assert result.termination.splitlines()[0] == \
         "would apply 3 migration(s): 1_create_items.sql, 2_seed.sql, 10_add_price.sql"
-    assert query(db, "SELECT to_regclass('initpipeline_schema_history') IS NULL, to_regclass('items') IS NULL") == [
-        (True, True)]
+    assert sql_rows(db.app_url, "SELECT to_regclass('initpipeline_schema_history') IS NULL, "
+                                "to_regclass('items') IS NULL") == [(True, True)]
 
 
 def test_lock_timeout(db: Postgres, tmp_path: Path) -> None:
-    folder = write(tmp_path / "sql", SCHEMA)
+    folder = write_files(tmp_path / "sql", SCHEMA)
     with psycopg.connect(db.app_url, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (lock_key("initpipeline_schema_history"),))
-        result = migrate(db.app_url, folder, tmp_path, "--lock-timeout", "1")
+        result = run_migrate(db.app_url, folder, tmp_path, "--lock-timeout", "1")
     assert result.code == Exit.LOCK_TIMEOUT
     assert "could not take the migration lock within 1.0s" in result.termination
-    assert query(db, "SELECT to_regclass('items') IS NULL") == [(True,)]
+    assert sql_rows(db.app_url, "SELECT to_regclass('items') IS NULL") == [(True,)]
 
 
 def test_custom_history_table_in_a_schema(db: Postgres, tmp_path: Path) -> None:
     with psycopg.connect(db.app_url, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA ops")
-    folder = write(tmp_path / "sql", SCHEMA)
-    assert migrate(db.app_url, folder, tmp_path, "--history-table", "ops.migrations").code == 0
-    assert query(db, "SELECT count(*) FROM ops.migrations") == [(3,)]
+    folder = write_files(tmp_path / "sql", SCHEMA)
+    assert run_migrate(db.app_url, folder, tmp_path, "--history-table", "ops.migrations").code == 0
+    assert sql_rows(db.app_url, "SELECT count(*) FROM ops.migrations") == [(3,)]
 
 
 def test_configmap_mount_layout(db: Postgres, tmp_path: Path) -> None:
     """A mounted ConfigMap holds ..data and timestamped folders beside symlinks to the keys."""
-    real = write(tmp_path / "cm" / "..2026_11_22_10_00_00.1", {"1_a.sql": "CREATE TABLE z (id int);"})
+    real = write_files(tmp_path / "cm" / "..2026_11_22_10_00_00.1", {"1_a.sql": "CREATE TABLE z (id int);"})
     (tmp_path / "cm" / "..data").symlink_to(real.name)
     (tmp_path / "cm" / "1_a.sql").symlink_to("..data/1_a.sql")
     (tmp_path / "cm" / "README").write_text("not sql")
-    result = migrate(db.app_url, tmp_path / "cm", tmp_path)
+    result = run_migrate(db.app_url, tmp_path / "cm", tmp_path)
     assert result.code == 0, result.stderr
     assert "applied 1 migration(s)" in result.termination and "ignoring files without .sql: README" in result.stderr
 
 
 def test_wrong_password_is_a_database_error_without_the_password(db: Postgres, tmp_path: Path) -> None:
-    folder = write(tmp_path / "sql", SCHEMA)
+    folder = write_files(tmp_path / "sql", SCHEMA)
     url = db.app_url.replace(db.password, "Wrong-Secret-9")
-    result = migrate(url, folder, tmp_path)
+    result = run_migrate(url, folder, tmp_path)
     assert result.code == Exit.DATABASE
     assert "cannot connect to the database" in result.termination
     assert "password authentication failed" in result.termination
@@ -178,8 +149,8 @@ def test_wrong_password_is_a_database_error_without_the_password(db: Postgres, t
 
 
 def test_unreachable_database(tmp_path: Path) -> None:
-    folder = write(tmp_path / "sql", SCHEMA)
-    result = migrate("postgresql://app:pw-xyz@127.0.0.1:1/app", folder, tmp_path)
+    folder = write_files(tmp_path / "sql", SCHEMA)
+    result = run_migrate("postgresql://app:pw-xyz@127.0.0.1:1/app", folder, tmp_path)
     assert result.code == Exit.DATABASE and "pw-xyz" not in result.stderr + result.termination
 
 
@@ -205,11 +176,11 @@ def test_waits_for_a_database_that_comes_up_late(tmp_path: Path) -> None:
     """The runner retries while the server is down, then migrates (Flyway's connectRetries, built in)."""
     from tests.helpers import free_port, late_listener
 
-    folder = write(tmp_path / "sql", SCHEMA)
+    folder = write_files(tmp_path / "sql", SCHEMA)
     port = free_port()
     url = f"postgresql://app:pw-late@127.0.0.1:{port}/app"
     with late_listener(port, 0):  # accepts and closes: a server that is not ready
-        result = migrate(url, folder, tmp_path, "--connect-timeout", "2")
+        result = run_migrate(url, folder, tmp_path, "--connect-timeout", "2")
     assert result.code == Exit.DATABASE
     assert 1.5 < result.seconds < 15
     assert "database not reachable yet" in result.stderr
@@ -217,7 +188,7 @@ def test_waits_for_a_database_that_comes_up_late(tmp_path: Path) -> None:
 
 
 def test_authentication_failure_is_not_retried(db: Postgres, tmp_path: Path) -> None:
-    folder = write(tmp_path / "sql", SCHEMA)
+    folder = write_files(tmp_path / "sql", SCHEMA)
     url = db.app_url.replace(db.password, "Wrong-Secret-9")
-    result = migrate(url, folder, tmp_path, "--connect-timeout", "30")
+    result = run_migrate(url, folder, tmp_path, "--connect-timeout", "30")
     assert result.code == Exit.DATABASE and result.seconds < 10
