@@ -92,11 +92,7 @@ def run(args: argparse.Namespace) -> int:
         ledger = LEDGERS[folder.layout](db.conn, table)
         if args.dry_run:
             return _dry_run(db, ledger, folder, args.to)
-        keys = [lock_key(table)]
-        tool_key = ledger.tool_lock_key()
-        if tool_key is not None:
-            keys.append(tool_key)
-        db.lock(keys, args.lock_timeout)
+        db.lock([lock_key(table), *ledger.tool_lock_keys()], args.lock_timeout)
         plan = _plan(db, ledger, folder, args.to)
         for note in plan.notes:
             log(note)

@@ -100,9 +100,9 @@ class Ledger:
     def finish(self, action: Action, millis: int) -> None:
         raise NotImplementedError
 
-    def tool_lock_key(self) -> int | None:
-        """The advisory lock that the tool itself takes, so that it and this runner never run at once."""
-        return None
+    def tool_lock_keys(self) -> list[int]:
+        """The advisory locks that the tool itself takes, so that it and this runner never run at once."""
+        return []
 
     def dirty_help(self, version: str) -> str:
         """What a person does about a half-done version."""
@@ -143,11 +143,13 @@ class GolangMigrateLedger(Ledger):
     def finish(self, action: Action, millis: int) -> None:
         self._set(action.record, False)
 
-    def tool_lock_key(self) -> int:
+    def tool_lock_keys(self) -> list[int]:
+        # golang-migrate names the database by the URL's path ("/app") when run from its command line, and
+        # by current_database() ("app") as a library: take both.
         row = self.conn.execute("SELECT current_database(), current_schema()").fetchone()
         database, schema = row[0], self.schema or row[1]
-        checksum = zlib.crc32(f"{schema}\x00{self.name}\x00{database}".encode())
-        return (checksum * _GOLANG_MIGRATE_LOCK_SALT) & 0xFFFFFFFF
+        return [(zlib.crc32(f"{schema}\x00{self.name}\x00{name}".encode()) * _GOLANG_MIGRATE_LOCK_SALT) & 0xFFFFFFFF
+                for name in (database, "/" + database)]
 
     def dirty_help(self, version: str) -> str:
         return ("Check the database and finish or undo by hand what that file left half-done; then record the "
@@ -218,9 +220,9 @@ class FlywayLedger(Ledger):
         self.conn.execute(self.q("UPDATE {t} SET success = true, execution_time = %s, installed_on = now() "
                                  "WHERE installed_rank = %s"), (millis, self._ranks.pop((action.file, action.undo))))
 
-    def tool_lock_key(self) -> int:
+    def tool_lock_keys(self) -> list[int]:
         schema = self.schema or self.conn.execute("SELECT current_schema()").fetchone()[0]
-        return _FLYWAY_LOCK_MAGIC + _java_string_hash(f'"{schema}"."{self.name}"')
+        return [_FLYWAY_LOCK_MAGIC + _java_string_hash(f'"{schema}"."{self.name}"')]
 
     def dirty_help(self, version: str) -> str:
         return ("Check the database and finish or undo by hand what it left half-done; then delete that row "

@@ -42,7 +42,8 @@ class SqlFile:
 
     @property
     def text(self) -> str:
-        return self.raw.decode("utf-8")
+        """The SQL without a byte order mark, which PostgreSQL would take for part of the first word."""
+        return self.raw.decode("utf-8").removeprefix("\ufeff")
 
 
 @dataclass(frozen=True)
