@@ -165,7 +165,7 @@ def test_flyway_and_our_runner_take_turns(db: Postgres, tmp_path: Path) -> None:
     assert info.count(" SUCCESS") == 6, info
 
     write_files(folder, {"V3__more.sql": "ALTER TABLE accounts ADD COLUMN note text;\n",
-                         "R__account_names.sql": "CREATE OR REPLACE VIEW account_names AS SELECT id, name "
+                         "R__account_names.sql": "CREATE OR REPLACE VIEW account_names AS SELECT name, id "
                                                  "FROM accounts;\n"})
     assert "applied 2" in flyway(db, folder, "migrate").stdout  # and Flyway goes on after our runner
     again = run_migrate(db.app_url, folder, tmp_path)
