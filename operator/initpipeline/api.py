@@ -47,7 +47,9 @@ DEFAULT_DOWNLOAD_TIMEOUT = 300
 DEFAULT_DOWNLOAD_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_LOCK_TIMEOUT = 60
 DEFAULT_CONNECT_TIMEOUT = 30
-DEFAULT_HISTORY_TABLE = "initpipeline_schema_history"
+DEFAULT_HISTORY_TABLE = "initpipeline_schema_history"  # of the plain layout; the others use their tool's
+# Migration folder layouts of the built-in runner; a sql step without one has it detected from the files.
+MIGRATION_LAYOUTS = ("golang-migrate", "flyway", "dbmate", "plain")
 DEFAULT_DATABASE_URL_ENV = "DATABASE_URL"
 DEFAULT_STEP_RESOURCES: dict[str, Any] = {
     "requests": {"cpu": "10m", "memory": "32Mi"},

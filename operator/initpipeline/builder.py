@@ -292,8 +292,12 @@ def _migrate_args(body: Obj, index: int) -> Parts:
         "migrate", "--sql-dir", SQL_DIR, "--database-url-env", DATABASE_URL_ENV,
         "--lock-timeout", str(body.get("lockTimeoutSeconds", api.DEFAULT_LOCK_TIMEOUT)),
         "--connect-timeout", str(body.get("connectTimeoutSeconds", api.DEFAULT_CONNECT_TIMEOUT)),
-        "--history-table", body.get("historyTable", api.DEFAULT_HISTORY_TABLE),
     ]
+    # Without these the runner detects the layout and uses that layout's own history table.
+    for option, value in (("--layout", body["sql"].get("layout")), ("--history-table", body.get("historyTable")),
+                          ("--to", body["sql"].get("rollbackTo"))):
+        if value is not None:
+            args += [option, str(value)]
     env = [_database_url_env(body, DATABASE_URL_ENV)]
     volumes = [{"name": volume_name, "configMap": {"name": body["sql"]["configMapRef"]["name"]}}]
     mounts = [{"name": volume_name, "mountPath": SQL_DIR, "readOnly": True}]

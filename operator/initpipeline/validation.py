@@ -18,6 +18,7 @@ from .api import (
     MAX_PIPELINE_NAME,
     MAX_REPLICAS,
     MAX_STEPS,
+    MIGRATION_LAYOUTS,
     RESERVED_LABEL_PREFIX,
     STATEFULSET_FIELDS,
     STEP_KINDS,
@@ -32,6 +33,7 @@ SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SQL_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$")
+MIGRATION_VERSION = re.compile(r"^[0-9]+([._][0-9]+)*$")  # 3, 1.2, 1_2, 20240101120000
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 VALIDATE_FORMATS = ("yaml", "json")
 
@@ -348,9 +350,7 @@ def _check_migration(c: _Checker, body: Obj, field: str, _volumes: set[Any], _st
     if "sql" in body:
         sql = c.obj(body["sql"], f"{field}.sql", required=True)
         if sql is not None:
-            ref = c.obj(sql.get("configMapRef"), f"{field}.sql.configMapRef", required=True)
-            if ref is not None:
-                c.string(ref.get("name"), f"{field}.sql.configMapRef.name", required=True, max_len=253)
+            _check_sql(c, sql, f"{field}.sql")
         for key in ("command", "args", "databaseUrlEnv"):
             if key in body:
                 c.fail(f"{field}.{key}", "only applies with image (your own migration tool)")
@@ -370,6 +370,25 @@ def _check_migration(c: _Checker, body: Obj, field: str, _volumes: set[Any], _st
     table = c.string(body.get("historyTable"), f"{field}.historyTable", max_len=127)
     if table is not None and not SQL_IDENTIFIER.match(table):
         c.fail(f"{field}.historyTable", "must be a lower-case SQL identifier, optionally schema-qualified")
+
+
+def _check_sql(c: _Checker, sql: Obj, field: str) -> None:
+    c.unknown(sql, field, ("configMapRef", "layout", "rollbackTo"))
+    ref = c.obj(sql.get("configMapRef"), f"{field}.configMapRef", required=True)
+    if ref is not None:
+        c.string(ref.get("name"), f"{field}.configMapRef.name", required=True, max_len=253)
+    layout = c.string(sql.get("layout"), f"{field}.layout", max_len=32)
+    if layout is not None and layout not in MIGRATION_LAYOUTS:
+        c.fail(f"{field}.layout", f"must be one of {', '.join(MIGRATION_LAYOUTS)}, got {layout!r}")
+    raw_target = sql.get("rollbackTo")
+    # int-or-string, as in the CRD: rollbackTo: 3 and rollbackTo: "1.2" both work
+    target = str(raw_target) if isinstance(raw_target, int) and not isinstance(raw_target, bool) and raw_target >= 0 \
+        else c.string(raw_target, f"{field}.rollbackTo", max_len=64)
+    if target is not None and not MIGRATION_VERSION.match(target):
+        c.fail(f"{field}.rollbackTo", f"must be a version such as 3, 1.2 or 20240101120000 (0: undo all), "
+                                      f"got {target!r}")
+    if target is not None and layout == "plain":
+        c.fail(f"{field}.rollbackTo", "the plain layout has no undo files to roll back with")
 
 
 def _check_download(c: _Checker, body: Obj, field: str, volumes: set[Any], _step: str) -> None:

@@ -96,6 +96,46 @@ def test_failing_migration(kube: Kube, host_postgres: Postgres) -> None:
     assert tables == {"ok", "initpipeline_schema_history"}
 
 
+def test_golang_migrate_folder_and_rollback_from_a_configmap(kube: Kube, host_postgres: Postgres) -> None:
+    """A golang-migrate folder as a ConfigMap, on a database golang-migrate took to version 1: the step
+    detects the layout, applies only the .up.sql files after 1, and a rollbackTo pipeline undoes them."""
+    url = fresh_database(host_postgres, kube.namespace)
+    with psycopg.connect(db_url_in(url, host_postgres.port), autocommit=True) as conn:
+        conn.execute("CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL);"
+                     "INSERT INTO users (name) VALUES ('alice');"
+                     "CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL);"
+                     "INSERT INTO schema_migrations VALUES (1, false)")
+    migration = {"databaseUrlFrom": {"secretKeyRef": {"name": "db", "key": "url"}},
+                 "sql": {"configMapRef": {"name": "schema"}}}
+    kube.apply([*postgres_service(host_postgres.port), database_secret("db", url),
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "schema"}, "data": {
+                    "1_users.up.sql": "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL);",
+                    "1_users.down.sql": "DROP TABLE users;",
+                    "2_email.up.sql": "ALTER TABLE users ADD COLUMN email text;",
+                    "2_email.down.sql": "ALTER TABLE users DROP COLUMN email;",
+                    "3_index.up.sql": "CREATE INDEX CONCURRENTLY users_email ON users (email);",
+                    "3_index.down.sql": "DROP INDEX CONCURRENTLY users_email;"}},
+                pipeline("forward", [{"name": "migrate", "migration": migration}], restartPolicy="Never")])
+    status = eventually("the migration", phase_is(kube, "forward", "Running", "Succeeded", "Failed"), timeout=120)
+    [step] = status["steps"]
+    assert step["state"] == "Succeeded", step
+    assert "applied 2 migration(s)" in step["message"] and "1 already applied" in step["message"]
+    database = db_url_in(url, host_postgres.port)
+    with psycopg.connect(database) as conn:
+        assert conn.execute("SELECT version, dirty FROM schema_migrations").fetchall() == [(3, False)]
+        assert conn.execute("SELECT name FROM users").fetchall() == [("alice",)]
+
+    back = {**migration, "sql": {**migration["sql"], "layout": "golang-migrate", "rollbackTo": 1}}
+    kube.apply([pipeline("back", [{"name": "migrate", "migration": back}], restartPolicy="Never")])
+    status = eventually("the rollback", phase_is(kube, "back", "Running", "Succeeded", "Failed"), timeout=120)
+    [step] = status["steps"]
+    assert step["state"] == "Succeeded" and "rolled back 2 migration(s) to 1" in step["message"], step
+    with psycopg.connect(database) as conn:
+        assert conn.execute("SELECT version, dirty FROM schema_migrations").fetchall() == [(1, False)]
+        assert conn.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users'"
+                            ).fetchall() == [(2,)]
+
+
 def never_up_service() -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "never-up"},
             "spec": {"selector": {"app": "nothing-has-this-label"}, "ports": [{"port": 5432}]}}

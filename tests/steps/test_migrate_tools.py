@@ -173,8 +173,8 @@ def test_flyway_and_our_runner_take_turns(db: Postgres, tmp_path: Path) -> None:
 
 
 def test_flyway_continues_what_our_runner_started(db: Postgres, tmp_path: Path) -> None:
-    start = write_files(tmp_path / "start", {k: v for k, v in FLYWAY.items() if k.startswith("V1_") or k == "V1__init.sql"
-                                             or k.startswith("V1.1_")})
+    first_three = ("V1__init.sql", "V1.1__add_email.sql", "V1_2__seed.sql")
+    start = write_files(tmp_path / "start", {k: v for k, v in FLYWAY.items() if k in first_three})
     ours = run_migrate(db.app_url, start, tmp_path)
     assert ours.code == 0 and "applied 3 migration(s)" in ours.termination, ours.stderr
     folder = write_files(tmp_path / "sql", FLYWAY)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import time
 from typing import Any
 
 from ...api import DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCK_TIMEOUT
-from ...validation import SQL_IDENTIFIER
+from ...validation import MIGRATION_VERSION, SQL_IDENTIFIER
 from ..common import Exit, StepError, UsageError, finish, format_seconds, log
 from .database import Database, lock_key
 from .history import DEFAULT_TABLES, LEDGERS, ForeignTable, Ledger
@@ -23,8 +22,6 @@ from .layouts import FLYWAY, GOLANG_MIGRATE, LAYOUTS, PLAIN, Folder, FolderError
 from .plan import Plan, PlanError, plan_migrate, plan_rollback
 
 __all__ = ["add_parser", "lock_key", "natural_key", "run"]
-
-VERSION = re.compile(r"^[0-9]+([._][0-9]+)*$")
 
 
 def read_files(folder: str) -> list[SqlFile]:
@@ -118,7 +115,7 @@ def _check_arguments(args: argparse.Namespace) -> str:
     for option, value in (("--lock-timeout", args.lock_timeout), ("--connect-timeout", args.connect_timeout)):
         if value < 0:
             raise UsageError(f"{option}: must be 0 or more, got {value}")
-    if args.to is not None and not VERSION.match(args.to):
+    if args.to is not None and not MIGRATION_VERSION.match(args.to):
         raise UsageError(f"--to: expected a version such as 3, 1.2 or 20240101120000, got {args.to!r}")
     url = os.environ.get(args.database_url_env, "")
     if not url:

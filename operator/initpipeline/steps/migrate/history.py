@@ -15,11 +15,12 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+from ...api import DEFAULT_HISTORY_TABLE
 from .layouts import DBMATE, FLYWAY, GOLANG_MIGRATE, PLAIN, flyway_version
 from .plan import Action, Applied, History
 
 DEFAULT_TABLES = {GOLANG_MIGRATE: "schema_migrations", FLYWAY: "flyway_schema_history",
-                  DBMATE: "schema_migrations", PLAIN: "initpipeline_schema_history"}
+                  DBMATE: "schema_migrations", PLAIN: DEFAULT_HISTORY_TABLE}
 
 _GOLANG_MIGRATE_LOCK_SALT = 1486364155
 _FLYWAY_LOCK_MAGIC = (0x46 << 40) + (0x6C << 32) + (0x79 << 24) + (0x77 << 16) + (0x61 << 8) + 0x79

@@ -13,10 +13,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...api import MIGRATION_LAYOUTS
 from .sqltext import flyway_checksum, flyway_placeholders
 
-GOLANG_MIGRATE, FLYWAY, DBMATE, PLAIN = "golang-migrate", "flyway", "dbmate", "plain"
-LAYOUTS = (GOLANG_MIGRATE, FLYWAY, DBMATE, PLAIN)
+LAYOUTS = MIGRATION_LAYOUTS
+GOLANG_MIGRATE, FLYWAY, DBMATE, PLAIN = MIGRATION_LAYOUTS
 
 _GM_NAME = re.compile(r"^([0-9]+)_(.*)\.(up|down)\.sql$")
 _FLYWAY_VERSIONED = re.compile(r"^([VU])([0-9]+(?:[._][0-9]+)*)__(.+)\.sql$")
