@@ -6,13 +6,13 @@ VENV := $(CACHE)/venv
 BIN := $(CACHE)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test deps tools images cluster-up cluster-down cluster-status install lint unit e2e \
+.PHONY: demo test deps tools migration-tools images cluster-up cluster-down cluster-status install lint unit e2e \
         bench bench-operator sync-crd manifests kind-e2e clean
 
 demo:
 	bash hack/demo.sh
 
-test: deps tools lint
+test: deps tools migration-tools lint
 	bash hack/cluster.sh up
 	$(VENV)/bin/pytest -ra $(PYTEST_ARGS) tests
 
@@ -21,6 +21,10 @@ deps:
 
 tools:
 	bash hack/build-tools.sh
+
+# golang-migrate, dbmate and Flyway, which the migration step's tests run against our runner.
+migration-tools:
+	bash hack/migration-tools.sh
 
 images: cluster-up
 
@@ -43,7 +47,7 @@ lint: deps tools
 	shellcheck -x -P SCRIPTDIR hack/*.sh
 
 # Fast checks without the cluster.
-unit: deps
+unit: deps migration-tools
 	$(VENV)/bin/pytest -ra $(PYTEST_ARGS) tests/unit tests/steps
 
 e2e: deps tools cluster-up

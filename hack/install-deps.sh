@@ -19,6 +19,11 @@ missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+# The migration step's tests run dbmate (from npm) and Flyway (Java, from Maven Central): Debian's
+# packages only where the machine has no npm, Maven or JDK of its own.
+command -v npm >/dev/null || missing+=(npm)
+command -v mvn >/dev/null || missing+=(maven)
+command -v javac >/dev/null || missing+=(default-jdk-headless)
 if ((${#missing[@]})); then
   log "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -38,8 +38,9 @@ if stale dbmate; then
 fi
 
 if stale flyway; then
-  command -v mvn >/dev/null && command -v javac >/dev/null ||
+  if ! command -v mvn >/dev/null || ! command -v javac >/dev/null; then
     die "Maven and a JDK 17+ are needed for Flyway (Debian: apt-get install maven default-jdk-headless)"
+  fi
   log "flyway: fetching its jars from Maven Central"
   work=$CACHE_DIR/src/flyway
   rm -rf "$work" && mkdir -p "$work/classes" && cp "$HACK_DIR"/tools/flyway/* "$work/"

@@ -119,7 +119,7 @@ BAD_CASES = [
     BadCase("migration-rollback-to-not-a-version", _set("spec.steps.1.migration.sql.rollbackTo", "latest"),
             "spec.steps[1].migration.sql.rollbackTo", "spec.steps[1].migration.sql.rollbackTo"),
     BadCase("migration-rollback-in-plain-layout",
-            _then(_set("spec.steps.1.migration.sql.layout", "plain"), _set("spec.steps.1.migration.sql.rollbackTo", 2)),
+            _then(_set("spec.steps.1.migration.sql.layout", "plain"), _set("spec.steps.1.migration.sql.rollbackTo", "2")),
             "spec.steps[1].migration.sql.rollbackTo", "the plain layout has no undo files to roll back with"),
     BadCase("bad-restart-policy", _set("spec.restartPolicy", "Sometimes"), "spec.restartPolicy",
             "spec.restartPolicy"),

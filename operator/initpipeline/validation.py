@@ -380,10 +380,7 @@ def _check_sql(c: _Checker, sql: Obj, field: str) -> None:
     layout = c.string(sql.get("layout"), f"{field}.layout", max_len=32)
     if layout is not None and layout not in MIGRATION_LAYOUTS:
         c.fail(f"{field}.layout", f"must be one of {', '.join(MIGRATION_LAYOUTS)}, got {layout!r}")
-    raw_target = sql.get("rollbackTo")
-    # int-or-string, as in the CRD: rollbackTo: 3 and rollbackTo: "1.2" both work
-    target = str(raw_target) if isinstance(raw_target, int) and not isinstance(raw_target, bool) and raw_target >= 0 \
-        else c.string(raw_target, f"{field}.rollbackTo", max_len=64)
+    target = c.string(sql.get("rollbackTo"), f"{field}.rollbackTo", max_len=64)
     if target is not None and not MIGRATION_VERSION.match(target):
         c.fail(f"{field}.rollbackTo", f"must be a version such as 3, 1.2 or 20240101120000 (0: undo all), "
                                       f"got {target!r}")

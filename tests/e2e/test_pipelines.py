@@ -125,7 +125,7 @@ def test_golang_migrate_folder_and_rollback_from_a_configmap(kube: Kube, host_po
         assert conn.execute("SELECT version, dirty FROM schema_migrations").fetchall() == [(3, False)]
         assert conn.execute("SELECT name FROM users").fetchall() == [("alice",)]
 
-    back = {**migration, "sql": {**migration["sql"], "layout": "golang-migrate", "rollbackTo": 1}}
+    back = {**migration, "sql": {**migration["sql"], "layout": "golang-migrate", "rollbackTo": "1"}}
     kube.apply([pipeline("back", [{"name": "migrate", "migration": back}], restartPolicy="Never")])
     status = eventually("the rollback", phase_is(kube, "back", "Running", "Succeeded", "Failed"), timeout=120)
     [step] = status["steps"]

@@ -82,7 +82,7 @@ def test_migration_layout_and_rollback_reach_the_runner() -> None:
     default = by_name(build_pod(doc, "runner:1")["spec"]["initContainers"])["migrate"]["command"]
     # without a layout or a table the runner detects the layout and keeps that layout's own history table
     assert "--layout" not in default and "--history-table" not in default and "--to" not in default
-    step(doc, "migrate")["migration"]["sql"].update(layout="flyway", rollbackTo=3)
+    step(doc, "migrate")["migration"]["sql"].update(layout="flyway", rollbackTo="3")
     step(doc, "migrate")["migration"]["historyTable"] = "ops.flyway_history"
     command = by_name(build_pod(doc, "runner:1")["spec"]["initContainers"])["migrate"]["command"]
     assert command[-6:] == ["--layout", "flyway", "--history-table", "ops.flyway_history", "--to", "3"]
