@@ -119,7 +119,9 @@ def test_golang_migrate_folder_and_rollback_from_a_configmap(kube: Kube, host_po
     status = eventually("the migration", phase_is(kube, "forward", "Running", "Succeeded", "Failed"), timeout=120)
     [step] = status["steps"]
     assert step["state"] == "Succeeded", step
-    assert "applied 2 migration(s)" in step["message"] and "1 already applied" in step["message"]
+    log = kube.run("logs", status["podName"], "-c", "migrate").stdout
+    assert "layout golang-migrate (detected)" in log and "applied 2 migration(s)" in log, log
+    assert "1 already applied" in log and ".down.sql" not in log
     database = db_url_in(url, host_postgres.port)
     with psycopg.connect(database) as conn:
         assert conn.execute("SELECT version, dirty FROM schema_migrations").fetchall() == [(3, False)]
@@ -129,7 +131,9 @@ def test_golang_migrate_folder_and_rollback_from_a_configmap(kube: Kube, host_po
     kube.apply([pipeline("back", [{"name": "migrate", "migration": back}], restartPolicy="Never")])
     status = eventually("the rollback", phase_is(kube, "back", "Running", "Succeeded", "Failed"), timeout=120)
     [step] = status["steps"]
-    assert step["state"] == "Succeeded" and "rolled back 2 migration(s) to 1" in step["message"], step
+    assert step["state"] == "Succeeded", step
+    log = kube.run("logs", status["podName"], "-c", "migrate").stdout
+    assert "rolled back 2 migration(s) to 1" in log and "3_index.down.sql, 2_email.down.sql" in log, log
     with psycopg.connect(database) as conn:
         assert conn.execute("SELECT version, dirty FROM schema_migrations").fetchall() == [(1, False)]
         assert conn.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users'"

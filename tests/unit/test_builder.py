@@ -155,6 +155,12 @@ def test_render_prints_the_pod() -> None:
     assert pod["spec"]["initContainers"][0]["image"] == "runner:9"
 
 
+def test_render_shows_the_migration_layout() -> None:
+    result = run_cli("render", "examples/golang-migrate-folder.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "- --layout\n" in result.stdout and "- golang-migrate\n" in result.stdout
+
+
 def test_render_names_step_and_field_of_a_bad_resource(tmp_path) -> None:  # type: ignore[no-untyped-def]
     doc = shop()
     step(doc, "wait-deps")["waitForService"]["targets"][0]["port"] = 99999
