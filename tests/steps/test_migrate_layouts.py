@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -505,3 +506,24 @@ def test_five_runners_at_once_apply_each_file_once(db: Postgres, tmp_path: Path,
     assert len(rows(db, history)) == (1 if layout == "golang-migrate" else 5)
     assert sum(1 for _, err in outputs if "applied 5 migration(s)" in err) == 1
     assert any("another runner holds the migration lock" in err for _, err in outputs)
+
+
+def test_a_connection_cut_mid_migration_applies_nothing(db: Postgres, tmp_path: Path) -> None:
+    folder = write_files(tmp_path / "sql", {"1_a.up.sql": "CREATE TABLE a (id int);",
+                                            "2_slow.up.sql": "CREATE TABLE b (id int);\nSELECT pg_sleep(30);"})
+    env = {**os.environ, "DB_URL": db.app_url, "INITPIPELINE_TERMINATION_LOG": str(tmp_path / "term")}
+    runner = subprocess.Popen([sys.executable, "-m", "initpipeline.cli", "step", "migrate", "--sql-dir", str(folder),
+                               "--database-url-env", "DB_URL"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not rows(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE application_name = 'initpipeline-migrate' AND query LIKE '%pg_sleep(30)%'"):
+            assert time.monotonic() < deadline, "the slow migration did not start"
+            time.sleep(0.05)
+    finally:
+        _, stderr = runner.communicate(timeout=60)
+    assert runner.returncode == Exit.DATABASE, stderr
+    assert "the connection to the database broke during 2_slow.up.sql" in stderr and "Traceback" not in stderr
+    assert db.password not in stderr
+    assert rows(db, "SELECT version, dirty FROM schema_migrations") == [(1, False)]
+    assert tables(db) == {"a", "schema_migrations"}

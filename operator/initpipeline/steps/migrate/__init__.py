@@ -104,6 +104,11 @@ def run(args: argparse.Namespace) -> int:
         return finish(Exit.OK, _summary(plan, done, args.to, time.monotonic() - started))
     except (PlanError, StepError) as exc:
         return finish(exc.code, f"migrate: {exc.message}")
+    except Exception as exc:
+        if db is None or not isinstance(exc, db.errors):
+            raise
+        # reading or writing the history failed: the connection broke, or a permission is missing
+        return finish(Exit.DATABASE, f"migrate: {db.redact(str(exc).strip() or type(exc).__name__)}")
     finally:
         if db is not None:
             db.close()  # also releases the session's advisory locks

@@ -30,6 +30,7 @@ class Database:
         import psycopg
 
         self._psycopg, self.url = psycopg, url
+        self.errors = psycopg.Error
         self.conn = self._connect(connect_timeout)
 
     def _connect(self, timeout: float) -> Any:
@@ -132,6 +133,7 @@ class Database:
             if not ended_by_file:
                 self.conn.execute("COMMIT")
         except self._psycopg.Error as exc:
+            self._refuse_broken(action, exc)
             intact = self._in_transaction()  # False: the file's own COMMIT or ROLLBACK ended ours
             if intact:
                 self.conn.execute("ROLLBACK")
@@ -150,6 +152,7 @@ class Database:
             try:
                 self.conn.execute(statement.encode())
             except self._psycopg.Error as exc:
+                self._refuse_broken(action, exc)
                 if self._in_transaction():
                     self.conn.execute("ROLLBACK")
                 done = number - 1 + earlier_parts
@@ -162,6 +165,13 @@ class Database:
                     f"transaction: {_describe(exc)}; {kept}. {recorded}{ledger.dirty_help(who)}")) from None
         if last:
             self.atomic(lambda: ledger.finish(action, _millis(started)))
+
+    def _refuse_broken(self, action: Action, exc: Any) -> None:
+        """A connection that broke mid-way (the server restarted, a proxy cut it) cannot be asked anything."""
+        if self.conn.broken:
+            raise StepError(Exit.DATABASE, self.redact(
+                f"the connection to the database broke during {action.label}: {_describe(exc)}. PostgreSQL rolls "
+                "back a transaction that was in flight; the next run reads the history and goes on from there"))
 
     def _failure(self, action: Action, ledger: Ledger, failed: _RolledBack, earlier_parts: int) -> StepError:
         if earlier_parts:
