@@ -252,3 +252,18 @@ def migration_tool(name: str) -> Path:
     if not path.exists():
         raise RuntimeError(f"{path} is missing: run make migration-tools (make unit and make test do)")
     return path
+
+
+def start_migrate(url: str, folder: Path, *extra: str) -> subprocess.Popen[str]:
+    """The real runner in the background; its stderr is piped."""
+    env = {**os.environ, "DB_URL": url, "INITPIPELINE_TERMINATION_LOG": "/dev/null"}
+    return subprocess.Popen([sys.executable, "-m", "initpipeline.cli", "step", "migrate", "--sql-dir", str(folder),
+                             "--database-url-env", "DB_URL", *extra], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def run_migrate_together(url: str, folder: Path, count: int) -> list[tuple[int, str]]:
+    """count runners started at once on one database: each one's exit code and stderr."""
+    procs = [start_migrate(url, folder) for _ in range(count)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    return [(p.returncode, err) for p, err in zip(procs, errors, strict=True)]

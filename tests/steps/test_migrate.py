@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -10,7 +7,7 @@ import pytest
 
 from initpipeline.steps.common import Exit
 from initpipeline.steps.migrate import lock_key, natural_key
-from tests.helpers import Postgres, run_migrate, run_step, sql_rows, write_files
+from tests.helpers import Postgres, run_migrate, run_migrate_together, run_step, sql_rows, write_files
 
 pytestmark = pytest.mark.postgres
 
@@ -55,13 +52,8 @@ def test_five_runners_at_once_apply_each_file_exactly_once(db: Postgres, tmp_pat
         # pg_sleep widens the window in which the runners overlap
         files[f"{n}_step.sql"] = f"SELECT pg_sleep(0.3);\nINSERT INTO runs VALUES ('{n}');"
     folder = write_files(tmp_path / "sql", files)
-    env = {**os.environ, "DB_URL": db.app_url, "INITPIPELINE_TERMINATION_LOG": "/dev/null"}
-    command = [sys.executable, "-m", "initpipeline.cli", "step", "migrate", "--sql-dir", str(folder),
-               "--database-url-env", "DB_URL"]
-    procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(5)]
-    outputs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 5, outputs
+    outputs = run_migrate_together(db.app_url, folder, 5)
+    assert [code for code, _ in outputs] == [0] * 5, outputs
     assert sql_rows(db.app_url, "SELECT file, count(*) FROM runs GROUP BY file ORDER BY file") == [
         (str(n), 1) for n in range(2, 7)]
     assert sql_rows(db.app_url, "SELECT count(*) FROM initpipeline_schema_history") == [(6,)]

@@ -6,9 +6,6 @@ writes it; tests/steps/test_migrate_tools.py runs the tools themselves.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import zlib
 from pathlib import Path
@@ -17,48 +14,19 @@ import pytest
 
 from initpipeline.steps.common import Exit
 from tests.cases import BAD_FOLDERS, BadFolder
-from tests.helpers import Postgres, StepResult, run_migrate, sql_rows, sql_run, write_files
+from tests.helpers import (
+    Postgres,
+    StepResult,
+    run_migrate,
+    run_migrate_together,
+    sql_rows,
+    sql_run,
+    start_migrate,
+    write_files,
+)
+from tests.migration_folders import DBMATE, FLYWAY, FLYWAY_ORDER, GOLANG_MIGRATE
 
 pytestmark = pytest.mark.postgres
-
-GOLANG_MIGRATE = {
-    "1_create_users.up.sql": "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL);",
-    "1_create_users.down.sql": "DROP TABLE users;",
-    "2_add_email.up.sql": "ALTER TABLE users ADD COLUMN email text;",
-    "2_add_email.down.sql": "ALTER TABLE users DROP COLUMN email;",
-    # golang-migrate never wraps a file in a transaction, so many folders bring their own
-    "3_seed_admin.up.sql": "BEGIN;\nINSERT INTO users (name, email) VALUES ('admin', 'admin@example.com');\nCOMMIT;\n",
-    "3_seed_admin.down.sql": "DELETE FROM users WHERE name = 'admin';",
-    "10_users_by_email.up.sql": "CREATE INDEX CONCURRENTLY users_email ON users (email);",
-    "10_users_by_email.down.sql": "DROP INDEX CONCURRENTLY users_email;",
-    # some projects' migrations read golang-migrate's own table
-    "11_note_version.up.sql": "CREATE TABLE migration_notes AS SELECT version, dirty FROM schema_migrations;",
-    "11_note_version.down.sql": "DROP TABLE migration_notes;",
-}
-
-FLYWAY = {
-    "V1__init.sql": "CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL);\n",
-    "V1.1__add_email.sql": "ALTER TABLE accounts ADD COLUMN email text;\n",
-    "V1_2__seed.sql": "INSERT INTO accounts VALUES (1, 'ann', 'ann@example.com');\r\n",
-    "V1.10__name_index.sql": "CREATE INDEX accounts_name ON accounts (name);\n",
-    "V2__created.sql": "ALTER TABLE accounts ADD COLUMN created timestamptz DEFAULT now();\n",
-    "U2__created.sql": "ALTER TABLE accounts DROP COLUMN created;\n",
-    "R__account_names.sql": "CREATE OR REPLACE VIEW account_names AS SELECT name FROM accounts;\n",
-}
-FLYWAY_ORDER = ["V1__init.sql", "V1.1__add_email.sql", "V1_2__seed.sql", "V1.10__name_index.sql", "V2__created.sql",
-                "R__account_names.sql"]
-
-DBMATE = {
-    "20240101000000_create_posts.sql":
-        "-- migrate:up\nCREATE TABLE posts (id serial PRIMARY KEY, title text NOT NULL);\n\n"
-        "-- migrate:down\nDROP TABLE posts;\n",
-    "20240102000000_seed.sql": "-- migrate:up\nINSERT INTO posts (title) VALUES ('hello');\n\n"
-                               "-- migrate:down\nDELETE FROM posts;\n",
-    "20240103000000_title_index.sql":
-        "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY posts_title ON posts (title);\n\n"
-        "-- migrate:down transaction:false\nDROP INDEX CONCURRENTLY posts_title;\n",
-}
-
 FLYWAY_HISTORY_DDL = """
 CREATE TABLE "public"."flyway_schema_history" (
     "installed_rank" INT NOT NULL, "version" VARCHAR(50), "description" VARCHAR(200) NOT NULL,
@@ -72,7 +40,8 @@ CREATE INDEX "flyway_schema_history_s_idx" ON "public"."flyway_schema_history" (
 
 def flyway_crc(text: str) -> int:
     """Flyway's checksum, written out independently of the runner's: CRC32 of the lines without breaks."""
-    crc = zlib.crc32(b"".join(line.encode() for line in text.replace("\r\n", "\n").split("\n")))
+    lines = text.removeprefix("\ufeff").replace("\r\n", "\n").split("\n")
+    crc = zlib.crc32(b"".join(line.encode() for line in lines))
     return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
@@ -495,13 +464,8 @@ def _slow_folder(layout: str) -> dict[str, str]:
                                             ("dbmate", "SELECT 1 FROM schema_migrations")])
 def test_five_runners_at_once_apply_each_file_once(db: Postgres, tmp_path: Path, layout: str, history: str) -> None:
     folder = write_files(tmp_path / "sql", _slow_folder(layout))
-    env = {**os.environ, "DB_URL": db.app_url, "INITPIPELINE_TERMINATION_LOG": "/dev/null"}
-    command = [sys.executable, "-m", "initpipeline.cli", "step", "migrate", "--sql-dir", str(folder),
-               "--database-url-env", "DB_URL"]
-    procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(5)]
-    outputs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 5, outputs
+    outputs = run_migrate_together(db.app_url, folder, 5)
+    assert [code for code, _ in outputs] == [0] * 5, outputs
     assert rows(db, "SELECT file, count(*) FROM runs GROUP BY file ORDER BY file") == [(str(n), 1) for n in range(2, 6)]
     assert len(rows(db, history)) == (1 if layout == "golang-migrate" else 5)
     assert sum(1 for _, err in outputs if "applied 5 migration(s)" in err) == 1
@@ -511,9 +475,7 @@ def test_five_runners_at_once_apply_each_file_once(db: Postgres, tmp_path: Path,
 def test_a_connection_cut_mid_migration_applies_nothing(db: Postgres, tmp_path: Path) -> None:
     folder = write_files(tmp_path / "sql", {"1_a.up.sql": "CREATE TABLE a (id int);",
                                             "2_slow.up.sql": "CREATE TABLE b (id int);\nSELECT pg_sleep(30);"})
-    env = {**os.environ, "DB_URL": db.app_url, "INITPIPELINE_TERMINATION_LOG": str(tmp_path / "term")}
-    runner = subprocess.Popen([sys.executable, "-m", "initpipeline.cli", "step", "migrate", "--sql-dir", str(folder),
-                               "--database-url-env", "DB_URL"], env=env, stderr=subprocess.PIPE, text=True)
+    runner = start_migrate(db.app_url, folder)
     try:
         deadline = time.monotonic() + 30
         while not rows(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

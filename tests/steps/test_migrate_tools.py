@@ -14,19 +14,9 @@ import pytest
 
 from initpipeline.steps.common import Exit
 from tests.helpers import Postgres, migration_tool, run_migrate, sql_rows, sql_run, write_files
+from tests.migration_folders import DBMATE, FLYWAY, GOLANG_MIGRATE
 
 pytestmark = pytest.mark.postgres
-
-GOLANG_MIGRATE = {
-    "1_create_users.up.sql": "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL);",
-    "1_create_users.down.sql": "DROP TABLE users;",
-    "2_add_email.up.sql": "ALTER TABLE users ADD COLUMN email text;",
-    "2_add_email.down.sql": "ALTER TABLE users DROP COLUMN email;",
-    "3_seed.up.sql": "BEGIN;\nINSERT INTO users (name, email) VALUES ('admin', 'admin@example.com');\nCOMMIT;",
-    "3_seed.down.sql": "DELETE FROM users WHERE name = 'admin';",
-    "4_users_by_email.up.sql": "CREATE INDEX CONCURRENTLY users_email ON users (email);",
-    "4_users_by_email.down.sql": "DROP INDEX CONCURRENTLY users_email;",
-}
 
 
 def _tool(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -52,11 +42,11 @@ def test_golang_migrate_and_our_runner_take_turns(db: Postgres, tmp_path: Path) 
 
     ours = run_migrate(db.app_url, folder, tmp_path)
     assert ours.code == 0, ours.stderr
-    assert "applied 2 migration(s)" in ours.termination and "2 already applied" in ours.termination
-    assert golang_migrate(db, folder, "version").stderr.strip() == "4"
+    assert "applied 3 migration(s)" in ours.termination and "2 already applied" in ours.termination
+    assert golang_migrate(db, folder, "version").stderr.strip() == "11"
 
     golang_migrate(db, folder, "down", "2")  # golang-migrate undoes what our runner applied
-    assert sql_rows(db.app_url, "SELECT version, dirty FROM schema_migrations") == [(2, False)]
+    assert sql_rows(db.app_url, "SELECT version, dirty FROM schema_migrations") == [(3, False)]
     again = run_migrate(db.app_url, folder, tmp_path)
     assert again.code == 0 and "applied 2 migration(s)" in again.termination, again.stderr
     assert sql_rows(db.app_url, "SELECT name FROM users ORDER BY id") == [("alice",), ("admin",)]
@@ -65,11 +55,11 @@ def test_golang_migrate_and_our_runner_take_turns(db: Postgres, tmp_path: Path) 
     assert back.code == 0, back.stderr
     assert golang_migrate(db, folder, "version").stderr.strip() == "1"
     golang_migrate(db, folder, "up")
-    assert golang_migrate(db, folder, "version").stderr.strip() == "4"
+    assert golang_migrate(db, folder, "version").stderr.strip() == "11"
 
 
 def test_a_database_golang_migrate_left_dirty_is_refused_until_forced(db: Postgres, tmp_path: Path) -> None:
-    folder = write_files(tmp_path / "sql", {**GOLANG_MIGRATE, "3_seed.up.sql": "INSERT INTO nowhere VALUES (1);"})
+    folder = write_files(tmp_path / "sql", {**GOLANG_MIGRATE, "3_seed_admin.up.sql": "INSERT INTO nowhere VALUES (1);"})
     failed = golang_migrate(db, folder, "up", check=False)
     assert failed.returncode != 0
     assert sql_rows(db.app_url, "SELECT version, dirty FROM schema_migrations") == [(3, True)]
@@ -78,9 +68,9 @@ def test_a_database_golang_migrate_left_dirty_is_refused_until_forced(db: Postgr
     assert ours.code == Exit.DIRTY and "version 3 is dirty" in ours.termination
 
     golang_migrate(db, folder, "force", "2")  # what our message tells a person to do
-    write_files(folder, {"3_seed.up.sql": GOLANG_MIGRATE["3_seed.up.sql"]})
+    write_files(folder, {"3_seed_admin.up.sql": GOLANG_MIGRATE["3_seed_admin.up.sql"]})
     fixed = run_migrate(db.app_url, folder, tmp_path)
-    assert fixed.code == 0 and "applied 2 migration(s)" in fixed.termination, fixed.stderr
+    assert fixed.code == 0 and "applied 3 migration(s)" in fixed.termination, fixed.stderr
 
 
 def test_our_runner_waits_for_golang_migrates_lock(db: Postgres, tmp_path: Path) -> None:
@@ -99,16 +89,6 @@ def test_our_runner_waits_for_golang_migrates_lock(db: Postgres, tmp_path: Path)
     assert ours.code == 0 and "another runner holds the migration lock" in ours.stderr
     assert ours.termination.startswith("applied 0 migration(s)") and "1 already applied" in ours.termination
 
-
-DBMATE = {
-    "20240101000000_create_posts.sql": "-- migrate:up\nCREATE TABLE posts (id serial PRIMARY KEY, title text);\n"
-                                       "-- migrate:down\nDROP TABLE posts;\n",
-    "20240102000000_seed.sql": "-- migrate:up\nINSERT INTO posts (title) VALUES ('hello');\n"
-                               "-- migrate:down\nDELETE FROM posts;\n",
-    "20240103000000_title_index.sql": "-- migrate:up transaction:false\n"
-                                      "CREATE INDEX CONCURRENTLY posts_title ON posts (title);\n"
-                                      "-- migrate:down transaction:false\nDROP INDEX CONCURRENTLY posts_title;\n",
-}
 
 
 def dbmate(db: Postgres, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -135,15 +115,6 @@ def test_dbmate_and_our_runner_take_turns(db: Postgres, tmp_path: Path) -> None:
     dbmate(db, folder, "migrate")
     assert sql_rows(db.app_url, "SELECT title FROM posts") == [("hello",)]
 
-
-FLYWAY = {
-    "V1__init.sql": "CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL);\n",
-    "V1.1__add_email.sql": "ALTER TABLE accounts\n  ADD COLUMN email text;\r\n",
-    "V1_2__seed.sql": "\ufeffINSERT INTO accounts VALUES (1, 'ann', 'ann@example.com');",
-    "V1.10__name_index.sql": "-- naïve index\nCREATE INDEX accounts_name ON accounts (name);\n\n",
-    "V2__created.sql": "ALTER TABLE accounts ADD COLUMN created timestamptz DEFAULT now();\n",
-    "R__account_names.sql": "CREATE OR REPLACE VIEW account_names AS SELECT name FROM accounts;\n",
-}
 
 
 def flyway(db: Postgres, folder: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
