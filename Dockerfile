@@ -12,17 +12,14 @@ FROM ${BASE} AS build
 # Optional: a CA bundle for pip behind a TLS-inspecting proxy, mounted only for
 # the build (hack/images.sh passes the host's); unset, pip uses its own.
 ARG PIP_CERT
-COPY setup.cfg pyproject.toml README.md /src/
+COPY setup.cfg pyproject.toml README.md constraints.txt /src/
 COPY operator /src/operator
+# The image runs the operator and the steps; neither needs the Kubernetes client, which only the
+# command line's status and logs use (the cli extra, on the user's machine). Without it kopf does not
+# import it either: 40 MB less memory. constraints.txt pins every package, as for make and CI.
 RUN python3 -m venv /opt/initpipeline \
- # The image runs the operator and the steps; neither uses the Kubernetes client (kopf and the
- # operator's own small client speak to the API), which only the command line's status and logs
- # need, on the user's machine. Left out, kopf does not import it either: 40 MB less memory.
- && /opt/initpipeline/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile --no-deps /src \
- && /opt/initpipeline/bin/python -c 'import subprocess, sys; from importlib.metadata import requires; \
-      wanted = [r for r in requires("initpipeline") if "extra ==" not in r and not r.startswith("kubernetes")]; \
-      subprocess.check_call([sys.executable, "-m", "pip", "install", "--no-cache-dir", \
-                             "--disable-pip-version-check", "--no-compile", *wanted])' \
+ && /opt/initpipeline/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile \
+      -c /src/constraints.txt /src \
  && /opt/initpipeline/bin/pip uninstall -y -q pip setuptools \
  && rm -rf /src \
  && sp=$(echo /opt/initpipeline/lib/python3*/site-packages) \

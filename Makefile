@@ -6,13 +6,13 @@ VENV := $(CACHE)/venv
 BIN := $(CACHE)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test deps tools migration-tools images cluster-up cluster-down cluster-status install lint unit e2e \
+.PHONY: demo test deps tools migration-tools unit-lowest constraints images cluster-up cluster-down cluster-status install lint unit e2e \
         bench bench-operator sync-crd manifests kind-e2e clean
 
 demo:
 	bash hack/demo.sh
 
-test: deps tools migration-tools lint
+test: deps tools migration-tools lint unit-lowest
 	bash hack/cluster.sh up
 	$(VENV)/bin/pytest -ra $(PYTEST_ARGS) tests
 
@@ -45,6 +45,14 @@ lint: deps tools
 	$(VENV)/bin/mypy
 	$(BIN)/helm lint --strict deploy/initpipeline
 	shellcheck -x -P SCRIPTDIR hack/*.sh
+
+# The unit tests with every dependency at the lowest version setup.cfg allows.
+unit-lowest: tools
+	bash hack/unit-lowest.sh
+
+# constraints.txt anew: the newest versions setup.cfg allows today (commit it with the tests passing).
+constraints:
+	bash hack/update-constraints.sh
 
 # Fast checks without the cluster.
 unit: deps migration-tools

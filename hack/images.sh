@@ -69,7 +69,7 @@ build_base() {
 
 build_project() {
   local stamp
-  stamp=$(cd "$REPO_ROOT" && find Dockerfile setup.cfg pyproject.toml README.md operator -type f \
+  stamp=$(cd "$REPO_ROOT" && find Dockerfile setup.cfg pyproject.toml README.md constraints.txt operator -type f \
     -not -path '*/__pycache__/*' -not -path '*.egg-info*' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
   [[ $(cat "$IMAGE_DIR/project.stamp" 2>/dev/null) == "$stamp" ]] && have_image "$PROJECT_IMAGE" && return
   log "image $PROJECT_IMAGE (from the Dockerfile)"

@@ -39,11 +39,12 @@ done
 
 VENV=$CACHE_DIR/venv
 # the checkout's path too: the install is editable, so another clone must install itself
-stamp=$( (echo "$REPO_ROOT"; cat "$REPO_ROOT/setup.cfg" "$REPO_ROOT/pyproject.toml") | sha256sum | cut -c1-16)
+stamp=$( (echo "$REPO_ROOT"; cat "$REPO_ROOT/setup.cfg" "$REPO_ROOT/pyproject.toml" "$REPO_ROOT/constraints.txt") |
+  sha256sum | cut -c1-16)
 if [[ ! -x $VENV/bin/python || $(cat "$VENV/.stamp" 2>/dev/null) != "$stamp" ]]; then
-  log "installing initpipeline and its test tools into $VENV"
+  log "installing initpipeline and its test tools into $VENV (versions from constraints.txt)"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -e "${REPO_ROOT}[test]"
+  "$VENV/bin/pip" install -q -c "$REPO_ROOT/constraints.txt" -e "${REPO_ROOT}[cli,test]"
   echo "$stamp" >"$VENV/.stamp"
 fi

@@ -41,8 +41,8 @@ class Kube:
         try:
             import kubernetes
         except ImportError:  # the operator's image leaves the client out
-            raise CommandError("status and logs need the kubernetes package: pip install kubernetes "
-                               "(or install initpipeline itself, which requires it)", EXIT_USAGE) from None
+            raise CommandError("status and logs need the kubernetes package: pip install 'initpipeline[cli]'",
+                               EXIT_USAGE) from None
 
         # the client's config module has no type hints
         config: Any = kubernetes.config
