@@ -33,12 +33,13 @@ from typing import Any
 
 from kubernetes import client, config, watch
 
+from initpipeline.spec.names import API_VERSION, GROUP, KIND, PLURAL, VERSION
+
 CACHE = Path(os.environ.get("INITPIPELINE_CACHE", Path.home() / ".cache" / "initpipeline"))
 AUDIT_LOG = CACHE / "cluster" / "audit.log"
 OPERATOR_NS = "initpipeline-system"
 OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NS}:initpipeline"
 BUSYBOX = "initpipeline.local/busybox:1.35"
-GROUP, VERSION, PLURAL = "initpipeline.dev", "v1alpha1", "initpipelines"
 Obj = dict[str, Any]
 
 
@@ -103,7 +104,7 @@ def pod_shape(name: str) -> Obj:
 
 
 def pipeline_shape(name: str, **spec: Any) -> Obj:
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "InitPipeline", "metadata": {"name": name},
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name},
             "spec": {"steps": [{"name": "prepare", "container": {"image": BUSYBOX, "command": ["true"]}}],
                      "template": {"spec": {"containers": [
                          {"name": "app", "image": BUSYBOX, "command": ["sleep", "3600"]}],

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from initpipeline.kubeapi import ApiError, KubeApi
-from initpipeline.metrics import Metrics
-from initpipeline.reconcile import FIELD_MANAGER, Cluster
+from initpipeline.controller.kubeapi import ApiError, KubeApi
+from initpipeline.controller.metrics import Metrics
+from initpipeline.controller.reconciler import FIELD_MANAGER, Cluster
 from tests.e2e.kube import Kube, eventually
 from tests.e2e.manifests import BUSYBOX
 

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from initpipeline import api
+from initpipeline.spec import names
 from tests.e2e.kube import CACHE, Kube, condition, eventually
 from tests.e2e.manifests import BUSYBOX, pipeline
 from tests.helpers import ROOT
@@ -32,18 +32,18 @@ def spec_for(name: str, index: int, version: str) -> dict[str, Any]:
     return pipeline(name, steps(1 + index % 3)[:1], app=app)
 
 
-def converged(kube: Kube, names: list[str], generation: int) -> Any:
+def converged(kube: Kube, pipelines: list[str], generation: int) -> Any:
     def probe() -> Any:
         items = {p["metadata"]["name"]: p for p in kube.get("initpipelines")["items"]}
-        done = [n for n in names if (items[n].get("status") or {}).get("observedGeneration") == generation
+        done = [n for n in pipelines if (items[n].get("status") or {}).get("observedGeneration") == generation
                 and condition(items[n]["status"], "Ready").get("status") == "True"]
-        return items if len(done) == len(names) else None
+        return items if len(done) == len(pipelines) else None
     return probe
 
 
 def test_forty_pipelines_survive_ten_kills_of_the_active_operator(kube: Kube, operator: Kube) -> None:
-    names = [f"p{i:02}" for i in range(40)]
-    kube.apply([spec_for(name, i, "v1") for i, name in enumerate(names)])
+    pipelines = [f"p{i:02}" for i in range(40)]
+    kube.apply([spec_for(name, i, "v1") for i, name in enumerate(pipelines)])
     for kill in range(10):
         time.sleep(2)
         pods = operator.get("pods", selector="app.kubernetes.io/name=initpipeline")["items"]
@@ -51,13 +51,13 @@ def test_forty_pipelines_survive_ten_kills_of_the_active_operator(kube: Kube, op
         # kill one replica at random moments: the active one or the standby, it does not matter to the test
         operator.run("delete", "pod", live[kill % len(live)], "--grace-period=1", "--wait=false")
         if kill == 4:  # every spec changes once along the way
-            kube.apply([spec_for(name, i, "v2") for i, name in enumerate(names)])
+            kube.apply([spec_for(name, i, "v2") for i, name in enumerate(pipelines)])
     operator.run("rollout", "status", "deployment/initpipeline", "--timeout=180s", timeout=200)
-    items = eventually("all 40 at generation 2 and Ready", converged(kube, names, 2), timeout=400, interval=3)
+    items = eventually("all 40 at generation 2 and Ready", converged(kube, pipelines, 2), timeout=400, interval=3)
 
     pods = [p for p in kube.get("pods")["items"] if not p["metadata"].get("deletionTimestamp")]
     jobs = kube.get("jobs")["items"]
-    for i, name in enumerate(names):
+    for i, name in enumerate(pipelines):
         status = items[name]["status"]
         assert status["phase"] == "Running", (name, status["message"])
         mine = [p for p in pods if p["metadata"]["labels"].get("initpipeline.dev/pipeline") == name]
@@ -81,17 +81,17 @@ def test_forty_pipelines_survive_ten_kills_of_the_active_operator(kube: Kube, op
 
 @pytest.mark.skipif(bool(os.environ.get("INITPIPELINE_E2E_KUBECONFIG")), reason="needs the local cluster")
 def test_the_api_server_restarts_in_the_middle_of_a_run(kube: Kube, operator: Kube) -> None:
-    names = [f"r{i}" for i in range(5)]
-    kube.apply([pipeline(name, steps(10)[:1]) for name in names])
+    pipelines = [f"r{i}" for i in range(5)]
+    kube.apply([pipeline(name, steps(10)[:1]) for name in pipelines])
     eventually("the steps to run", lambda: all(
         (p.get("status") or {}).get("currentStep") == "slow" for p in kube.get("initpipelines")["items"]))
     subprocess.run(["bash", str(ROOT / "hack" / "cluster.sh"), "restart-apiserver"], check=True, timeout=180)
-    items = eventually("every status to converge", converged(kube, names, 1), timeout=240, interval=2)
-    for name in names:
+    items = eventually("every status to converge", converged(kube, pipelines, 1), timeout=240, interval=2)
+    for name in pipelines:
         status = items[name]["status"]
         assert status["phase"] == "Running" and status["steps"][0]["state"] == "Succeeded"
         assert status["podName"] == f"{name}-1"
-    assert sorted(p["metadata"]["name"] for p in kube.get("pods")["items"]) == [f"{n}-1" for n in names]
+    assert sorted(p["metadata"]["name"] for p in kube.get("pods")["items"]) == [f"{n}-1" for n in pipelines]
     for pod in operator.get("pods", selector="app.kubernetes.io/name=initpipeline")["items"]:
         assert all(cs["restartCount"] == 0 for cs in pod["status"]["containerStatuses"]), "the operator recovers " \
             "by itself, without a restart"
@@ -110,5 +110,5 @@ def test_the_api_server_filters_the_childrens_watches(operator: Kube) -> None:
         return parse_qs(urlsplit(uri).query).get("labelSelector", [""])[0]
 
     unfiltered = [e["requestURI"] for e in reads
-                  if not selector(e["requestURI"]).startswith(api.LABEL_PIPELINE)]
+                  if not selector(e["requestURI"]).startswith(names.LABEL_PIPELINE)]
     assert not unfiltered, unfiltered[:5]

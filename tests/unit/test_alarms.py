@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-from initpipeline.alarms import Alarms
-from initpipeline.reconcile import steps_deadline
+from initpipeline.controller.alarms import Alarms
+from initpipeline.controller.reconciler import steps_deadline
 from tests.cases import shop
 from tests.unit.pods import STEPS, T0, done, pending, pod, running
 

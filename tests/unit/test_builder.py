@@ -5,8 +5,8 @@ import sys
 
 import yaml
 
-from initpipeline import api
-from initpipeline.builder import RUNNER_SECURITY_CONTEXT, build_pod
+from initpipeline.core.build import RUNNER_SECURITY_CONTEXT, build_pod
+from initpipeline.spec import names
 from tests.cases import ROOT, shop, step
 
 
@@ -34,8 +34,8 @@ def test_labels_name_pipeline_and_generation() -> None:
     doc["metadata"]["generation"] = 7
     pod = build_pod(doc, "runner:1")
     assert pod["metadata"]["name"] == "shop-7"
-    assert pod["metadata"]["labels"][api.LABEL_PIPELINE] == "shop"
-    assert pod["metadata"]["labels"][api.LABEL_GENERATION] == "7"
+    assert pod["metadata"]["labels"][names.LABEL_PIPELINE] == "shop"
+    assert pod["metadata"]["labels"][names.LABEL_GENERATION] == "7"
 
 
 def test_wait_step_command_is_an_argument_list() -> None:
@@ -50,7 +50,7 @@ def test_builtin_steps_are_locked_down() -> None:
     for name in ("wait-deps", "migrate", "fetch-config"):
         assert containers[name]["securityContext"] == RUNNER_SECURITY_CONTEXT
         assert containers[name]["terminationMessagePolicy"] == "FallbackToLogsOnError"
-        assert containers[name]["resources"] == api.DEFAULT_STEP_RESOURCES
+        assert containers[name]["resources"] == names.DEFAULT_STEP_RESOURCES
     ctx = RUNNER_SECURITY_CONTEXT
     assert ctx["runAsNonRoot"] and ctx["readOnlyRootFilesystem"] and not ctx["allowPrivilegeEscalation"]
     assert ctx["capabilities"] == {"drop": ["ALL"]} and ctx["seccompProfile"] == {"type": "RuntimeDefault"}

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from initpipeline.builder import revision
-from initpipeline.observe import CommandError, LogPrinter, Section, _ContainerFollower, sections
-from initpipeline.status import build_status
-from initpipeline.statusview import Paint, human_seconds, outcome, render_status
+from initpipeline.cli.observe import CommandError, LogPrinter, Section, _ContainerFollower, sections
+from initpipeline.cli.statusview import Paint, human_seconds, outcome, render_status
+from initpipeline.core.build import revision
+from initpipeline.core.pod_status import build_status
 from tests.cases import shop
 from tests.unit.pods import STEPS, T0, T1, crash_looping, done, pending, pod, running
 

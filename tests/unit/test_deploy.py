@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from initpipeline import __version__, api
+from initpipeline import __version__
+from initpipeline.spec import names
 from tests.cases import ROOT
 
 CRD = ROOT / "crds" / "initpipelines.initpipeline.dev.yaml"
@@ -34,12 +35,12 @@ def test_chart_ships_the_same_crd() -> None:
 
 def test_crd_names_match_the_code() -> None:
     crd = yaml.safe_load(CRD.read_text())
-    assert crd["metadata"]["name"] == f"{api.PLURAL}.{api.GROUP}"
-    assert crd["spec"]["group"] == api.GROUP
-    assert crd["spec"]["names"]["kind"] == api.KIND
+    assert crd["metadata"]["name"] == f"{names.PLURAL}.{names.GROUP}"
+    assert crd["spec"]["group"] == names.GROUP
+    assert crd["spec"]["names"]["kind"] == names.KIND
     assert crd["spec"]["names"]["shortNames"] == ["ipl"]
     [version] = crd["spec"]["versions"]
-    assert version["name"] == api.VERSION and version["subresources"] == {"status": {}, "scale": {
+    assert version["name"] == names.VERSION and version["subresources"] == {"status": {}, "scale": {
         "specReplicasPath": ".spec.workload.replicas", "statusReplicasPath": ".status.replicas",
         "labelSelectorPath": ".status.selector"}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
@@ -184,7 +185,7 @@ def test_dashboard_queries_only_metrics_the_operator_serves() -> None:
 
     from prometheus_client import CollectorRegistry
 
-    from initpipeline.metrics import Metrics
+    from initpipeline.controller.metrics import Metrics
 
     registry = CollectorRegistry()
     Metrics(registry)

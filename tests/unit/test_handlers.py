@@ -8,8 +8,8 @@ from typing import Any
 
 import kopf
 
-from initpipeline.handlers import INDEXES, RETRY_DELAY_MAX, _wake, _work, retry_delay
-from initpipeline.reconcile import RETRY_KEY, WRITE_KEY
+from initpipeline.controller.handlers import INDEXES, RETRY_DELAY_MAX, _wake, _work, retry_delay
+from initpipeline.controller.reconciler import RETRY_KEY, WRITE_KEY
 from tests.unit.pods import STEPS, pending, pod
 from tests.unit.test_reconcile import RecordingCluster, owned, pipeline
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import kopf
 import pytest
 
-from initpipeline.kubeapi import ApiError, KubeApi
+from initpipeline.controller.kubeapi import ApiError, KubeApi
 
 
 class Server(ThreadingHTTPServer):

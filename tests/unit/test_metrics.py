@@ -6,9 +6,9 @@ import logging
 
 from prometheus_client import CollectorRegistry
 
-from initpipeline.logformat import JsonFormatter, QuietHandlerSuccess
-from initpipeline.metrics import Metrics
-from initpipeline.status import build_status, finished_steps
+from initpipeline.controller.logformat import JsonFormatter, QuietHandlerSuccess
+from initpipeline.controller.metrics import Metrics
+from initpipeline.core.pod_status import build_status, finished_steps
 from tests.cases import shop
 from tests.unit.pods import STEPS, T0, T1, T2, crash_looping, done, failed, pending, pod, running
 

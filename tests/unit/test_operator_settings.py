@@ -5,8 +5,8 @@ from __future__ import annotations
 import kopf
 import pytest
 
-from initpipeline import api
-from initpipeline.cli import build_parser, operator_settings, seniority
+from initpipeline.cli.main import build_parser, operator_settings, seniority
+from initpipeline.spec import names
 
 
 def settings_for(*argv: str) -> kopf.OperatorSettings:
@@ -17,7 +17,7 @@ def test_the_childrens_watches_are_filtered_by_the_api_server() -> None:
     selectors = settings_for().watching.label_selectors
     for key in (("", "v1", "pods"), ("apps", "v1", "deployments"), ("apps", "v1", "statefulsets"),
                 ("batch", "v1", "jobs")):
-        assert selectors[key] == api.LABEL_PIPELINE
+        assert selectors[key] == names.LABEL_PIPELINE
     assert len(selectors) == 4  # the pipelines themselves are not filtered
 
 

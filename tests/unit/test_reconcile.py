@@ -8,11 +8,18 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from initpipeline.builder import revision
-from initpipeline.kubeapi import ApiError
-from initpipeline.metrics import Metrics
-from initpipeline.reconcile import HANDOVER_HOLD, PROGRESS_WRITE_INTERVAL, WRITE_KEY, Children, Cluster, _publish
-from initpipeline.reconcile import reconcile as run_reconcile
+from initpipeline.controller.kubeapi import ApiError
+from initpipeline.controller.metrics import Metrics
+from initpipeline.controller.reconciler import (
+    HANDOVER_HOLD,
+    PROGRESS_WRITE_INTERVAL,
+    WRITE_KEY,
+    Children,
+    Cluster,
+    _publish,
+)
+from initpipeline.controller.reconciler import reconcile as run_reconcile
+from initpipeline.core.build import revision
 from tests.cases import shop
 from tests.unit.pods import STEPS, T0, T1, T2, done, image_pull_backoff, pending, pod, running
 

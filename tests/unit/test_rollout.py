@@ -7,11 +7,19 @@ from typing import Any
 
 import yaml
 
-from initpipeline import api
-from initpipeline.builder import build_once_job, build_workload, job_steps, pod_steps, revision
-from initpipeline.rollout import Plan, aggregate_steps, plan, progress_only, spec_hash, stuck_pods, workload_status
-from initpipeline.status import derive
-from initpipeline.validation import validate_pipeline
+from initpipeline.core.build import build_once_job, build_workload, job_steps, pod_steps, revision
+from initpipeline.core.pod_status import derive
+from initpipeline.core.workload import (
+    Plan,
+    aggregate_steps,
+    plan,
+    progress_only,
+    spec_hash,
+    stuck_pods,
+    workload_status,
+)
+from initpipeline.spec import names
+from initpipeline.spec.validation import validate_pipeline
 from tests.cases import ROOT
 from tests.unit.pods import T0, T1, T2, crash_looping, done, failed, pending, pod, running
 
@@ -32,13 +40,13 @@ def sts() -> Obj:
 
 
 def named(p: Obj, name: str, rev: str, role: str = "app") -> Obj:
-    p["metadata"].update(name=name, labels={api.LABEL_REVISION: rev, api.LABEL_ROLE: role, api.LABEL_UID: "u1"})
+    p["metadata"].update(name=name, labels={names.LABEL_REVISION: rev, names.LABEL_ROLE: role, names.LABEL_UID: "u1"})
     return p
 
 
 def job(name: str, rev: str, state: str | None = None) -> Obj:
     conditions = [{"type": state, "status": "True"}] if state else []
-    return {"metadata": {"name": name, "labels": {api.LABEL_REVISION: rev}}, "status": {"conditions": conditions}}
+    return {"metadata": {"name": name, "labels": {names.LABEL_REVISION: rev}}, "status": {"conditions": conditions}}
 
 
 def as_observed(desired: Obj, generation: int = 1, ready: int = 0, updated: int = 0, total: int = 0) -> Obj:
@@ -90,10 +98,10 @@ def test_the_job_runs_one_pod_that_is_never_retried_nor_replaced_while_it_exists
 def test_selector_is_the_uid_and_the_pods_carry_the_revision() -> None:
     deployment = build_workload(shop(), "runner:1")
     assert deployment["kind"] == "Deployment" and deployment["spec"]["replicas"] == 3
-    assert deployment["spec"]["selector"] == {"matchLabels": {api.LABEL_UID: "u1"}}
+    assert deployment["spec"]["selector"] == {"matchLabels": {names.LABEL_UID: "u1"}}
     labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert labels["app"] == "shop" and labels[api.LABEL_UID] == "u1"
-    assert labels[api.LABEL_REVISION] == revision(shop()["spec"])
+    assert labels["app"] == "shop" and labels[names.LABEL_UID] == "u1"
+    assert labels[names.LABEL_REVISION] == revision(shop()["spec"])
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
@@ -148,8 +156,8 @@ def test_workload_fields_of_the_other_kind_and_bad_replicas_are_named() -> None:
 
 def test_reserved_labels_are_refused() -> None:
     doc = shop()
-    doc["spec"]["template"]["metadata"]["labels"][api.LABEL_UID] = "x"
-    assert errors(doc)[0].startswith(f"spec.template.metadata.labels.{api.LABEL_UID}: labels under")
+    doc["spec"]["template"]["metadata"]["labels"][names.LABEL_UID] = "x"
+    assert errors(doc)[0].startswith(f"spec.template.metadata.labels.{names.LABEL_UID}: labels under")
 
 
 # ---- planning ----------------------------------------------------------------------------------------
@@ -294,7 +302,7 @@ def test_ready_when_every_desired_pod_of_the_revision_is_ready() -> None:
     status = status_for(doc, step, workload, pods)
     assert status["phase"] == "Running" and status["ready"] == "3/3"
     assert next(c for c in status["conditions"] if c["type"] == "Ready")["status"] == "True"
-    assert status["selector"] == f"{api.LABEL_UID}=u1" and status["replicas"] == 3
+    assert status["selector"] == f"{names.LABEL_UID}=u1" and status["replicas"] == 3
     assert [s["state"] for s in status["steps"]] == ["Succeeded"] * 3
     assert "stuckPods" not in status
 

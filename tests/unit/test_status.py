@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from initpipeline.status import build_status, derive, handover_only, merge_conditions, step_events, trim
+from initpipeline.core.pod_status import build_status, derive, handover_only, merge_conditions, step_events, trim
 from tests.cases import shop
 from tests.unit.pods import (
     STEPS,
@@ -278,7 +278,7 @@ def test_the_typed_step_entry_is_the_crds_schema_of_a_step() -> None:
 
     import yaml
 
-    from initpipeline.status import StepStatus
+    from initpipeline.core.pod_status import StepStatus
     from tests.cases import ROOT
 
     crd = yaml.safe_load((ROOT / "crds" / "initpipelines.initpipeline.dev.yaml").read_text())

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from initpipeline.validation import is_safe_relative_path, validate_pipeline
+from initpipeline.spec.validation import is_safe_relative_path, validate_pipeline
 from tests.cases import BAD_CASES, BadCase, bad, examples, shop, step
 
 

@@ -23,7 +23,7 @@ def run(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_operator_and_the_steps_import_without_it() -> None:
-    result = run("import kopf, initpipeline.handlers, initpipeline.cli, initpipeline.steps\n"
+    result = run("import kopf, initpipeline.controller.handlers, initpipeline.cli, initpipeline.steps\n"
                  "print(sorted(m for m in sys.modules if m.startswith('kubernetes')))")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

@@ -6,7 +6,7 @@ import contextvars
 import threading
 from collections import Counter
 
-from initpipeline.workqueue import WorkQueue
+from initpipeline.controller.workqueue import WorkQueue
 
 WAIT = 10.0  # seconds: only a bound on a hang, never a measurement
 

@@ -10,8 +10,8 @@ import sys
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from ..redaction import redact
-from ..validation import HEADER_NAME
+from ..spec.redaction import redact
+from ..spec.validation import HEADER_NAME
 
 __all__ = ["redact"]  # the steps import it from here
 

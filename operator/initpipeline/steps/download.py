@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from ..api import DEFAULT_DOWNLOAD_MAX_BYTES, DEFAULT_DOWNLOAD_TIMEOUT
-from ..validation import SHA256, VALIDATE_FORMATS, is_http_url
+from ..spec.names import DEFAULT_DOWNLOAD_MAX_BYTES, DEFAULT_DOWNLOAD_TIMEOUT
+from ..spec.validation import SHA256, VALIDATE_FORMATS, is_http_url
 from .common import (
     Exit,
     HttpOptions,

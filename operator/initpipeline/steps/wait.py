@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..api import DEFAULT_WAIT_MAX_INTERVAL, DEFAULT_WAIT_TIMEOUT
-from ..validation import is_http_url
+from ..spec.names import DEFAULT_WAIT_MAX_INTERVAL, DEFAULT_WAIT_TIMEOUT
+from ..spec.validation import is_http_url
 from .common import (
     Exit,
     HttpOptions,

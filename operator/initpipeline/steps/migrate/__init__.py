@@ -13,8 +13,8 @@ import os
 import time
 from typing import Any
 
-from ...api import DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCK_TIMEOUT
-from ...validation import MIGRATION_VERSION, SQL_IDENTIFIER
+from ...spec.names import DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCK_TIMEOUT
+from ...spec.validation import MIGRATION_VERSION, SQL_IDENTIFIER
 from ..common import Exit, StepError, UsageError, finish, format_seconds, log
 from .database import Database, lock_key
 from .history import DEFAULT_TABLES, LEDGERS, ForeignTable, Ledger

@@ -15,7 +15,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from ...api import DEFAULT_HISTORY_TABLE
+from ...spec.names import DEFAULT_HISTORY_TABLE
 from .layouts import DBMATE, FLYWAY, GOLANG_MIGRATE, PLAIN, flyway_version
 from .plan import Action, Applied, History
 

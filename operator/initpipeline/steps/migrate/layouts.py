@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...api import MIGRATION_LAYOUTS
+from ...spec.names import MIGRATION_LAYOUTS
 from .sqltext import flyway_checksum, flyway_placeholders
 
 LAYOUTS = MIGRATION_LAYOUTS

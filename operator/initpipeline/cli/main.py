@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from . import __version__, api
-from .api import Obj
-from .validation import FieldError, validate_pipeline
+from .. import __version__
+from ..spec import names
+from ..spec.names import Obj
+from ..spec.validation import FieldError, validate_pipeline
 
 if TYPE_CHECKING:
     import kopf
@@ -52,13 +53,13 @@ def load_pipelines(path: str) -> list[Obj]:
             continue
         if not isinstance(doc, dict):
             raise ValueError("every YAML document must be a mapping")
-        if doc.get("kind") == api.KIND:
+        if doc.get("kind") == names.KIND:
             found.append(doc)
     return found
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .builder import render
+    from ..core.build import render
 
     try:
         pipelines = load_pipelines(args.file)
@@ -66,18 +67,18 @@ def cmd_render(args: argparse.Namespace) -> int:
         print(f"error: {args.file}: {exc}", file=sys.stderr)
         return EXIT_INVALID
     if not pipelines:
-        print(f"error: {args.file}: no document of kind {api.KIND}", file=sys.stderr)
+        print(f"error: {args.file}: no document of kind {names.KIND}", file=sys.stderr)
         return EXIT_INVALID
     objects: list[Obj] = []
     failed = False
     for doc in pipelines:
         name = (doc.get("metadata") or {}).get("name", "<unnamed>")
         errors = validate_pipeline(doc)
-        if doc.get("apiVersion") != api.API_VERSION:
-            errors.insert(0, FieldError("apiVersion", f"must be {api.API_VERSION}, got {doc.get('apiVersion')!r}"))
+        if doc.get("apiVersion") != names.API_VERSION:
+            errors.insert(0, FieldError("apiVersion", f"must be {names.API_VERSION}, got {doc.get('apiVersion')!r}"))
         if errors:
             failed = True
-            print(f"error: {args.file}: {api.KIND} {name} is invalid:", file=sys.stderr)
+            print(f"error: {args.file}: {names.KIND} {name} is invalid:", file=sys.stderr)
             for error in errors:
                 print(f"  {_step_label(doc.get('spec') or {}, error)}", file=sys.stderr)
             continue
@@ -91,10 +92,10 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import kopf
 
-    from . import handlers  # registers the handlers
-    from .logformat import configure_logging
-    from .metrics import Metrics
-    from .reconcile import Cluster
+    from ..controller import handlers  # registers the handlers
+    from ..controller.logformat import configure_logging
+    from ..controller.metrics import Metrics
+    from ..controller.reconciler import Cluster
 
     namespaces = [ns for entry in args.namespace for ns in entry.split(",") if ns]
     configure_logging(args.log_level, args.log_format)
@@ -123,9 +124,9 @@ def operator_settings(args: argparse.Namespace) -> kopf.OperatorSettings:
 
     settings = kopf.OperatorSettings()
     # Only event handlers: kopf keeps no bookkeeping of its own; if it ever did, not in .status.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=api.GROUP, key="last-handled-configuration")
+        prefix=names.GROUP, key="last-handled-configuration")
     settings.posting.level = logging.INFO
     # kopf posts each object's Events from a worker of its own, each on a connection of its own: with
     # a thousand pipelines changing at once that was a thousand TLS connections and an OOM kill. A
@@ -144,7 +145,7 @@ def operator_settings(args: argparse.Namespace) -> kopf.OperatorSettings:
     settings.watching.chunk_size = 100
     # The API server filters the children's watches: the operator never receives the cluster's other Pods.
     for resource in CHILD_RESOURCES:
-        settings.watching.label_selectors[resource] = api.LABEL_PIPELINE
+        settings.watching.label_selectors[resource] = names.LABEL_PIPELINE
     if args.peering:
         settings.peering.mandatory = True
         settings.peering.lifetime = args.peering_lifetime
@@ -169,8 +170,8 @@ def seniority(now: float | None = None) -> int:
 
 def build_parser(prog: str = "initpipeline", plugin: bool = False) -> argparse.ArgumentParser:
     """The whole command, or (plugin) what `kubectl initpipeline` offers: status, logs, render."""
+    from ..steps import add_step_parsers
     from .observe import add_parsers
-    from .steps import add_step_parsers
 
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -179,7 +180,8 @@ def build_parser(prog: str = "initpipeline", plugin: bool = False) -> argparse.A
 
     render = sub.add_parser("render", help="print the Pod that an InitPipeline in FILE expands into")
     render.add_argument("file", metavar="FILE", help="a YAML file with InitPipeline resources, or -")
-    render.add_argument("--runner-image", default=os.environ.get("INITPIPELINE_RUNNER_IMAGE", api.DEFAULT_RUNNER_IMAGE),
+    render.add_argument("--runner-image",
+                        default=os.environ.get("INITPIPELINE_RUNNER_IMAGE", names.DEFAULT_RUNNER_IMAGE),
                         help="image of the built-in steps (default: %(default)s)")
     render.set_defaults(func=cmd_render)
     if plugin:
@@ -188,7 +190,7 @@ def build_parser(prog: str = "initpipeline", plugin: bool = False) -> argparse.A
     run = sub.add_parser("run", help="run the operator against the current kubeconfig or in-cluster config")
     run.add_argument("--namespace", action="append", default=[],
                      help="watch only this namespace (repeatable or comma-separated; default: all)")
-    run.add_argument("--runner-image", default=os.environ.get("INITPIPELINE_RUNNER_IMAGE", api.DEFAULT_RUNNER_IMAGE))
+    run.add_argument("--runner-image", default=os.environ.get("INITPIPELINE_RUNNER_IMAGE", names.DEFAULT_RUNNER_IMAGE))
     run.add_argument("--log-level", default=os.environ.get("INITPIPELINE_LOG_LEVEL", "info"),
                      choices=["debug", "info", "warning", "error"])
     run.add_argument("--log-format", default=os.environ.get("INITPIPELINE_LOG_FORMAT", "text"),

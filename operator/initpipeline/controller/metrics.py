@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import REGISTRY
 
-from .api import Obj, parse_time
+from ..spec.names import Obj
+from ..spec.views import parse_time
 
 PHASES = ("Pending", "Initializing", "Running", "Succeeded", "Failed")
 # Init steps take from a fraction of a second (a wait for a ready Service) to many minutes (a migration).

@@ -12,10 +12,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from . import api
-from .api import Obj
-from .builder import job_steps, once_job_name, pod_steps, revision, selector_labels
-from .status import (
+from ..spec import names, views
+from ..spec.names import Obj
+from .build import job_steps, once_job_name, pod_steps, revision, selector_labels
+from .pod_status import (
     NOT_SO,
     STUCK_REASONS,
     Condition,
@@ -28,7 +28,7 @@ from .status import (
     trim,
 )
 
-ANNOTATION_SPEC_HASH = f"{api.GROUP}/spec-hash"
+ANNOTATION_SPEC_HASH = f"{names.GROUP}/spec-hash"
 MAX_NAMED_PODS = 5  # the status names at most this many stuck Pods, whatever the replicas
 
 
@@ -49,11 +49,11 @@ def workload_revision(workload: Obj | None) -> str | None:
     if workload is None:
         return None
     labels = (((workload.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
-    return labels.get(api.LABEL_REVISION)
+    return labels.get(names.LABEL_REVISION)
 
 
 def _job_revision(job: Obj) -> str | None:
-    return ((job.get("metadata") or {}).get("labels") or {}).get(api.LABEL_REVISION)
+    return ((job.get("metadata") or {}).get("labels") or {}).get(names.LABEL_REVISION)
 
 
 @dataclass
@@ -135,7 +135,7 @@ def aggregate_steps(steps_spec: list[Obj], pods: list[Obj], desired: int) -> lis
             state = "Running"
         else:
             state = "Waiting"
-        entry: StepStatus = {"name": spec["name"], "kind": api.step_kind(spec), "state": state, "pods": counts,
+        entry: StepStatus = {"name": spec["name"], "kind": views.step_kind(spec), "state": state, "pods": counts,
                              "restartCount": max((s.get("restartCount", 0) for s, _ in looks), default=0)}
         failures = [s for s, _ in looks if s["state"] == "Failed" or s.get("reason") in STUCK_REASONS]
         starts = [started for s, _ in looks if (started := s.get("startedAt"))]
@@ -172,15 +172,15 @@ def _once_steps_view(name: str, spec: Obj, job_steps_spec: list[Obj], job: Obj |
                      plan_: Plan, previous: Obj) -> tuple[list[Obj], Obj, Condition | None, str | None]:
     """The once-steps' single run: their entries, the status's `once` block, a failure (failed, reason,
     message) if the run failed, and what is happening in words while it runs."""
-    kind = api.workload_kind(spec)
-    once_names = [s["name"] for s in job_steps_spec if api.is_once(s, kind)]
+    kind = views.workload_kind(spec)
+    once_names = [s["name"] for s in job_steps_spec if views.is_once(s, kind)]
     job_name = once_job_name(name, plan_.revision)
     prev_once = previous.get("once") or {}
     if plan_.rolled and job_pod is None:
         # ran before (the Job or its Pod may be gone): keep what the status recorded of that run
         kept = {s["name"]: s for s in previous.get("steps") or []
                 if prev_once.get("revision") == plan_.revision and s["name"] in once_names}
-        steps = [kept.get(n) or {"name": n, "kind": api.step_kind(s), "state": "Succeeded", "once": True}
+        steps = [kept.get(n) or {"name": n, "kind": views.step_kind(s), "state": "Succeeded", "once": True}
                  for n, s in ((s["name"], s) for s in job_steps_spec) if n in once_names]
         job_ref = prev_once.get("job") if prev_once.get("revision") == plan_.revision else None
         return steps, {"revision": plan_.revision, "job": job_ref or job_name, "state": "Succeeded"}, None, None
@@ -225,7 +225,7 @@ def workload_status(pipeline: Obj, plan_: Plan, workload: Obj | None, pods: list
     meta, spec = pipeline["metadata"], pipeline["spec"]
     generation = int(meta.get("generation", 1))
     previous: Obj = pipeline.get("status") or {}
-    kind = api.workload_kind(spec)
+    kind = views.workload_kind(spec)
     desired = int((spec.get("workload") or {}).get("replicas", 1))
     rev = plan_.revision
     every_pod = pod_steps(spec)
@@ -235,10 +235,10 @@ def workload_status(pipeline: Obj, plan_: Plan, workload: Obj | None, pods: list
         return dict(p["metadata"].get("labels") or {})
 
     app_pods = [p for p in pods
-                if labels(p).get(api.LABEL_ROLE) != "once" and not p["metadata"].get("deletionTimestamp")]
-    current = [p for p in app_pods if labels(p).get(api.LABEL_REVISION) == rev]
+                if labels(p).get(names.LABEL_ROLE) != "once" and not p["metadata"].get("deletionTimestamp")]
+    current = [p for p in app_pods if labels(p).get(names.LABEL_REVISION) == rev]
     job_pod = next((p for p in sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
-                    if labels(p).get(api.LABEL_ROLE) == "once" and labels(p).get(api.LABEL_REVISION) == rev), None)
+                    if labels(p).get(names.LABEL_ROLE) == "once" and labels(p).get(names.LABEL_REVISION) == rev), None)
 
     once_entries: list[Obj] = []
     once_block: Obj | None = None
@@ -248,7 +248,7 @@ def workload_status(pipeline: Obj, plan_: Plan, workload: Obj | None, pods: list
         once_entries, once_block, once_failure, once_words = _once_steps_view(
             meta["name"], spec, once_spec, plan_.job, job_pod, plan_, previous)
     pod_entries = {s["name"]: s for s in aggregate_steps(every_pod, current, desired)} if plan_.rolled else {
-        s["name"]: {"name": s["name"], "kind": api.step_kind(s), "state": "Waiting", "restartCount": 0,
+        s["name"]: {"name": s["name"], "kind": views.step_kind(s), "state": "Waiting", "restartCount": 0,
                     "pods": {"done": 0, "running": 0, "failed": 0, "waiting": 0}} for s in every_pod}
     once_by_name = {s["name"]: s for s in once_entries}
     steps = [once_by_name.get(s["name"]) or pod_entries[s["name"]] for s in spec["steps"]

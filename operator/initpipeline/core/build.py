@@ -6,9 +6,10 @@ import copy
 import hashlib
 import json
 
-from . import api
-from .api import Obj, step_kind
-from .status import is_sidecar
+from ..spec import names, views
+from ..spec.names import Obj
+from ..spec.views import step_kind
+from .pod_status import is_sidecar
 
 # Where built-in steps find their inputs inside the runner container.
 RUN_DIR = "/var/run/initpipeline"
@@ -41,7 +42,7 @@ def pod_name(pipeline_name: str, generation: int) -> str:
 
 def restart_policy(spec: Obj) -> str:
     template_spec = spec.get("template", {}).get("spec", {})
-    return str(spec.get("restartPolicy") or template_spec.get("restartPolicy") or api.DEFAULT_RESTART_POLICY)
+    return str(spec.get("restartPolicy") or template_spec.get("restartPolicy") or names.DEFAULT_RESTART_POLICY)
 
 
 def revision(spec: Obj) -> str:
@@ -58,34 +59,34 @@ def once_job_name(pipeline_name: str, rev: str) -> str:
 
 def pod_steps(spec: Obj) -> list[Obj]:
     """The steps that run in every Pod, as init containers."""
-    kind = api.workload_kind(spec)
-    return [s for s in spec["steps"] if not api.is_once(s, kind)]
+    kind = views.workload_kind(spec)
+    return [s for s in spec["steps"] if not views.is_once(s, kind)]
 
 
 def job_steps(spec: Obj) -> list[Obj]:
     """The steps of the once-steps Job: the once-steps, and before the last of them the waits and
     sidecars that they may depend on (a database must be up, a proxy running). Empty: no Job."""
-    kind = api.workload_kind(spec)
+    kind = views.workload_kind(spec)
     steps = spec["steps"]
-    last = max((i for i, s in enumerate(steps) if api.is_once(s, kind)), default=-1)
+    last = max((i for i, s in enumerate(steps) if views.is_once(s, kind)), default=-1)
     return [s for s in steps[:last + 1]
-            if api.is_once(s, kind) or "waitForService" in s or is_sidecar(s)]
+            if views.is_once(s, kind) or "waitForService" in s or is_sidecar(s)]
 
 
 def selector_labels(pipeline: Obj) -> dict[str, str]:
     """What selects a pipeline's Pods: its uid; `render`, which has none, shows the name instead."""
     meta = pipeline["metadata"]
     if meta.get("uid"):
-        return {api.LABEL_UID: meta["uid"]}
-    return {api.LABEL_PIPELINE: meta["name"]}
+        return {names.LABEL_UID: meta["uid"]}
+    return {names.LABEL_PIPELINE: meta["name"]}
 
 
 def _own_labels(pipeline: Obj, role: str, rev: str | None = None) -> dict[str, str]:
     meta = pipeline["metadata"]
-    labels = {api.LABEL_PIPELINE: meta["name"], api.LABEL_MANAGED_BY: api.MANAGED_BY, api.LABEL_ROLE: role,
+    labels = {names.LABEL_PIPELINE: meta["name"], names.LABEL_MANAGED_BY: names.MANAGED_BY, names.LABEL_ROLE: role,
               **selector_labels(pipeline)}
     if rev:
-        labels[api.LABEL_REVISION] = rev
+        labels[names.LABEL_REVISION] = rev
     return labels
 
 
@@ -98,7 +99,7 @@ def _init_pod_spec(pod_spec: Obj, steps: list[Obj], runner_image: str, keep_volu
         container, extra_volumes = build_step_container(step, index, runner_image)
         init_containers.append(container)
         volumes.extend(extra_volumes)
-    if any(step_kind(s) in api.BUILTIN_KINDS for s in steps):
+    if any(step_kind(s) in names.BUILTIN_KINDS for s in steps):
         volumes.append({"name": "ipl-tmp", "emptyDir": {"sizeLimit": "64Mi"}})
     template_volumes = list(pod_spec.get("volumes", []))
     if not keep_volumes:
@@ -112,7 +113,7 @@ def _init_pod_spec(pod_spec: Obj, steps: list[Obj], runner_image: str, keep_volu
     return out
 
 
-def build_pod(pipeline: Obj, runner_image: str = api.DEFAULT_RUNNER_IMAGE) -> Obj:
+def build_pod(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE) -> Obj:
     """The Pod for a validated InitPipeline of kind Pod: one init container per step, in order.
 
     Owner references are left to the caller (kopf.adopt), so that `render`
@@ -126,7 +127,7 @@ def build_pod(pipeline: Obj, runner_image: str = api.DEFAULT_RUNNER_IMAGE) -> Ob
     pod_spec["restartPolicy"] = restart_policy(spec)
 
     labels = {**(tmeta.get("labels") or {}), **_own_labels(pipeline, ROLE_APP),
-              api.LABEL_GENERATION: str(generation)}
+              names.LABEL_GENERATION: str(generation)}
     metadata: Obj = {"name": pod_name(name, generation), "labels": labels}
     if meta.get("namespace"):
         metadata["namespace"] = meta["namespace"]
@@ -142,12 +143,12 @@ def _object_meta(pipeline: Obj, name: str, labels: dict[str, str]) -> Obj:
     return metadata
 
 
-def build_workload(pipeline: Obj, runner_image: str = api.DEFAULT_RUNNER_IMAGE) -> Obj:
+def build_workload(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE) -> Obj:
     """The Deployment or StatefulSet for a validated InitPipeline: the template with the every-Pod
     steps as init containers. Its Pods carry the revision, which tells the status which are current."""
     meta, spec = pipeline["metadata"], pipeline["spec"]
     workload: Obj = spec.get("workload") or {}
-    kind = api.workload_kind(spec)
+    kind = views.workload_kind(spec)
     rev = revision(spec)
     template = copy.deepcopy(spec["template"])
     tmeta: Obj = template.get("metadata", {}) or {}
@@ -161,14 +162,14 @@ def build_workload(pipeline: Obj, runner_image: str = api.DEFAULT_RUNNER_IMAGE) 
         "selector": {"matchLabels": selector_labels(pipeline)},
         "template": {"metadata": pod_meta, "spec": pod_spec},
     }
-    fields = api.DEPLOYMENT_FIELDS if kind == "Deployment" else api.STATEFULSET_FIELDS
+    fields = names.DEPLOYMENT_FIELDS if kind == "Deployment" else names.STATEFULSET_FIELDS
     body.update({key: copy.deepcopy(workload[key]) for key in fields if key in workload})
     return {"apiVersion": "apps/v1", "kind": kind,
             "metadata": _object_meta(pipeline, meta["name"], _own_labels(pipeline, ROLE_APP, rev)),
             "spec": body}
 
 
-def build_once_job(pipeline: Obj, runner_image: str = api.DEFAULT_RUNNER_IMAGE) -> Obj | None:
+def build_once_job(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE) -> Obj | None:
     """The Job that runs the once-steps of this revision, or None when there are none.
 
     One Pod, never retried and never replaced while a Pod of it still exists (podReplacementPolicy
@@ -189,7 +190,7 @@ def build_once_job(pipeline: Obj, runner_image: str = api.DEFAULT_RUNNER_IMAGE) 
     pod_spec["containers"] = [{
         "name": "done", "image": runner_image, "imagePullPolicy": "IfNotPresent",
         "command": ["initpipeline", "--version"],
-        "resources": copy.deepcopy(api.DEFAULT_STEP_RESOURCES),
+        "resources": copy.deepcopy(names.DEFAULT_STEP_RESOURCES),
         "securityContext": copy.deepcopy(RUNNER_SECURITY_CONTEXT),
     }]
     labels = _own_labels(pipeline, ROLE_ONCE, rev)
@@ -203,9 +204,9 @@ def build_once_job(pipeline: Obj, runner_image: str = api.DEFAULT_RUNNER_IMAGE) 
             "metadata": _object_meta(pipeline, once_job_name(meta["name"], rev), labels), "spec": job_spec}
 
 
-def render(pipeline: Obj, runner_image: str = api.DEFAULT_RUNNER_IMAGE) -> list[Obj]:
+def render(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE) -> list[Obj]:
     """Everything a validated pipeline expands into: its Pod, or its workload and once-steps Job."""
-    if api.workload_kind(pipeline["spec"]) == "Pod":
+    if views.workload_kind(pipeline["spec"]) == "Pod":
         return [build_pod(pipeline, runner_image)]
     job = build_once_job(pipeline, runner_image)
     return [build_workload(pipeline, runner_image), *([job] if job else [])]
@@ -231,7 +232,7 @@ def build_step_container(step: Obj, index: int, runner_image: str) -> tuple[Obj,
         "command": ["initpipeline", "step", *args],
         "env": env,
         "volumeMounts": [{"name": "ipl-tmp", "mountPath": "/tmp"}, *mounts],
-        "resources": copy.deepcopy(step.get("resources", api.DEFAULT_STEP_RESOURCES)),
+        "resources": copy.deepcopy(step.get("resources", names.DEFAULT_STEP_RESOURCES)),
         "securityContext": copy.deepcopy(RUNNER_SECURITY_CONTEXT),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
@@ -278,8 +279,8 @@ def _wait_args(body: Obj, index: int) -> Parts:
             args += ["--http", target["url"]]
         else:
             args += ["--tcp", f"{target['host']}:{target['port']}"]
-    args += ["--timeout", str(body.get("timeoutSeconds", api.DEFAULT_WAIT_TIMEOUT))]
-    args += ["--max-interval", str(body.get("maxIntervalSeconds", api.DEFAULT_WAIT_MAX_INTERVAL))]
+    args += ["--timeout", str(body.get("timeoutSeconds", names.DEFAULT_WAIT_TIMEOUT))]
+    args += ["--max-interval", str(body.get("maxIntervalSeconds", names.DEFAULT_WAIT_MAX_INTERVAL))]
     if body.get("expectStatus"):
         args += ["--expect-status", ",".join(str(code) for code in body["expectStatus"])]
     http_args, env, mounts, volumes = _http_options(body, index)
@@ -290,8 +291,8 @@ def _migrate_args(body: Obj, index: int) -> Parts:
     volume_name = f"ipl-s{index}-sql"
     args = [
         "migrate", "--sql-dir", SQL_DIR, "--database-url-env", DATABASE_URL_ENV,
-        "--lock-timeout", str(body.get("lockTimeoutSeconds", api.DEFAULT_LOCK_TIMEOUT)),
-        "--connect-timeout", str(body.get("connectTimeoutSeconds", api.DEFAULT_CONNECT_TIMEOUT)),
+        "--lock-timeout", str(body.get("lockTimeoutSeconds", names.DEFAULT_LOCK_TIMEOUT)),
+        "--connect-timeout", str(body.get("connectTimeoutSeconds", names.DEFAULT_CONNECT_TIMEOUT)),
     ]
     # Without these the runner detects the layout and uses that layout's own history table.
     for option, value in (("--layout", body["sql"].get("layout")), ("--history-table", body.get("historyTable")),
@@ -312,8 +313,8 @@ def _download_args(body: Obj, index: int) -> Parts:
             args += ["--sha256", item["sha256"].lower()]
         if item.get("validate"):
             args += ["--validate", item["validate"]]
-    args += ["--timeout", str(body.get("timeoutSeconds", api.DEFAULT_DOWNLOAD_TIMEOUT))]
-    args += ["--max-size", str(body.get("maxSizeBytes", api.DEFAULT_DOWNLOAD_MAX_BYTES))]
+    args += ["--timeout", str(body.get("timeoutSeconds", names.DEFAULT_DOWNLOAD_TIMEOUT))]
+    args += ["--max-size", str(body.get("maxSizeBytes", names.DEFAULT_DOWNLOAD_MAX_BYTES))]
     http_args, env, mounts, volumes = _http_options(body, index)
     mounts = [{"name": body["volume"], "mountPath": OUT_DIR}, *mounts]
     return args + http_args, env, mounts, volumes
@@ -328,7 +329,7 @@ def _custom_migration(step: Obj, body: Obj) -> Obj:
     container: Obj = {
         "name": step["name"],
         "image": body["image"],
-        "env": [_database_url_env(body, body.get("databaseUrlEnv", api.DEFAULT_DATABASE_URL_ENV))],
+        "env": [_database_url_env(body, body.get("databaseUrlEnv", names.DEFAULT_DATABASE_URL_ENV))],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     for key in ("command", "args"):

@@ -18,10 +18,10 @@ from typing import Any, cast
 
 import kopf
 
-from . import api
-from .api import Obj
+from ..spec import names
+from ..spec.names import Obj
 from .kubeapi import KubeApi
-from .reconcile import RETRY_KEY, Children, Cluster, reconcile
+from .reconciler import RETRY_KEY, Children, Cluster, reconcile
 
 RETRY_DELAY = 10.0  # after an unexpected failure; doubled for each one in a row, up to RETRY_DELAY_MAX
 RETRY_DELAY_MAX = 300.0
@@ -106,23 +106,23 @@ def _wake(memo: kopf.Memo, uid: str, kwargs: dict[str, Any]) -> None:
 def _owner_uid(child: kopf.Body) -> str | None:
     """The pipeline a child belongs to: the uid label of a workload's or Job's Pod (owned by a
     ReplicaSet, StatefulSet or Job), else the owner reference."""
-    uid = (child["metadata"].get("labels") or {}).get(api.LABEL_UID)
+    uid = (child["metadata"].get("labels") or {}).get(names.LABEL_UID)
     if uid:
         return str(uid)
     for ref in child["metadata"].get("ownerReferences") or []:
-        if ref.get("kind") == api.KIND and ref.get("apiVersion", "").startswith(api.GROUP + "/"):
+        if ref.get("kind") == names.KIND and ref.get("apiVersion", "").startswith(names.GROUP + "/"):
             return str(ref["uid"])
     return None
 
 
-@kopf.index(api.GROUP, api.VERSION, api.PLURAL)
+@kopf.index(names.GROUP, names.VERSION, names.PLURAL)
 async def pipelines_by_uid(body: kopf.Body, **_: Any) -> dict[str, Obj]:
     pipeline = dict(body)
     pipeline["metadata"] = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
     return {body["metadata"]["uid"]: pipeline}
 
 
-@kopf.index("", "v1", "pods", labels={api.LABEL_PIPELINE: kopf.PRESENT})
+@kopf.index("", "v1", "pods", labels={names.LABEL_PIPELINE: kopf.PRESENT})
 async def pods_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
     # what reconcile and the status read of a Pod, not its whole spec
     owner = _owner_uid(body)
@@ -149,17 +149,17 @@ def _workload_entry(body: kopf.Body) -> dict[str, Obj] | None:
                                 "template": {"metadata": {"labels": dict(labels)}}})}
 
 
-@kopf.index("apps", "v1", "deployments", labels={api.LABEL_PIPELINE: kopf.PRESENT})
+@kopf.index("apps", "v1", "deployments", labels={names.LABEL_PIPELINE: kopf.PRESENT})
 async def deployments_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
     return _workload_entry(body)
 
 
-@kopf.index("apps", "v1", "statefulsets", labels={api.LABEL_PIPELINE: kopf.PRESENT})
+@kopf.index("apps", "v1", "statefulsets", labels={names.LABEL_PIPELINE: kopf.PRESENT})
 async def statefulsets_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
     return _workload_entry(body)
 
 
-@kopf.index("batch", "v1", "jobs", labels={api.LABEL_PIPELINE: kopf.PRESENT})
+@kopf.index("batch", "v1", "jobs", labels={names.LABEL_PIPELINE: kopf.PRESENT})
 async def jobs_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
     owner = _owner_uid(body)
     return None if owner is None else {owner: _slim(body, {})}
@@ -182,7 +182,7 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
     return info
 
 
-@kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
+@kopf.on.event(names.GROUP, names.VERSION, names.PLURAL)
 async def on_pipeline(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     # An event handler, not on.create/update/resume: kopf then writes no annotations of its own on the
     # pipeline (no diff base, no progress) and adds no finalizer. reconcile() is level-based: it looks
@@ -195,10 +195,10 @@ async def on_pipeline(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwar
     _wake(memo, meta["uid"], kwargs)
 
 
-@kopf.on.event("", "v1", "pods", labels={api.LABEL_PIPELINE: kopf.PRESENT})
-@kopf.on.event("apps", "v1", "deployments", labels={api.LABEL_PIPELINE: kopf.PRESENT})
-@kopf.on.event("apps", "v1", "statefulsets", labels={api.LABEL_PIPELINE: kopf.PRESENT})
-@kopf.on.event("batch", "v1", "jobs", labels={api.LABEL_PIPELINE: kopf.PRESENT})
+@kopf.on.event("", "v1", "pods", labels={names.LABEL_PIPELINE: kopf.PRESENT})
+@kopf.on.event("apps", "v1", "deployments", labels={names.LABEL_PIPELINE: kopf.PRESENT})
+@kopf.on.event("apps", "v1", "statefulsets", labels={names.LABEL_PIPELINE: kopf.PRESENT})
+@kopf.on.event("batch", "v1", "jobs", labels={names.LABEL_PIPELINE: kopf.PRESENT})
 async def on_child_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     owner = _owner_uid(body)
     if owner is not None:

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from . import api
-from .api import Obj
-from .redaction import redact
+from ..spec import names, views
+from ..spec.names import Obj
+from ..spec.redaction import redact
 from .statusview import BOLD, DIM, RED, Paint, outcome, render_status, status_json
 
 EXIT_READY, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
@@ -69,8 +69,8 @@ class Kube:
             raise CommandError(f"Kubernetes API error {exc.status} {exc.reason}") from None
 
     def pipeline(self, name: str) -> Obj:
-        found: Obj = self._json(self.custom.get_namespaced_custom_object, api.GROUP, api.VERSION,
-                                self.namespace, api.PLURAL, name)
+        found: Obj = self._json(self.custom.get_namespaced_custom_object, names.GROUP, names.VERSION,
+                                self.namespace, names.PLURAL, name)
         return found
 
     def pod(self, name: str) -> Obj:
@@ -123,7 +123,7 @@ class Kube:
 
     def watch_pipeline(self, name: str, until: float | None = None) -> Iterator[Obj]:
         return self._watch(self.custom.list_namespaced_custom_object, lambda: self.pipeline(name), name,
-                           api.GROUP, api.VERSION, self.namespace, api.PLURAL, until=until)
+                           names.GROUP, names.VERSION, self.namespace, names.PLURAL, until=until)
 
     def watch_pod(self, name: str) -> Iterator[Obj]:
         return self._watch(self.core.list_namespaced_pod, lambda: self.pod(name), name, self.namespace)
@@ -185,19 +185,19 @@ class Section:
 def sections(pipeline: Obj, only_step: str | None, part: str = "pod") -> list[Section]:
     """The containers to show, in order. A workload's Pods run the every-Pod steps (part "pod");
     its once-steps Job runs the once-steps and the waits before them (part "once")."""
-    from .builder import job_steps, pod_steps
+    from ..core.build import job_steps, pod_steps
 
     spec = pipeline["spec"]
     steps = spec["steps"]
-    names = [s["name"] for s in steps]
-    if only_step is not None and only_step not in names:
+    step_names = [s["name"] for s in steps]
+    if only_step is not None and only_step not in step_names:
         raise CommandError(f"--step: {only_step!r} is not a step of {pipeline['metadata']['name']} "
-                           f"(steps: {', '.join(names)})", EXIT_USAGE)
-    kind = api.workload_kind(spec)
+                           f"(steps: {', '.join(step_names)})", EXIT_USAGE)
+    kind = views.workload_kind(spec)
     here = {s["name"] for s in (job_steps(spec) if part == "once" else
                                 steps if kind == "Pod" else pod_steps(spec))}
-    found = [Section(s["name"], f"step {i + 1}/{len(steps)} {s['name']} ({api.step_kind(s)}"
-                     f"{', once' if api.is_once(s, kind) else ''})", True)
+    found = [Section(s["name"], f"step {i + 1}/{len(steps)} {s['name']} ({views.step_kind(s)}"
+                     f"{', once' if views.is_once(s, kind) else ''})", True)
              for i, s in enumerate(steps) if s["name"] in here and only_step in (None, s["name"])]
     if only_step is None and part == "pod":
         app = spec["template"]["spec"]["containers"][0]["name"]
@@ -284,7 +284,7 @@ def _pod_of(kube: Kube, args: argparse.Namespace, pipeline: Obj) -> str:
 
 def cmd_logs(args: argparse.Namespace, kube: Kube, out: TextIO) -> int:
     pipeline = kube.pipeline(args.name)
-    if api.workload_kind(pipeline["spec"]) != "Pod":
+    if views.workload_kind(pipeline["spec"]) != "Pod":
         return _workload_logs(args, kube, pipeline, out)
     wanted = sections(pipeline, args.step)
     pod_name = _pod_of(kube, args, pipeline)
@@ -314,7 +314,7 @@ def _workload_logs(args: argparse.Namespace, kube: Kube, pipeline: Obj, out: Tex
     once_part = sections(pipeline, args.step, "once")
     pod_part = sections(pipeline, args.step, "pod")
     if args.pod:
-        role = (kube.pod(args.pod)["metadata"].get("labels") or {}).get(api.LABEL_ROLE)
+        role = (kube.pod(args.pod)["metadata"].get("labels") or {}).get(names.LABEL_ROLE)
         wanted = once_part if role == "once" else pod_part
         printer = LogPrinter(out, args.output, args.pod)
         if not args.follow:
@@ -354,7 +354,7 @@ def _job_pod(kube: Kube, status: Obj) -> str | None:
     once = status.get("once") or {}
     if once.get("revision") != status.get("revision") or not once.get("pod"):
         return None
-    return str(once["pod"]) if once["pod"] in kube.pod_names(f"{api.LABEL_ROLE}=once,{status['selector']}") \
+    return str(once["pod"]) if once["pod"] in kube.pod_names(f"{names.LABEL_ROLE}=once,{status['selector']}") \
         else None
 
 
@@ -364,8 +364,9 @@ def _app_pod(kube: Kube, status: Obj) -> str | None:
         return str(stuck[0])
     if not status.get("selector") or not status.get("revision"):
         return None
-    names = kube.pod_names(f"{api.LABEL_ROLE}=app,{api.LABEL_REVISION}={status['revision']},{status['selector']}")
-    return names[0] if names else None
+    pods = kube.pod_names(f"{names.LABEL_ROLE}=app,{names.LABEL_REVISION}={status['revision']},"
+                          f"{status['selector']}")
+    return pods[0] if pods else None
 
 
 def _wait_for(kube: Kube, args: argparse.Namespace, pipeline: Obj,

@@ -6,7 +6,8 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
-from .api import Obj, parse_time
+from ..spec.names import Obj
+from ..spec.views import parse_time
 
 GREEN, RED, YELLOW, DIM, BOLD, RESET = "\x1b[32m", "\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m"
 STATE_COLOURS = {"Succeeded": GREEN, "Failed": RED, "Running": YELLOW, "Waiting": DIM}

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Required, TypedDict, cast
 
-from .api import LABEL_PIPELINE, LABEL_UID, Obj, step_kind
-from .redaction import redact
+from ..spec.names import LABEL_PIPELINE, LABEL_UID, Obj
+from ..spec.redaction import redact
+from ..spec.views import step_kind
 
 # Waiting reasons that mean a step cannot make progress on its own.
 STUCK_REASONS = frozenset({

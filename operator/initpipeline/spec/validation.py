@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .api import (
+from .names import (
     DEPLOYMENT_FIELDS,
     MAX_PIPELINE_NAME,
     MAX_REPLICAS,
@@ -24,8 +24,8 @@ from .api import (
     STEP_KINDS,
     WORKLOAD_KINDS,
     Obj,
-    is_once,
 )
+from .views import is_once
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

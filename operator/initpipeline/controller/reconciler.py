@@ -13,15 +13,15 @@ from typing import Any, cast
 
 import kopf
 
-from . import api
+from ..core.build import build_once_job, build_pod, build_workload, pod_name
+from ..core.pod_status import build_status, finished_steps, handover_only, invalid_status, same_status, step_events
+from ..core.workload import ANNOTATION_SPEC_HASH, plan, progress_only, spec_hash, workload_status
+from ..spec import names, views
+from ..spec.names import Obj
+from ..spec.validation import validate_pipeline
 from .alarms import Alarms
-from .api import Obj
-from .builder import build_once_job, build_pod, build_workload, pod_name
 from .kubeapi import ApiError, KubeApi
 from .metrics import Metrics
-from .rollout import ANNOTATION_SPEC_HASH, plan, progress_only, spec_hash, workload_status
-from .status import build_status, finished_steps, handover_only, invalid_status, same_status, step_events
-from .validation import validate_pipeline
 from .workqueue import WorkQueue
 
 TERMINATING_MEMORY = 120  # seconds: a namespace's deletion has finished (or failed) by then
@@ -145,7 +145,7 @@ class Cluster:
                    fieldManager=FIELD_MANAGER)
 
     def write_status(self, namespace: str, name: str, status: Obj) -> None:
-        self._call("PATCH", f"/apis/{api.GROUP}/{api.VERSION}/namespaces/{namespace}/{api.PLURAL}/{name}/status",
+        self._call("PATCH", f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{namespace}/{names.PLURAL}/{name}/status",
                    {"status": status}, fieldManager=FIELD_MANAGER)
 
 
@@ -174,7 +174,7 @@ def steps_deadline(pipeline: Obj, pod: Obj) -> dt.datetime | None:
         return None
     initialized = any(c.get("type") == "Initialized" and c.get("status") == "True"
                       for c in status.get("conditions") or [])
-    started = api.parse_time(status.get("startTime"))
+    started = views.parse_time(status.get("startTime"))
     if initialized or started is None:
         return None
     return started + dt.timedelta(seconds=int(deadline))
@@ -211,14 +211,14 @@ def reconcile(cluster: Cluster, uid: str, view: View, log: Logger) -> Obj:
     cluster.handled[uid] = generation
     try:
         errors = validate_pipeline(pipeline)
-        if api.workload_kind(pipeline.get("spec") or {}) != "Pod" and not errors:
+        if views.workload_kind(pipeline.get("spec") or {}) != "Pod" and not errors:
             return _reconcile_workload(cluster, pipeline, children, log)
         return _reconcile_pod(cluster, pipeline, children, log, [str(e) for e in errors])
     except ApiError as exc:
         if _terminating(exc):
             cluster.terminating[namespace] = utcnow()
             return {}  # the namespace is going away, and the pipeline with it
-        if exc.status == 404 and api.PLURAL in str(exc.body):
+        if exc.status == 404 and names.PLURAL in str(exc.body):
             return {}  # deleted since the cache saw it; its DELETED event forgets it
         raise kopf.TemporaryError(f"Kubernetes API error {exc.status} {exc.reason}: {exc.message}",
                                   delay=5) from None
@@ -235,7 +235,7 @@ def _in_terminating_namespace(cluster: Cluster, pipeline: Obj) -> bool:
     seen = cluster.terminating.get(pipeline["metadata"]["namespace"])
     if seen is None:
         return False
-    created = api.parse_time(pipeline["metadata"].get("creationTimestamp"))
+    created = views.parse_time(pipeline["metadata"].get("creationTimestamp"))
     if utcnow() - seen > dt.timedelta(seconds=TERMINATING_MEMORY) or (created is not None and created > seen):
         cluster.terminating.pop(pipeline["metadata"]["namespace"], None)
         return False
@@ -430,7 +430,7 @@ def _hold(cluster: Cluster, uid: str, pipeline: Obj, previous: Obj, stored: Obj)
     progress is written at most once a second; a Pod pipeline's step handover waits for the next
     step's start, for at most HANDOVER_HOLD. Anything else is written at once."""
     now = time.monotonic()
-    if api.workload_kind(pipeline["spec"]) != "Pod":
+    if views.workload_kind(pipeline["spec"]) != "Pod":
         if not progress_only(previous, stored):
             return 0
         return cluster.last_write.get(uid, -math.inf) + PROGRESS_WRITE_INTERVAL - now

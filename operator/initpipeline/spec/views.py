@@ -1,0 +1,36 @@
+"""Typed views of an InitPipeline resource: what kind a step is, what a spec runs, when a time was."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from .names import STEP_KINDS, Obj
+
+
+def step_kind(step: Obj) -> str:
+    """The kind of a validated step (exactly one of STEP_KINDS is set)."""
+    for kind in STEP_KINDS:
+        if kind in step:
+            return kind
+    raise ValueError(f"step {step.get('name')!r} has no kind")
+
+
+def workload_kind(spec: Obj) -> str:
+    return str((spec.get("workload") or {}).get("kind") or "Pod")
+
+
+def is_once(step: Obj, kind: str) -> bool:
+    """Whether a step runs once per revision (in a Job) rather than in every Pod: `once` when set,
+    else true for migrations of a Deployment or StatefulSet."""
+    if kind == "Pod":
+        return False
+    if "once" in step:
+        return bool(step["once"])
+    return "migration" in step
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    """A Kubernetes timestamp ("2026-11-22T10:00:00Z") as an aware datetime; None stays None."""
+    if not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
