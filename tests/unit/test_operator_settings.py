@@ -5,12 +5,14 @@ from __future__ import annotations
 import kopf
 import pytest
 
-from initpipeline.cli.main import build_parser, operator_settings, seniority
+from initpipeline.cli.main import build_parser
+from initpipeline.cli.run import config_from
+from initpipeline.controller.settings import operator_settings, seniority
 from initpipeline.spec import names
 
 
 def settings_for(*argv: str) -> kopf.OperatorSettings:
-    return operator_settings(build_parser().parse_args(["run", *argv]))
+    return operator_settings(config_from(build_parser().parse_args(["run", *argv])))
 
 
 def test_the_childrens_watches_are_filtered_by_the_api_server() -> None:

@@ -1,0 +1,67 @@
+"""`initpipeline run`: the operator's configuration from the command line (and its environment
+defaults), built once here, then the controller started with it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import TYPE_CHECKING, Any
+
+from ..spec import names
+
+if TYPE_CHECKING:  # the controller (and kopf) load only when the operator starts
+    from ..controller.settings import OperatorConfig
+
+
+def add_parser(sub: Any) -> None:
+    run = sub.add_parser("run", help="run the operator against the current kubeconfig or in-cluster config")
+    run.add_argument("--namespace", action="append", default=[],
+                     help="watch only this namespace (repeatable or comma-separated; default: all)")
+    run.add_argument("--runner-image",
+                     default=os.environ.get("INITPIPELINE_RUNNER_IMAGE", names.DEFAULT_RUNNER_IMAGE))
+    run.add_argument("--log-level", default=os.environ.get("INITPIPELINE_LOG_LEVEL", "info"),
+                     choices=["debug", "info", "warning", "error"])
+    run.add_argument("--log-format", default=os.environ.get("INITPIPELINE_LOG_FORMAT", "text"),
+                     choices=["text", "json"], help="json: one object a line, with the pipeline's namespace and name")
+    run.add_argument("--health-port", type=int, default=8080)
+    run.add_argument("--metrics-port", type=int, default=8081, help="Prometheus metrics on /metrics; 0: off")
+    run.add_argument("--peering", metavar="NAME",
+                     help="run as one of several replicas: the kopf peering object (ClusterKopfPeering, or "
+                          "KopfPeering in each --namespace) through which the oldest replica is active and "
+                          "the others stand by; without it, the operator runs alone")
+    run.add_argument("--peering-lifetime", type=int, default=15,
+                     help="seconds after which a replica that stopped without a goodbye counts as gone "
+                          "(the takeover time after a crash; default %(default)s)")
+    run.add_argument("--reconcile-threads", type=_thread_count, default=4,
+                     help="threads that reconcile pipelines (1 to 64, default %(default)s): passes are short and "
+                          "mostly CPU, so more help only while the API server is slow to answer")
+    run.add_argument("--metrics-per-pipeline", choices=["true", "false"], default="true",
+                     help="false: leave the pipeline label of step metrics empty (one series per namespace)")
+    run.set_defaults(func=cmd_run)
+
+
+def config_from(args: argparse.Namespace) -> OperatorConfig:
+    """The OperatorConfig of these arguments."""
+    from ..controller.settings import OperatorConfig
+
+    return OperatorConfig(
+        runner_image=args.runner_image,
+        namespaces=tuple(ns for entry in args.namespace for ns in entry.split(",") if ns),
+        reconcile_threads=args.reconcile_threads, peering=args.peering, peering_lifetime=args.peering_lifetime,
+        health_port=args.health_port, metrics_port=args.metrics_port,
+        metrics_per_pipeline=args.metrics_per_pipeline == "true", log_level=args.log_level,
+        log_format=args.log_format)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..controller.run import run_operator
+
+    run_operator(config_from(args))
+    return 0
+
+
+def _thread_count(text: str) -> int:
+    count = int(text)
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 64, not {count}")
+    return count

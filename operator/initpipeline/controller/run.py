@@ -1,0 +1,30 @@
+"""Starts the operator: logging, metrics, the shared context and kopf, from an OperatorConfig."""
+
+from __future__ import annotations
+
+import kopf
+
+from . import handlers  # registers the handlers
+from .logformat import configure_logging
+from .metrics import Metrics
+from .reconciler import Cluster
+from .settings import OperatorConfig, operator_settings, seniority
+
+
+def run_operator(config: OperatorConfig) -> None:
+    configure_logging(config.log_level, config.log_format)
+    metrics = Metrics(per_pipeline=config.metrics_per_pipeline)
+    if config.metrics_port:
+        metrics.serve(config.metrics_port)
+    cluster = Cluster(config.runner_image, handlers.post_event, metrics, reconcile_threads=config.reconcile_threads)
+    metrics.queue_depth.set_function(cluster.queue.depth)
+    kopf.run(
+        settings=operator_settings(config),
+        standalone=not config.peering,
+        peering_name=config.peering,
+        priority=seniority() if config.peering else None,
+        clusterwide=not config.namespaces,
+        namespaces=list(config.namespaces),
+        liveness_endpoint=f"http://0.0.0.0:{config.health_port}/healthz",
+        memo=kopf.Memo(cluster=cluster),
+    )

@@ -1,0 +1,72 @@
+"""The operator's configuration, built once by `initpipeline run`, and kopf's settings made from it."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+import kopf
+
+from ..spec import names
+
+CHILD_RESOURCES = (("", "v1", "pods"), ("apps", "v1", "deployments"), ("apps", "v1", "statefulsets"),
+                   ("batch", "v1", "jobs"))
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """Everything the operator is told at start; never read from the environment later."""
+
+    runner_image: str = names.DEFAULT_RUNNER_IMAGE
+    namespaces: tuple[str, ...] = ()  # empty: the whole cluster
+    reconcile_threads: int = 4  # the work queue's: blocking API calls overlap; Python runs one at a time anyway
+    peering: str | None = None  # the kopf peering object of several replicas; None: alone
+    peering_lifetime: int = 15
+    health_port: int = 8080
+    metrics_port: int = 8081  # 0: no metrics endpoint
+    metrics_per_pipeline: bool = True
+    log_level: str = "info"
+    log_format: str = "text"
+
+
+def operator_settings(config: OperatorConfig) -> kopf.OperatorSettings:
+    """kopf's settings, from the operator's configuration only."""
+    settings = kopf.OperatorSettings()
+    # Only event handlers: kopf keeps no bookkeeping of its own; if it ever did, not in .status.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=names.GROUP, key="last-handled-configuration")
+    settings.posting.level = logging.INFO
+    # kopf posts each object's Events from a worker of its own, each on a connection of its own: with
+    # a thousand pipelines changing at once that was a thousand TLS connections and an OOM kill. A
+    # worker that waited a second for more Events of its object held its slot for that second, and one
+    # retrying an Event of a namespace being deleted (8 tries over 54 s) held it for a minute: Events
+    # are best effort, two quick retries are enough.
+    settings.posting.worker_limit = 32
+    settings.posting.idle_timeout = 0.05
+    settings.posting.default_backoffs = (1, 2)
+    settings.watching.server_timeout = 300
+    # kopf keeps a worker per object for a while after its last event, and the worker keeps that
+    # event's whole body: after a burst of a thousand Pods, five seconds of that (the default) were
+    # tens of MB. The handlers are quick coroutines, so a worker made anew for a later event is cheap.
+    settings.queueing.idle_timeout = 0.5
+    # list in pages at start-up, so that a thousand Pods are never one response held in memory at once
+    settings.watching.chunk_size = 100
+    # The API server filters the children's watches: the operator never receives the cluster's other Pods.
+    for resource in CHILD_RESOURCES:
+        settings.watching.label_selectors[resource] = names.LABEL_PIPELINE
+    if config.peering:
+        settings.peering.mandatory = True
+        settings.peering.lifetime = config.peering_lifetime
+        settings.peering.stealth = True  # no log line for every keep-alive
+    return settings
+
+
+def seniority(now: float | None = None) -> int:
+    """A kopf peering priority that is higher the earlier a replica started: the active replica keeps
+    its role when a standby restarts. Milliseconds to the year 2100, times 1000 plus a random tie
+    breaker (two replicas with the same priority would both pause), stays below 2**53."""
+    started = time.time() if now is None else now
+    return int((4102444800 - started) * 1000) * 1000 + random.randrange(1000)
