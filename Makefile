@@ -12,9 +12,11 @@ PYTEST_ARGS ?=
 demo:
 	bash hack/demo.sh
 
+# The harness test first, on its own: it takes the local cluster down and up again.
 test: deps tools migration-tools lint unit-lowest
 	bash hack/cluster.sh up
-	$(VENV)/bin/pytest -ra $(PYTEST_ARGS) tests
+	$(VENV)/bin/pytest -ra $(PYTEST_ARGS) tests/harness
+	$(VENV)/bin/pytest -ra $(PYTEST_ARGS) tests --ignore=tests/harness
 
 deps:
 	bash hack/install-deps.sh
@@ -47,14 +49,14 @@ lint: deps tools
 	shellcheck -x -P SCRIPTDIR hack/*.sh
 
 # The unit tests with every dependency at the lowest version setup.cfg allows.
-unit-lowest: tools
+unit-lowest:
 	bash hack/unit-lowest.sh
 
 # constraints.txt anew: the newest versions setup.cfg allows today (commit it with the tests passing).
 constraints:
 	bash hack/update-constraints.sh
 
-# Fast checks without the cluster.
+# Fast checks without the cluster (tests/deploy, which needs Helm, runs in make test).
 unit: deps migration-tools
 	$(VENV)/bin/pytest -ra $(PYTEST_ARGS) tests/unit tests/steps
 

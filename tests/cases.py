@@ -21,6 +21,13 @@ def shop() -> Obj:
     return copy.deepcopy(loaded)
 
 
+def deployment() -> Obj:
+    """A fresh copy of examples/workloads/shop-deployment.yaml, as the cache shows it (namespace, uid)."""
+    doc: Obj = yaml.safe_load((ROOT / "examples" / "workloads" / "shop-deployment.yaml").read_text())
+    doc["metadata"].update(namespace="ns", uid="u1", generation=1)
+    return doc
+
+
 def step(doc: Obj, name: str) -> Obj:
     found: Obj = next(s for s in doc["spec"]["steps"] if s["name"] == name)
     return found

@@ -1,4 +1,4 @@
-"""The operator's own API client (kubeapi) and the Cluster's writes, against the real API server."""
+"""The operator's own API client (kubeapi) and its writes (client.KubeClient), against the real API server."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ from typing import Any
 import kopf
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry
 
+from initpipeline.controller.client import FIELD_MANAGER, KubeClient
 from initpipeline.controller.kubeapi import ApiError, KubeApi
-from initpipeline.controller.metrics import Metrics
-from initpipeline.controller.reconciler import FIELD_MANAGER, Cluster
 from tests.e2e.kube import Kube, eventually
 from tests.e2e.manifests import BUSYBOX
 
@@ -46,7 +44,7 @@ def pod(namespace: str, name: str, command: Any = None) -> dict[str, Any]:
 @pytest.mark.parametrize("embedded", [False, True], ids=["files", "embedded"])
 def test_creates_are_idempotent_and_writes_carry_the_field_manager(kube: Kube, kubeconfig: str,
                                                                     embedded: bool) -> None:
-    cluster = Cluster("runner:1", lambda *_: None, Metrics(CollectorRegistry()))
+    cluster = KubeClient()
     cluster.connect(KubeApi(connection(kubeconfig, embedded)))
     created, fresh = cluster.create_pod(pod(kube.namespace, "p"))
     assert fresh and created["metadata"]["uid"]

@@ -391,7 +391,7 @@ def _follow(kube: Kube, pod_name: str, wanted: list[Section], printer: LogPrinte
     step is followed into its retries as the kubelet restarts it; each attempt is a container of
     its own (containerID), streamed once."""
     for section in wanted:
-        follower = _ContainerFollower(kube, pod_name, section, printer)
+        follower = ContainerFollower(kube, pod_name, section, printer)
         for pod in kube.watch_pod(pod_name):
             verdict = follower.see(pod)
             if verdict == "streamed":
@@ -405,7 +405,7 @@ def _follow(kube: Kube, pod_name: str, wanted: list[Section], printer: LogPrinte
 
 
 @dataclass
-class _ContainerFollower:
+class ContainerFollower:
     kube: Kube
     pod_name: str
     section: Section

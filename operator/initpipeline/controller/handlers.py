@@ -1,7 +1,7 @@
 """kopf handlers: thin, async, and quick. Each says which pipeline an event concerns and returns.
 
-`initpipeline run` builds the configuration (a Cluster: runner image, metrics, events) and passes it
-in kopf's memo; the login handler connects it. What the operator knows of pipelines and their
+`initpipeline run` builds the configuration once; controller/run.py makes the Controller from it and
+passes it in kopf's memo; the login handler connects its client. What the operator knows of pipelines and their
 children (Pods, Deployments, StatefulSets, Jobs) comes from kopf indexes fed by the watches, so an
 event costs no API read. The indexers and handlers are coroutines that only slim a body or wake a
 pipeline, so kopf runs them on its loop at once and drops the event's body; the reconciling itself
@@ -11,9 +11,7 @@ happens on the work queue's threads (the operator's client blocks), from the ind
 from __future__ import annotations
 
 import contextvars
-import datetime as dt
 import functools
-import logging
 from typing import Any, cast
 
 import kopf
@@ -21,86 +19,27 @@ import kopf
 from ..spec import names
 from ..spec.names import Obj
 from .kubeapi import KubeApi
-from .reconciler import RETRY_KEY, Children, Cluster, reconcile
+from .passes import INDEXES, Caches, run_pass
+from .reconciler import Controller
 
-RETRY_DELAY = 10.0  # after an unexpected failure; doubled for each one in a row, up to RETRY_DELAY_MAX
-RETRY_DELAY_MAX = 300.0
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # where kopf's login reads it
-INDEXES = ("pipelines_by_uid", "pods_by_owner", "deployments_by_owner", "statefulsets_by_owner", "jobs_by_owner")
-_log = logging.getLogger(__name__)
 
 
 def post_event(body: Obj, etype: str, reason: str, message: str) -> None:
     kopf.event(cast(kopf.Body, body), type=etype, reason=reason, message=message)
 
 
-def _cached_pipeline(indexes: dict[str, Any], uid: str) -> Obj | None:
-    return next(iter(indexes["pipelines_by_uid"].get(uid, [])), None)
-
-
-def _view(indexes: dict[str, Any], uid: str) -> tuple[Obj | None, Children]:
-    return _cached_pipeline(indexes, uid), Children(
-        pods=list(indexes["pods_by_owner"].get(uid, [])),
-        workloads=[*indexes["deployments_by_owner"].get(uid, []), *indexes["statefulsets_by_owner"].get(uid, [])],
-        jobs=list(indexes["jobs_by_owner"].get(uid, [])))
-
-
-def _work(cluster: Cluster, indexes: dict[str, Any], uid: str) -> None:
-    """One pass over a pipeline, on a work-queue thread. Nothing here is retried by kopf: a "not yet"
-    (TemporaryError) or a failure wakes the pipeline again after its delay (an alarm)."""
-    cached = _cached_pipeline(indexes, uid)
-    logger = _pipeline_logger(cached) if cached else _log
-    try:
-        with cluster.metrics.reconcile_duration.time():
-            reconcile(cluster, uid, functools.partial(_view, indexes, uid), logger)
-    except kopf.TemporaryError as exc:
-        logger.warning("%s; trying again in %ss", exc, exc.delay)
-        _retry(cluster, uid, float(exc.delay or RETRY_DELAY))
-    except Exception:
-        failures = cluster.failures[uid] = cluster.failures.get(uid, 0) + 1
-        delay = retry_delay(failures)
-        logger.exception("reconciling failed (%s in a row); trying again in %ss", failures, delay)
-        _retry(cluster, uid, delay)
-    else:
-        cluster.failures.pop(uid, None)
-        cluster.alarms.cancel(RETRY_KEY + uid)
-    finally:
-        if cached is not None and _cached_pipeline(indexes, uid) is None:
-            # deleted during this pass: its DELETED event may have forgotten it before the pass
-            # stored what it wrote, set an alarm or counted its phase
-            cluster.forget(uid, cached["metadata"]["namespace"], cached["metadata"]["name"])
-
-
-def retry_delay(failures: int) -> float:
-    """After the n-th unexpected failure in a row: 10 s, 20 s, 40 s ... at most 5 minutes, so that a
-    pipeline that keeps failing (an API server that refuses it with 500s) does not hammer it."""
-    return min(RETRY_DELAY * float(2 ** min(failures - 1, 16)), RETRY_DELAY_MAX)
-
-
-def _pipeline_logger(pipeline: Obj) -> logging.LoggerAdapter[logging.Logger]:
-    """What kopf gives an event handler: its per-object logger (the pipeline's namespace and name in
-    every line, also in JSON), which posts no Events of its own."""
-    meta = pipeline["metadata"]
-    ref = {"apiVersion": pipeline.get("apiVersion"), "kind": pipeline.get("kind"), "name": meta.get("name"),
-           "uid": meta.get("uid"), "namespace": meta.get("namespace")}
-    return logging.LoggerAdapter(logging.getLogger("kopf.objects"), {"k8s_ref": ref, "k8s_skip": True})
-
-
-def _retry(cluster: Cluster, uid: str, delay: float) -> None:
-    cluster.wake_at(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay), uid, RETRY_KEY)
-
-
 def _wake(memo: kopf.Memo, uid: str, kwargs: dict[str, Any]) -> None:
     """Queue a pipeline's reconcile. `kwargs` are a handler's: the indexes come as keyword arguments
     named after their functions."""
-    cluster: Cluster = memo.cluster  # kopf hands each object a copy of the memo, but not of this
-    if not cluster.queue.started:
+    ctl: Controller = memo.controller  # kopf hands each object a copy of the memo, but not of this
+    if not ctl.queue.started:
         # the first event: from here on the indexes are the same objects; the threads run in a copy
         # of kopf's context, which Event posting needs
-        indexes = {name: kwargs[name] for name in INDEXES}
-        cluster.queue.start(functools.partial(_work, cluster, indexes), cluster.reconcile_threads,
-                            contextvars.copy_context())
-    cluster.queue.wake(uid)
+        caches = Caches({name: kwargs[name] for name in INDEXES})
+        ctl.queue.start(functools.partial(run_pass, ctl, caches), ctl.config.reconcile_threads,
+                        contextvars.copy_context())
+    ctl.queue.wake(uid)
 
 
 def _owner_uid(child: kopf.Body) -> str | None:
@@ -178,7 +117,7 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
         except ImportError:  # the image has no kubernetes client
             info = kopf.login_with_kubeconfig(**kwargs)
     if info is not None:
-        memo.cluster.connect(KubeApi(info, token_path))
+        memo.controller.client.connect(KubeApi(info, token_path))
     return info
 
 
@@ -189,8 +128,8 @@ async def on_pipeline(type: str | None, body: kopf.Body, memo: kopf.Memo, **kwar
     # at the spec and the children, not at what changed, and writes only what differs.
     meta = body["metadata"]
     if type == "DELETED":
-        cluster: Cluster = memo.cluster
-        cluster.forget(meta["uid"], meta["namespace"], meta["name"])
+        ctl: Controller = memo.controller
+        ctl.forget(meta["uid"], meta["namespace"], meta["name"])
         return
     _wake(memo, meta["uid"], kwargs)
 

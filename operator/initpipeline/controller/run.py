@@ -7,7 +7,7 @@ import kopf
 from . import handlers  # registers the handlers
 from .logformat import configure_logging
 from .metrics import Metrics
-from .reconciler import Cluster
+from .reconciler import Controller
 from .settings import OperatorConfig, operator_settings, seniority
 
 
@@ -16,8 +16,8 @@ def run_operator(config: OperatorConfig) -> None:
     metrics = Metrics(per_pipeline=config.metrics_per_pipeline)
     if config.metrics_port:
         metrics.serve(config.metrics_port)
-    cluster = Cluster(config.runner_image, handlers.post_event, metrics, reconcile_threads=config.reconcile_threads)
-    metrics.queue_depth.set_function(cluster.queue.depth)
+    controller = Controller(config, handlers.post_event, metrics)
+    metrics.queue_depth.set_function(controller.queue.depth)
     kopf.run(
         settings=operator_settings(config),
         standalone=not config.peering,
@@ -26,5 +26,5 @@ def run_operator(config: OperatorConfig) -> None:
         clusterwide=not config.namespaces,
         namespaces=list(config.namespaces),
         liveness_endpoint=f"http://0.0.0.0:{config.health_port}/healthz",
-        memo=kopf.Memo(cluster=cluster),
+        memo=kopf.Memo(controller=controller),
     )

@@ -302,32 +302,6 @@ def invalid_status(pipeline: Obj, errors: list[str], now: str, reason: str = "In
     }
 
 
-def handover_only(previous: Obj, status: Obj) -> bool:
-    """Whether a Pod pipeline's new status says no more than that the current step has not started
-    yet: the steps before it have succeeded (or, in a pipeline's first status, the Pod is new). The
-    kubelet reports a finished step and the start of the next one in two updates, a second or so
-    apart on a small node; the operator holds such a handover briefly, so that one write tells both.
-    A stuck or failed step, a phase or a condition that changes, and any step going back to an
-    earlier state are never a handover."""
-    current = next((s for s in status.get("steps") or [] if s.get("name") == status.get("currentStep")), None)
-    if status.get("phase") != "Initializing" or current is None \
-            or current.get("state") != "Waiting" or current.get("reason"):
-        return False
-    if not previous.get("phase"):
-        return True  # the first status: the Pod was just created
-    others = ("steps", "conditions", "message", "currentStep")
-    if {k: v for k, v in previous.items() if k not in others} != {k: v for k, v in status.items() if k not in others}:
-        return False
-    if [(c.get("type"), c.get("status"), c.get("reason")) for c in previous.get("conditions") or []] != \
-            [(c.get("type"), c.get("status"), c.get("reason")) for c in status.get("conditions") or []]:
-        return False
-    old_steps, new_steps = previous.get("steps") or [], status.get("steps") or []
-    return len(old_steps) == len(new_steps) and all(
-        new == old or (new.get("name") == old.get("name") and new.get("state") == "Succeeded"
-                       and old.get("state") in ("Waiting", "Running"))
-        for old, new in zip(old_steps, new_steps, strict=True))
-
-
 def same_status(a: Obj | None, b: Obj | None) -> bool:
     """Equal but for keys the caller does not own (e.g. kopf's own bookkeeping)."""
     def strip(s: Obj | None) -> dict[str, Any]:

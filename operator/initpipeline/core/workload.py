@@ -330,25 +330,3 @@ def workload_status(pipeline: Obj, plan_: Plan, workload: Obj | None, pods: list
         status["stuckPodCount"] = len(stuck)
     status.update(extra or {})
     return status
-
-
-# What changes with every Pod of a workload that moves on: counts, the earliest start and latest finish
-# of a step, the stuck Pods, and the words that say them.
-_PROGRESS_KEYS = frozenset({"replicas", "readyReplicas", "updatedReplicas", "ready", "stuckPods", "stuckPodCount",
-                            "message"})
-_STEP_PROGRESS_KEYS = frozenset({"pods", "startedAt", "finishedAt"})
-
-
-def progress_only(previous: Obj, status: Obj) -> bool:
-    """Whether a workload's new status differs from the previous one in progress only (how many Pods are
-    where), not in a phase, a condition, a step's state, the current step or the generation. The
-    operator writes such a change at most once a second per pipeline: a 100-replica rollout would
-    otherwise be hundreds of status writes, each a watch event for every client."""
-    def milestones(s: Obj) -> Obj:
-        kept = {k: v for k, v in s.items() if k not in _PROGRESS_KEYS}
-        kept["steps"] = [{k: v for k, v in step.items() if k not in _STEP_PROGRESS_KEYS}
-                         for step in s.get("steps") or []]
-        kept["conditions"] = [{k: v for k, v in c.items() if k != "message"} for c in s.get("conditions") or []]
-        return kept
-    return bool(previous) and milestones(previous) == milestones(status)
-

@@ -34,3 +34,11 @@ def parse_time(value: str | None) -> dt.datetime | None:
     if not value:
         return None
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def condition(status: Obj | None, ctype: str) -> Obj:
+    """The condition of that type in a status (a resource's, a Pod's, a Job's), or {} when it has none."""
+    for cond in (status or {}).get("conditions") or []:
+        if cond.get("type") == ctype:
+            return dict(cond)
+    return {}

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from initpipeline.cli.observe import CommandError, LogPrinter, Section, _ContainerFollower, sections
+from initpipeline.cli.observe import CommandError, LogPrinter, Section, ContainerFollower, sections
 from initpipeline.cli.statusview import Paint, human_seconds, outcome, render_status
 from initpipeline.core.build import revision
 from initpipeline.core.pod_status import build_status
-from tests.cases import shop
+from tests.cases import deployment, shop
 from tests.unit.pods import STEPS, T0, T1, crash_looping, done, pending, pod, running
 
 NOW = dt.datetime(2026, 11, 22, 10, 1, tzinfo=dt.UTC)
@@ -105,7 +105,7 @@ def attempt(cid: str, state: str, code: int = 0) -> dict[str, Any]:
 def test_following_a_step_through_a_failed_attempt_to_success() -> None:
     out = io.StringIO()
     fake = FakeLogs({"c1": b"connecting\nmigration 2 failed\n", "c2": b"applied 2\n"})
-    follower = _ContainerFollower(fake, "shop-1", Section("migrate", "step 2/4 migrate (migration)", True),  # type: ignore[arg-type]
+    follower = ContainerFollower(fake, "shop-1", Section("migrate", "step 2/4 migrate (migration)", True),  # type: ignore[arg-type]
                                   LogPrinter(out, "text", "shop-1"))
     verdicts = []
     for cid, look in [("", pod("Pending", [pending("migrate")])),
@@ -132,9 +132,8 @@ def test_log_lines_are_redacted_and_json_when_asked() -> None:
 
 
 def workload_pipeline() -> dict[str, Any]:
-    from tests.unit.test_rollout import shop as deployment_shop
 
-    doc = deployment_shop()
+    doc = deployment()
     rev = revision(doc["spec"])
     doc["status"] = {
         "phase": "Initializing", "revision": rev, "currentStep": "fetch-config", "ready": "1/3",

@@ -13,14 +13,13 @@ from initpipeline.core.workload import (
     Plan,
     aggregate_steps,
     plan,
-    progress_only,
     spec_hash,
     stuck_pods,
     workload_status,
 )
 from initpipeline.spec import names
 from initpipeline.spec.validation import validate_pipeline
-from tests.cases import ROOT
+from tests.cases import ROOT, deployment
 from tests.unit.pods import T0, T1, T2, crash_looping, done, failed, pending, pod, running
 
 Obj = dict[str, Any]
@@ -28,9 +27,7 @@ NOW = "2026-11-22T10:01:00Z"
 
 
 def shop() -> Obj:
-    doc: Obj = yaml.safe_load((ROOT / "examples" / "workloads" / "shop-deployment.yaml").read_text())
-    doc["metadata"].update(namespace="ns", uid="u1", generation=1)
-    return doc
+    return deployment()
 
 
 def sts() -> Obj:
@@ -129,38 +126,6 @@ def test_statefulset_keeps_its_claims_and_mounts_them_in_the_steps() -> None:
 def errors(doc: Obj) -> list[str]:
     return [str(e) for e in validate_pipeline(doc)]
 
-
-def test_once_is_refused_where_it_cannot_work() -> None:
-    doc = shop()
-    doc["spec"]["steps"][0]["once"] = True
-    assert errors(doc) == ["spec.steps[0].once: only migration and container steps can run once; "
-                           "waiting and downloads are needed in every Pod"]
-    doc = shop()
-    del doc["spec"]["workload"]
-    doc["spec"]["steps"][1]["once"] = True
-    assert errors(doc)[0].startswith("spec.steps[1].once: only applies to Deployment and StatefulSet")
-
-
-def test_workload_fields_of_the_other_kind_and_bad_replicas_are_named() -> None:
-    doc = shop()
-    doc["spec"]["workload"]["serviceName"] = "shop"
-    assert errors(doc) == ["spec.workload.serviceName: only applies to kind StatefulSet, not Deployment"]
-    doc = shop()
-    doc["spec"]["workload"] = {"kind": "Pod", "replicas": 3}
-    assert errors(doc)[0].startswith("spec.workload.replicas: a Pod workload runs exactly one Pod")
-    doc = shop()
-    doc["spec"]["restartPolicy"] = "Never"
-    assert errors(doc) == ["spec.restartPolicy: must be Always for a Deployment, whose controller restarts "
-                           "Pods itself"]
-
-
-def test_reserved_labels_are_refused() -> None:
-    doc = shop()
-    doc["spec"]["template"]["metadata"]["labels"][names.LABEL_UID] = "x"
-    assert errors(doc)[0].startswith(f"spec.template.metadata.labels.{names.LABEL_UID}: labels under")
-
-
-# ---- planning ----------------------------------------------------------------------------------------
 
 def desired_of(doc: Obj) -> Obj:
     desired = build_workload(doc, "runner:1")
@@ -349,25 +314,3 @@ def test_a_revision_applied_while_an_earlier_job_runs_waits_and_says_so() -> Non
     status = status_for(doc, step, None, [])
     assert status["phase"] == "Initializing"
     assert "waiting for Job shop-once-0000000 of an earlier revision to finish" in status["message"]
-
-
-def _rollout_status(ready: int, phase: str = "Initializing", ready_condition: str = "False",
-                    step_state: str = "Running") -> dict[str, Any]:
-    return {"phase": phase, "observedGeneration": 1, "readyReplicas": ready, "ready": f"{ready}/3",
-            "message": f"rolling out: {ready}/3 ready",
-            "conditions": [{"type": "Ready", "status": ready_condition, "reason": "RollingOut",
-                            "message": f"{ready}/3 ready"}],
-            "steps": [{"name": "wait", "state": step_state, "pods": {"done": ready, "running": 3 - ready},
-                       "finishedAt": f"2026-01-01T00:00:0{ready}Z"}]}
-
-
-def test_progress_only_is_a_change_of_counts_and_their_words() -> None:
-    assert progress_only(_rollout_status(1), _rollout_status(2))
-
-
-def test_a_phase_a_condition_or_a_step_state_is_a_milestone() -> None:
-    before = _rollout_status(2)
-    assert not progress_only(before, _rollout_status(3, phase="Running"))
-    assert not progress_only(before, _rollout_status(3, ready_condition="True"))
-    assert not progress_only(before, _rollout_status(3, step_state="Succeeded"))
-    assert not progress_only({}, _rollout_status(0))  # the first status of all

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-
 from prometheus_client import CollectorRegistry
 
-from initpipeline.controller.logformat import JsonFormatter, QuietHandlerSuccess
 from initpipeline.controller.metrics import Metrics
 from initpipeline.core.pod_status import build_status, finished_steps
 from tests.cases import shop
@@ -93,25 +90,3 @@ def test_aggregated_labels_leave_the_pipeline_out() -> None:
                                        "startedAt": T0, "finishedAt": T1}])
     assert sample(metrics, "initpipeline_step_duration_seconds_count", namespace="a", pipeline="", step="w",
                   kind="waitForService", result="succeeded") == 2
-
-
-def test_json_log_lines_name_the_pipeline() -> None:
-    import json
-
-    record = logging.LogRecord("kopf.objects", logging.INFO, __file__, 1, "created Pod %s", ("shop-1",), None)
-    record.k8s_ref = {"namespace": "shop-ns", "name": "shop", "kind": "InitPipeline", "uid": "u"}
-    line = json.loads(JsonFormatter().format(record))
-    assert line["message"] == "created Pod shop-1" and line["level"] == "info"
-    assert (line["namespace"], line["name"], line["kind"]) == ("shop-ns", "shop", "InitPipeline")
-    plain = json.loads(JsonFormatter().format(logging.LogRecord("x", logging.WARNING, "f", 1, "hi", (), None)))
-    assert "namespace" not in plain and plain["level"] == "warning"
-
-
-def test_kopfs_handler_success_lines_are_dropped_and_everything_else_kept() -> None:
-    def record(level: int, msg: str) -> logging.LogRecord:
-        return logging.LogRecord("kopf.objects", level, __file__, 1, msg, None, None)
-    quiet = QuietHandlerSuccess()
-    assert not quiet.filter(record(logging.INFO, "Handler 'on_child_event' succeeded."))
-    assert quiet.filter(record(logging.INFO, "created Pod shop-1"))
-    assert quiet.filter(record(logging.ERROR, "Handler 'on_pipeline' failed with an exception and will stop now"))
-    assert quiet.filter(record(logging.WARNING, "Handler 'on_pipeline' succeeded."))  # only kopf's INFO line

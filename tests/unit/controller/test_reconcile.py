@@ -1,4 +1,4 @@
-"""reconcile() against the caches' view, with the cluster's writes recorded (no API server)."""
+"""reconcile() against the caches' view, with the client's writes recorded (no API server)."""
 
 from __future__ import annotations
 
@@ -6,77 +6,21 @@ import datetime as dt
 import logging
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-
 from initpipeline.controller.kubeapi import ApiError
-from initpipeline.controller.metrics import Metrics
-from initpipeline.controller.reconciler import (
-    HANDOVER_HOLD,
-    PROGRESS_WRITE_INTERVAL,
-    WRITE_KEY,
-    Children,
-    Cluster,
-    _publish,
-)
+from initpipeline.controller.reconciler import WRITE_KEY, publish
 from initpipeline.controller.reconciler import reconcile as run_reconcile
 from initpipeline.core.build import revision
-from tests.cases import shop
+from initpipeline.core.children import Children
+from initpipeline.core.hold import HANDOVER_HOLD, PROGRESS_WRITE_INTERVAL
+from tests.unit.controller.fakes import OWNER, Recording, RecordingClient, owned, pipeline
 from tests.unit.pods import STEPS, T0, T1, T2, done, image_pull_backoff, pending, pod, running
 
 Obj = dict[str, Any]
 LOG = logging.getLogger("test")
 
 
-class RecordingCluster(Cluster):
-    """Every write is recorded; a read would fail the test (the caches must be enough)."""
-
-    def __init__(self) -> None:
-        super().__init__("runner:1", self._event, Metrics(CollectorRegistry()))
-        self.writes: list[tuple[str, Any]] = []
-
-    def _event(self, body: Obj, etype: str, reason: str, message: str) -> None:
-        self.writes.append(("event", reason))
-
-    def create_pod(self, pod: Obj) -> tuple[Obj, bool]:
-        self.writes.append(("create", pod["metadata"]["name"]))
-        return pod, True
-
-    def delete_pod(self, namespace: str, name: str) -> None:
-        self.writes.append(("delete", name))
-
-    def create_child(self, body: Obj) -> bool:
-        self.writes.append(("create", f"{body['kind']}/{body['metadata']['name']}"))
-        return True
-
-    def replace_workload(self, body: Obj) -> None:
-        self.writes.append(("replace", f"{body['kind']}/{body['metadata']['name']}"))
-
-    def delete_child(self, kind: str, namespace: str, name: str) -> None:
-        self.writes.append(("delete", f"{kind}/{name}"))
-
-    def write_status(self, namespace: str, name: str, status: Obj) -> None:
-        self.writes.append(("status", status["phase"]))
-
-    def _call(self, method: str, path: str, body: Obj | None = None, **params: str) -> Obj:
-        raise AssertionError(f"reconcile called the API beyond the recorded writes: {method} {path}")
-
-
-def pipeline(generation: int) -> Obj:
-    doc = shop()
-    doc["metadata"].update(namespace="ns", uid="u1", generation=generation)
-    return doc
-
-
-OWNER = [{"kind": "InitPipeline", "uid": "u1", "name": "shop", "apiVersion": "initpipeline.dev/v1alpha1"}]
-
-
-def owned(p: Obj, name: str) -> Obj:
-    p["metadata"].update(name=name, ownerReferences=OWNER)
-    return p
-
-
 def test_a_new_pipeline_gets_its_pod_and_a_status_without_reads() -> None:
-    cluster = RecordingCluster()
+    cluster = Recording()
     run_reconcile(cluster, "u1", lambda: (pipeline(1), Children()), LOG)
     # no status in the same pass: the new Pod's ADDED event brings it, one write fewer per pipeline
     assert cluster.writes == [("create", "shop-1")]
@@ -95,13 +39,13 @@ def _stepping(index: int, current: Obj) -> Obj:
     return owned(pod("Pending", init), "shop-1")
 
 
-def _pass(cluster: RecordingCluster, *pods: Obj) -> None:
+def _pass(cluster: Recording, *pods: Obj) -> None:
     run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=list(pods))), LOG)
 
 
-def _first_step_running() -> RecordingCluster:
+def _first_step_running() -> Recording:
     """A cluster whose pipeline's status says that the first step runs, with no write recorded yet."""
-    cluster = RecordingCluster()
+    cluster = Recording()
     _pass(cluster, _stepping(0, running(STEPS[0], T0)))
     cluster.writes.clear()
     return cluster
@@ -116,7 +60,7 @@ def test_a_step_handover_is_one_write_with_the_next_steps_start() -> None:
     held = cluster.alarms.pending()[WRITE_KEY + "u1"]
     assert held <= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=HANDOVER_HOLD)
     # a pass a second later while nothing changed: still held, and the hold does not start over
-    cluster.handover_since["u1"] -= 1.0
+    cluster.clock.advance(1.0)
     _pass(cluster, handing_over)
     assert cluster.writes == []
     moved = held - cluster.alarms.pending()[WRITE_KEY + "u1"]
@@ -124,7 +68,7 @@ def test_a_step_handover_is_one_write_with_the_next_steps_start() -> None:
     # the second step starts: one write says both, and no event is lost
     _pass(cluster, _stepping(1, running(STEPS[1], T2)))
     assert cluster.writes == [("status", "Initializing"), ("event", "StepSucceeded"), ("event", "StepStarted")]
-    assert cluster.written["u1"]["steps"][0]["finishedAt"] == T1  # the end's own time, not the write's
+    assert cluster.written()["steps"][0]["finishedAt"] == T1  # the end's own time, not the write's
 
 
 def test_a_handover_that_lasts_is_written_when_the_hold_is_over() -> None:
@@ -132,24 +76,24 @@ def test_a_handover_that_lasts_is_written_when_the_hold_is_over() -> None:
     handing_over = _stepping(1, pending(STEPS[1]))
     _pass(cluster, handing_over)
     assert cluster.writes == []
-    cluster.handover_since["u1"] -= HANDOVER_HOLD  # the alarm's pass, HANDOVER_HOLD later
+    cluster.clock.advance(HANDOVER_HOLD)  # the alarm's pass, HANDOVER_HOLD later
     _pass(cluster, handing_over)
     assert cluster.writes == [("status", "Initializing"), ("event", "StepSucceeded")]
-    assert "u1" not in cluster.handover_since
+    assert cluster.memory["u1"].held_since is None
 
 
 def test_a_stuck_step_is_written_at_once() -> None:
     cluster = _first_step_running()
     _pass(cluster, _stepping(1, image_pull_backoff(STEPS[1])))
     assert cluster.writes[0] == ("status", "Initializing")
-    assert cluster.written["u1"]["steps"][1]["reason"] == "ImagePullBackOff"
-    unschedulable = RecordingCluster()
+    assert cluster.written()["steps"][1]["reason"] == "ImagePullBackOff"
+    unschedulable = Recording()
     _pass(unschedulable, owned(pod("Pending", [], scheduled=False), "shop-1"))
     assert unschedulable.writes[0] == ("status", "Pending")
 
 
 def test_unchanged_status_is_not_written_again() -> None:
-    cluster = RecordingCluster()
+    cluster = Recording()
     stepping = owned(pod("Pending", [running(STEPS[0], T0), pending(STEPS[1]), pending(STEPS[2]),
                                      pending(STEPS[3])]), "shop-1")
     run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[stepping])), LOG)
@@ -161,14 +105,14 @@ def test_unchanged_status_is_not_written_again() -> None:
 
 
 def test_a_new_generation_replaces_the_old_pod() -> None:
-    cluster = RecordingCluster()
+    cluster = Recording()
     old = owned(pod("Running", []), "shop-1")
     run_reconcile(cluster, "u1", lambda: (pipeline(2), Children(pods=[old])), LOG)
     assert ("delete", "shop-1") in cluster.writes and ("create", "shop-2") in cluster.writes
 
 
 def test_a_stale_cache_never_acts_on_an_older_spec() -> None:
-    cluster = RecordingCluster()
+    cluster = Recording()
     run_reconcile(cluster, "u1", lambda: (pipeline(2), Children()), LOG)
     cluster.writes.clear()
     run_reconcile(cluster, "u1", lambda: (pipeline(1), Children()), LOG)  # a handler that saw generation 1
@@ -182,7 +126,7 @@ def deployment_pipeline() -> Obj:
 
 
 def test_a_workload_pipeline_starts_with_its_migration_job_only() -> None:
-    cluster = RecordingCluster()
+    cluster = Recording()
     doc = deployment_pipeline()
     rev = revision(doc["spec"])
     run_reconcile(cluster, "u1", lambda: (doc, Children()), LOG)
@@ -191,11 +135,11 @@ def test_a_workload_pipeline_starts_with_its_migration_job_only() -> None:
                                        "labels": {"initpipeline.dev/revision": rev}}, "status": {}}
     run_reconcile(cluster, "u1", lambda: (doc, Children(jobs=[job])), LOG)  # the Job's ADDED event
     assert cluster.writes[1] == ("status", "Initializing")
-    assert cluster.written["u1"]["once"]["state"] == "Running"
+    assert cluster.written()["once"]["state"] == "Running"
 
 
 def test_after_the_job_the_deployment_is_created_and_the_kind_pod_is_removed() -> None:
-    cluster = RecordingCluster()
+    cluster = Recording()
     doc = deployment_pipeline()
     rev = revision(doc["spec"])
     done_job = {"kind": "Job", "metadata": {"name": f"shop-once-{rev}", "labels": {"initpipeline.dev/revision": rev},
@@ -207,7 +151,7 @@ def test_after_the_job_the_deployment_is_created_and_the_kind_pod_is_removed() -
 
 
 def test_a_pipeline_back_to_kind_pod_removes_its_workload_and_jobs() -> None:
-    cluster = RecordingCluster()
+    cluster = Recording()
     workload = {"kind": "Deployment", "metadata": {"name": "shop", "ownerReferences": OWNER}}
     job = {"kind": "Job", "metadata": {"name": "shop-once-abc", "ownerReferences": OWNER}}
     run_reconcile(cluster, "u1", lambda: (pipeline(2), Children(workloads=[workload], jobs=[job])), LOG)
@@ -215,7 +159,7 @@ def test_a_pipeline_back_to_kind_pod_removes_its_workload_and_jobs() -> None:
                                   ("create", "shop-2")]
 
 
-class TerminatingNamespace(RecordingCluster):
+class TerminatingNamespace(RecordingClient):
     def create_pod(self, pod: Obj) -> tuple[Obj, bool]:
         self.writes.append(("create", pod["metadata"]["name"]))
         raise ApiError(403, "Forbidden",
@@ -223,7 +167,7 @@ class TerminatingNamespace(RecordingCluster):
 
 
 def test_a_terminating_namespace_is_not_a_rejected_pod_and_is_left_alone() -> None:
-    cluster = TerminatingNamespace()
+    cluster = Recording(TerminatingNamespace())
     doc = pipeline(1)
     doc["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
     assert run_reconcile(cluster, "u1", lambda: (doc, Children()), LOG) == {}
@@ -238,7 +182,7 @@ def test_a_terminating_namespace_is_not_a_rejected_pod_and_is_left_alone() -> No
     assert cluster.writes[-1] == ("create", "reborn-1")  # a namespace of the same name, made anew
 
 
-def statuses(cluster: RecordingCluster) -> list[tuple[str, Any]]:
+def statuses(cluster: Recording) -> list[tuple[str, Any]]:
     return [w for w in cluster.writes if w[0] == "status"]
 
 
@@ -250,29 +194,29 @@ def _progress(ready: int, ready_condition: str = "False") -> Obj:
 
 
 def test_a_workloads_progress_is_written_at_most_once_a_second_and_a_milestone_at_once() -> None:
-    cluster = RecordingCluster()
+    cluster = Recording()
     doc = deployment_pipeline()
-    _publish(cluster, doc, {}, _progress(0))
+    publish(cluster, doc, {}, _progress(0))
     assert statuses(cluster) == [("status", "Initializing")]
     # one more Pod moved on, a moment later: held, with an alarm to write the newest then
-    _publish(cluster, {**doc, "status": cluster.written["u1"]}, cluster.written["u1"], _progress(1))
+    publish(cluster, {**doc, "status": cluster.written()}, cluster.written(), _progress(1))
     assert statuses(cluster) == [("status", "Initializing")]
     held = cluster.alarms.pending()[WRITE_KEY + "u1"]
     assert held <= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=PROGRESS_WRITE_INTERVAL)
     # the rollout is done: Ready flips, which is written at once
-    _publish(cluster, {**doc, "status": cluster.written["u1"]}, cluster.written["u1"], _progress(2, "True"))
+    publish(cluster, {**doc, "status": cluster.written()}, cluster.written(), _progress(2, "True"))
     assert statuses(cluster) == [("status", "Initializing"), ("status", "Running")]
     # once the interval is over, progress is written again
-    cluster.last_write["u1"] -= PROGRESS_WRITE_INTERVAL
-    _publish(cluster, {**doc, "status": cluster.written["u1"]}, cluster.written["u1"], _progress(1, "True"))
+    cluster.clock.advance(PROGRESS_WRITE_INTERVAL)
+    publish(cluster, {**doc, "status": cluster.written()}, cluster.written(), _progress(1, "True"))
     assert statuses(cluster)[-1] == ("status", "Running") and len(statuses(cluster)) == 3
     cluster.forget("u1", "ns", "shop")
     assert WRITE_KEY + "u1" not in cluster.alarms.pending()
 
 
 def test_a_pod_pipelines_progress_is_not_held() -> None:
-    cluster = RecordingCluster()
+    cluster = Recording()
     doc = pipeline(1)
-    _publish(cluster, doc, {}, _progress(0))
-    _publish(cluster, {**doc, "status": cluster.written["u1"]}, cluster.written["u1"], _progress(1))
+    publish(cluster, doc, {}, _progress(0))
+    publish(cluster, {**doc, "status": cluster.written()}, cluster.written(), _progress(1))
     assert statuses(cluster) == [("status", "Initializing"), ("status", "Initializing")]

@@ -1,13 +1,10 @@
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import yaml
 
 from initpipeline.core.build import RUNNER_SECURITY_CONTEXT, build_pod
 from initpipeline.spec import names
-from tests.cases import ROOT, shop, step
+from tests.cases import shop, step
 
 
 def by_name(containers: list[dict]) -> dict[str, dict]:  # type: ignore[type-arg]
@@ -140,54 +137,3 @@ def test_builder_does_not_change_its_input() -> None:
     before = yaml.safe_dump(doc)
     build_pod(doc, "runner:1")
     assert yaml.safe_dump(doc) == before
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "initpipeline.cli", *args], capture_output=True, text=True,
-                          cwd=ROOT, check=False)
-
-
-def test_render_prints_the_pod() -> None:
-    result = run_cli("render", "examples/shop.yaml", "--runner-image", "runner:9")
-    assert result.returncode == 0, result.stderr
-    [pod] = list(yaml.safe_load_all(result.stdout))
-    assert pod["kind"] == "Pod" and pod["metadata"]["name"] == "shop-1"
-    assert pod["spec"]["initContainers"][0]["image"] == "runner:9"
-
-
-def test_render_shows_the_migration_layout() -> None:
-    result = run_cli("render", "examples/golang-migrate-folder.yaml")
-    assert result.returncode == 0, result.stderr
-    assert "- --layout\n" in result.stdout and "- golang-migrate\n" in result.stdout
-
-
-def test_render_names_step_and_field_of_a_bad_resource(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    doc = shop()
-    step(doc, "wait-deps")["waitForService"]["targets"][0]["port"] = 99999
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump(doc))
-    result = run_cli("render", str(bad))
-    assert result.returncode == 1
-    assert result.stdout == ""
-    assert "spec.steps[0].waitForService.targets[0].port: must be between 1 and 65535, got 99999 (step 'wait-deps')" \
-        in result.stderr
-
-
-def test_render_refuses_other_kinds_and_bad_yaml(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    other = tmp_path / "svc.yaml"
-    other.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: x}\n")
-    assert "no document of kind InitPipeline" in run_cli("render", str(other)).stderr
-    broken = tmp_path / "broken.yaml"
-    broken.write_text("kind: [unclosed\n")
-    result = run_cli("render", str(broken))
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert run_cli("render", str(tmp_path / "missing.yaml")).returncode == 1
-
-
-def test_render_checks_api_version(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    doc = shop()
-    doc["apiVersion"] = "initpipeline.dev/v1"
-    path = tmp_path / "v1.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    result = run_cli("render", str(path))
-    assert result.returncode == 1 and "apiVersion: must be initpipeline.dev/v1alpha1" in result.stderr

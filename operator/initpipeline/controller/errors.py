@@ -1,0 +1,12 @@
+"""The controller's own signal for "not yet": the pass ends and the pipeline is reconciled again later."""
+
+from __future__ import annotations
+
+
+class TryAgain(Exception):
+    """Something the pass needs is not there yet (a name still taken, a child changed meanwhile, the API
+    answering with an error): the work queue runs the pipeline's pass again after `delay` seconds."""
+
+    def __init__(self, message: str, delay: float):
+        super().__init__(message)
+        self.delay = delay
