@@ -21,7 +21,8 @@ from ..core.children import Children, owned_by, stale_children
 from ..core.hold import write_hold
 from ..core.pod_plan import plan_pod, rejected
 from ..core.pod_status import build_status, finished_steps, invalid_status, same_status, step_events
-from ..core.workload import ANNOTATION_SPEC_HASH, plan, spec_hash, workload_status
+from ..core.workload_plan import ANNOTATION_SPEC_HASH, plan, spec_hash
+from ..core.workload_status import workload_status
 from ..spec import names, views
 from ..spec.names import Obj
 from ..spec.validation import validate_pipeline

@@ -9,14 +9,8 @@ import yaml
 
 from initpipeline.core.build import build_once_job, build_workload, job_steps, pod_steps, revision
 from initpipeline.core.pod_status import derive
-from initpipeline.core.workload import (
-    Plan,
-    aggregate_steps,
-    plan,
-    spec_hash,
-    stuck_pods,
-    workload_status,
-)
+from initpipeline.core.workload_plan import Plan, plan, spec_hash
+from initpipeline.core.workload_status import aggregate_steps, stuck_pods, workload_status
 from initpipeline.spec import names
 from initpipeline.spec.validation import validate_pipeline
 from tests.cases import ROOT, deployment
