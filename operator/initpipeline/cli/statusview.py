@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
+from ..spec import views
 from ..spec.names import Obj
 from ..spec.views import parse_time
 
@@ -44,8 +45,6 @@ def step_duration(step: Obj, now: dt.datetime) -> str:
     return human_seconds((finished - started).total_seconds())
 
 
-def condition(status: Obj, ctype: str) -> Obj:
-    return next((c for c in status.get("conditions") or [] if c.get("type") == ctype), {})
 
 
 def outcome(pipeline: Obj) -> int | None:
@@ -56,9 +55,9 @@ def outcome(pipeline: Obj) -> int | None:
     status = pipeline.get("status") or {}
     if status.get("observedGeneration") != pipeline["metadata"].get("generation"):
         return None
-    if condition(status, "Failed").get("status") == "True":
+    if views.condition(status, "Failed").get("status") == "True":
         return 1
-    if condition(status, "Ready").get("status") == "True" or status.get("phase") == "Succeeded":
+    if views.condition(status, "Ready").get("status") == "True" or status.get("phase") == "Succeeded":
         return 0
     return None
 
@@ -71,12 +70,20 @@ def _table(rows: list[list[str]], widths_from: list[list[str]]) -> list[str]:
 def render_status(pipeline: Obj, now: dt.datetime, paint: Paint) -> str:
     meta = pipeline["metadata"]
     status: Obj = pipeline.get("status") or {}
-    spec_steps = (pipeline.get("spec") or {}).get("steps") or []
     lines = [paint(f"{meta['name']}", BOLD) + f"  (namespace {meta.get('namespace', 'default')}, "
              f"generation {meta.get('generation', 1)})"]
     if not status:
         lines.append("Phase:       " + paint("(no status yet: is the operator running?)", DIM))
         return "\n".join(lines) + "\n"
+    lines += _summary(pipeline, status, paint)
+    lines += _step_table(status, now, paint)
+    lines += _troubles(status, paint)
+    return "\n".join(lines) + "\n"
+
+
+def _summary(pipeline: Obj, status: Obj, paint: Paint) -> list[str]:
+    """The lines above the step table: phase and current step, workload, once-steps, Pod, message, conditions."""
+    meta, spec_steps = pipeline["metadata"], (pipeline.get("spec") or {}).get("steps") or []
     phase = str(status.get("phase", "-"))
     head = paint(phase, PHASE_COLOURS.get(phase, ""))
     current = status.get("currentStep")
@@ -85,7 +92,7 @@ def render_status(pipeline: Obj, now: dt.datetime, paint: Paint) -> str:
         head += f"   step {index + 1}/{len(spec_steps)} {current}" if index is not None else f"   step {current}"
     if status.get("observedGeneration") not in (None, meta.get("generation")):
         head += paint(f"   (status is of generation {status['observedGeneration']})", DIM)
-    lines.append(f"Phase:       {head}")
+    lines = [f"Phase:       {head}"]
     workload = status.get("workload") or {}
     if workload:
         lines.append(f"Workload:    {workload.get('kind')} {workload.get('name')}   revision {status.get('revision')}")
@@ -111,25 +118,35 @@ def render_status(pipeline: Obj, now: dt.datetime, paint: Paint) -> str:
         marks.append(paint(text, RED if alarming else ""))
     if marks:
         lines.append("Conditions:  " + "  ".join(marks))
+    return lines
 
+
+def _step_table(status: Obj, now: dt.datetime, paint: Paint) -> list[str]:
+    """One row per step, with the state coloured; a workload's table also says how its Pods spread."""
     steps: list[Obj] = status.get("steps") or []
-    if steps:
-        header = ["STEP", "KIND", "STATE", "DURATION", "EXIT", "RESTARTS", "REASON"]
-        rows = [[s["name"], s.get("kind", ""), s.get("state", ""), step_duration(s, now),
-                 str(s["exitCode"]) if "exitCode" in s else "-", str(s.get("restartCount", 0)),
-                 s.get("reason", "")] for s in steps]
-        if workload:
-            header.insert(3, "PODS")
-            for row, step in zip(rows, steps, strict=True):
-                row.insert(3, _pods_cell(step))
-        plain = _table([header, *rows], [header, *rows])
-        lines.append("")
-        lines.append(paint(plain[0], BOLD))
-        for row, text in zip(rows, plain[1:], strict=True):
-            state = row[2]
-            # colour only the state cell, keeping the alignment of the plain text
-            start = text.index(state, len(row[0]) + len(row[1]))
-            lines.append(text[:start] + paint(state, STATE_COLOURS.get(state, "")) + text[start + len(state):])
+    if not steps:
+        return []
+    header = ["STEP", "KIND", "STATE", "DURATION", "EXIT", "RESTARTS", "REASON"]
+    rows = [[s["name"], s.get("kind", ""), s.get("state", ""), step_duration(s, now),
+             str(s["exitCode"]) if "exitCode" in s else "-", str(s.get("restartCount", 0)),
+             s.get("reason", "")] for s in steps]
+    if status.get("workload"):
+        header.insert(3, "PODS")
+        for row, step in zip(rows, steps, strict=True):
+            row.insert(3, _pods_cell(step))
+    plain = _table([header, *rows], [header, *rows])
+    lines = ["", paint(plain[0], BOLD)]
+    for row, text in zip(rows, plain[1:], strict=True):
+        state = row[2]
+        # colour only the state cell, keeping the alignment of the plain text
+        start = text.index(state, len(row[0]) + len(row[1]))
+        lines.append(text[:start] + paint(state, STATE_COLOURS.get(state, "")) + text[start + len(state):])
+    return lines
+
+
+def _troubles(status: Obj, paint: Paint) -> list[str]:
+    """The stuck Pods, and each failed step's message in full."""
+    lines: list[str] = []
     stuck = status.get("stuckPods") or []
     if stuck:
         lines.append("")
@@ -137,12 +154,12 @@ def render_status(pipeline: Obj, now: dt.datetime, paint: Paint) -> str:
         for pod in stuck:
             lines.append(f"  {pod.get('name')}  step {pod.get('step')}: {pod.get('reason')}"
                          + (f": {pod['message']}" if pod.get("message") else ""))
-    for step in steps:
+    for step in status.get("steps") or []:
         if step.get("state") == "Failed" and step.get("message"):
             lines.append("")
             lines.append(paint(f"Step {step['name']} failed:", RED))
             lines.extend("  " + line for line in str(step["message"]).splitlines())
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _pods_cell(step: Obj) -> str:

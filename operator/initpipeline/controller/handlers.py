@@ -56,9 +56,7 @@ def _owner_uid(child: kopf.Body) -> str | None:
 
 @kopf.index(names.GROUP, names.VERSION, names.PLURAL)
 async def pipelines_by_uid(body: kopf.Body, **_: Any) -> dict[str, Obj]:
-    pipeline = dict(body)
-    pipeline["metadata"] = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
-    return {body["metadata"]["uid"]: pipeline}
+    return {body["metadata"]["uid"]: _slim(body)}
 
 
 @kopf.index("", "v1", "pods", labels={names.LABEL_PIPELINE: kopf.PRESENT})
@@ -67,15 +65,15 @@ async def pods_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
     owner = _owner_uid(body)
     if owner is None:
         return None
-    pod = {"metadata": dict(body["metadata"]), "spec": {"activeDeadlineSeconds": body["spec"].get(
-        "activeDeadlineSeconds")}, "status": dict(body.get("status") or {})}
-    pod["metadata"].pop("managedFields", None)
-    return {owner: pod}
+    return {owner: _slim(body, {"activeDeadlineSeconds": body["spec"].get("activeDeadlineSeconds")})}
 
 
-def _slim(body: kopf.Body, spec: Obj) -> Obj:
-    """What reconcile and the status read of a child: metadata, the given spec fields and status."""
+def _slim(body: kopf.Body, spec: Obj | None = None) -> Obj:
+    """What the caches keep of an object: its metadata without managedFields (its biggest part, which
+    nobody here reads), its status, and the given spec fields (a pipeline keeps its whole body)."""
     meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+    if spec is None:
+        return {**dict(body), "metadata": meta}
     return {"kind": body.get("kind"), "metadata": meta, "spec": spec, "status": dict(body.get("status") or {})}
 
 

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple, Required, TypedDict, cast
 
 from ..spec.names import LABEL_PIPELINE, LABEL_UID, Obj
 from ..spec.redaction import redact
-from ..spec.views import step_kind
+from ..spec.views import condition, step_kind
 
 # Waiting reasons that mean a step cannot make progress on its own.
 STUCK_REASONS = frozenset({
@@ -114,10 +114,7 @@ class Derived:
 
 
 def _pod_condition(pod: Obj, ctype: str) -> Obj | None:
-    for cond in (pod.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == ctype:
-            return dict(cond)
-    return None
+    return condition(pod.get("status"), ctype) or None
 
 
 def _describe(step: StepStatus, index: int, total: int) -> str:
@@ -141,6 +138,20 @@ def is_sidecar(step: Obj) -> bool:
     return bool((step.get("container") or {}).get("restartPolicy") == "Always")
 
 
+@dataclass
+class _Look:
+    """A Pod's steps as derive() sees them: their entries, which one is current, and a troubled sidecar."""
+
+    steps: list[StepStatus]
+    current_index: int | None
+    trouble: Condition  # a sidecar that failed or is stuck after it had done its part (NOT_SO: none)
+    troubled_step: str | None
+
+    @property
+    def current(self) -> StepStatus | None:
+        return self.steps[self.current_index] if self.current_index is not None else None
+
+
 def derive(steps_spec: list[Obj], pod: Obj | None) -> Derived:
     """Phase, message, current step, step states and condition values for a Pod."""
     total = len(steps_spec)
@@ -148,14 +159,45 @@ def derive(steps_spec: list[Obj], pod: Obj | None) -> Derived:
         steps = [step_status(s, None) for s in steps_spec]
         msg = "waiting for the Pod to be created"
         pending = Condition(False, "PodPending", msg)
-        return Derived("Pending", msg, None, steps, pending, pending,
-                       NOT_SO, NOT_SO)
+        return Derived("Pending", msg, None, steps, pending, pending, NOT_SO, NOT_SO)
+    status = pod.get("status") or {}
+    look = _look(steps_spec, pod)
+    current = look.current
+    pod_phase = status.get("phase") or "Pending"
+    if pod_phase == "Failed" and current is not None and current["state"] != "Failed":
+        # The kubelet killed the Pod (deadline, eviction) while this step ran or waited.
+        current["state"] = "Failed"
+        current["reason"] = status.get("reason") or "PodFailed"
+        if status.get("message"):
+            current["message"] = trim(status["message"])
+    describe = _describe(current, look.current_index, total) if current and look.current_index is not None else ""
+    if pod_phase == "Failed":
+        return _pod_failed(look, status, total, describe)
+    if pod_phase == "Succeeded":
+        msg = f"all {total} steps succeeded and the app completed"
+        return Derived("Succeeded", msg, None, look.steps, Condition(True, "AllStepsSucceeded", msg),
+                       Condition(False, "PodCompleted", msg), NOT_SO, NOT_SO)
+    scheduled = _pod_condition(pod, "PodScheduled")
+    if pod_phase == "Pending" and scheduled and scheduled.get("status") == "False":
+        msg = f"the Pod cannot be scheduled: {scheduled.get('message') or scheduled.get('reason')}"
+        reason = scheduled.get("reason") or "Unschedulable"
+        unscheduled = Condition(False, reason, msg)
+        return Derived("Pending", msg, current["name"] if current else None, look.steps, unscheduled, unscheduled,
+                       Condition(True, reason, msg), NOT_SO)
+    if current is not None:
+        problem = current["state"] == "Failed" or current.get("reason") in STUCK_REASONS
+        reason = current.get("reason") or ("StepFailed" if current["state"] == "Failed" else "StepInProgress")
+        degraded = Condition(True, reason, describe) if problem else look.trouble
+        return Derived("Initializing", describe if problem else _and(describe, look.trouble), current["name"],
+                       look.steps, Condition(False, reason, describe), Condition(False, "Initializing", describe),
+                       degraded, NOT_SO, None if problem else look.troubled_step)
+    return _steps_done(look, pod, pod_phase, total)
+
+
+def _look(steps_spec: list[Obj], pod: Obj) -> _Look:
     status = pod.get("status") or {}
     by_name = {cs.get("name"): cs for cs in status.get("initContainerStatuses") or []}
     steps = [step_status(s, by_name.get(s["name"])) for s in steps_spec]
-    pod_phase = status.get("phase") or "Pending"
-    pod_deadline = status.get("reason") == "DeadlineExceeded"
-
     initialized = (_pod_condition(pod, "Initialized") or {}).get("status") == "True"
 
     def done(index: int) -> bool:
@@ -169,73 +211,47 @@ def derive(steps_spec: list[Obj], pod: Obj | None) -> Derived:
         return (steps[index]["state"] == "Running" and started is True) or initialized or any(
             later["state"] != "Waiting" or later.get("reason") for later in steps[index + 1:])
 
-    current_index = next((i for i in range(total) if not done(i)), None)
-    current = steps[current_index] if current_index is not None else None
-    current_name = current["name"] if current else None
-    not_failed = NOT_SO
-    # a sidecar that failed or is stuck after it had done its part
+    current_index = next((i for i in range(len(steps)) if not done(i)), None)
     troubled = next(((i, step) for i, step in enumerate(steps[:current_index])
                      if is_sidecar(steps_spec[i]) and (step["state"] == "Failed" or step.get("reason"))), None)
-    sidecar_trouble = Condition(True, troubled[1].get("reason") or "StepFailed",
-                                _describe(troubled[1], troubled[0], total)) if troubled else NOT_SO
-    troubled_step = troubled[1]["name"] if troubled else None
+    if troubled is None:
+        return _Look(steps, current_index, NOT_SO, None)
+    trouble = Condition(True, troubled[1].get("reason") or "StepFailed",
+                        _describe(troubled[1], troubled[0], len(steps)))
+    return _Look(steps, current_index, trouble, troubled[1]["name"])
 
-    if pod_phase == "Failed" and current is not None and current["state"] != "Failed":
-        # The kubelet killed the Pod (deadline, eviction) while this step ran or waited.
-        current["state"] = "Failed"
-        current["reason"] = status.get("reason") or "PodFailed"
-        if status.get("message"):
-            current["message"] = trim(status["message"])
-    describe = _describe(current, current_index, total) if current and current_index is not None else ""
 
-    if pod_phase == "Failed":
-        step_reason = current.get("reason", "PodFailed") if current else "PodFailed"
-        reason = "DeadlineExceeded" if pod_deadline else step_reason
-        if current is None:
-            why = status.get("message") or status.get("reason") or "an app container exited with an error"
-            msg = f"all {total} steps succeeded, then the Pod failed: {why}"
-            reason = status.get("reason") or "AppFailed"
-        else:
-            msg = describe
-        return Derived("Failed", msg, current_name, steps,
-                       Condition(current is None, "StepFailed" if current else "AllStepsSucceeded", msg),
-                       Condition(False, reason, msg), Condition(True, reason, msg), Condition(True, reason, msg))
-    if pod_phase == "Succeeded":
-        msg = f"all {total} steps succeeded and the app completed"
-        return Derived("Succeeded", msg, None, steps, Condition(True, "AllStepsSucceeded", msg),
-                       Condition(False, "PodCompleted", msg), NOT_SO, not_failed)
+def _pod_failed(look: _Look, status: Obj, total: int, describe: str) -> Derived:
+    current = look.current
+    reason = "DeadlineExceeded" if status.get("reason") == "DeadlineExceeded" else (
+        current.get("reason", "PodFailed") if current else "PodFailed")
+    if current is None:
+        why = status.get("message") or status.get("reason") or "an app container exited with an error"
+        msg = f"all {total} steps succeeded, then the Pod failed: {why}"
+        reason = status.get("reason") or "AppFailed"
+    else:
+        msg = describe
+    return Derived("Failed", msg, current["name"] if current else None, look.steps,
+                   Condition(current is None, "StepFailed" if current else "AllStepsSucceeded", msg),
+                   Condition(False, reason, msg), Condition(True, reason, msg), Condition(True, reason, msg))
 
-    scheduled = _pod_condition(pod, "PodScheduled")
-    if pod_phase == "Pending" and scheduled and scheduled.get("status") == "False":
-        msg = f"the Pod cannot be scheduled: {scheduled.get('message') or scheduled.get('reason')}"
-        reason = scheduled.get("reason") or "Unschedulable"
-        unscheduled = Condition(False, reason, msg)
-        return Derived("Pending", msg, current_name, steps, unscheduled, unscheduled,
-                       Condition(True, reason, msg), not_failed)
 
-    if current is not None:
-        problem = current["state"] == "Failed" or current.get("reason") in STUCK_REASONS
-        reason = current.get("reason") or ("StepFailed" if current["state"] == "Failed" else "StepInProgress")
-        degraded = Condition(True, reason, describe) if problem else sidecar_trouble
-        return Derived("Initializing", describe if problem else _and(describe, sidecar_trouble), current_name, steps,
-                       Condition(False, reason, describe), Condition(False, "Initializing", describe), degraded,
-                       not_failed, None if problem else troubled_step)
-
-    pod_ready = _pod_condition(pod, "Ready")
+def _steps_done(look: _Look, pod: Obj, pod_phase: str, total: int) -> Derived:
+    """Every step has done its part: the app runs (ready or not) or its containers start."""
+    all_done = Condition(True, "AllStepsSucceeded", f"all {total} steps succeeded")
     if pod_phase == "Running":
+        pod_ready = _pod_condition(pod, "Ready")
         if pod_ready and pod_ready.get("status") == "True":
             msg = f"all {total} steps succeeded; the app is running and ready"
             ready = Condition(True, "PodReady", msg)
         else:
             msg = f"all {total} steps succeeded; the app is running but not ready"
             ready = Condition(False, "PodNotReady", (pod_ready or {}).get("message") or msg)
-        all_done = Condition(True, "AllStepsSucceeded", f"all {total} steps succeeded")
-        return Derived("Running", _and(msg, sidecar_trouble), None, steps, all_done,
-                       ready, sidecar_trouble, not_failed, troubled_step)
+        return Derived("Running", _and(msg, look.trouble), None, look.steps, all_done,
+                       ready, look.trouble, NOT_SO, look.troubled_step)
     msg = f"all {total} steps succeeded; starting the app containers"
-    all_done = Condition(True, "AllStepsSucceeded", f"all {total} steps succeeded")
-    return Derived("Initializing", _and(msg, sidecar_trouble), None, steps, all_done,
-                   Condition(False, "ContainersStarting", msg), sidecar_trouble, not_failed, troubled_step)
+    return Derived("Initializing", _and(msg, look.trouble), None, look.steps, all_done,
+                   Condition(False, "ContainersStarting", msg), look.trouble, NOT_SO, look.troubled_step)
 
 
 def _and(message: str, trouble: Condition) -> str:

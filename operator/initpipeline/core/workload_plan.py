@@ -26,9 +26,9 @@ def spec_hash(workload: Obj) -> str:
 
 def job_state(job: Obj) -> str:
     """Complete, Failed or Active, from the Job's terminal conditions (set once its Pod is gone)."""
-    for cond in (job.get("status") or {}).get("conditions") or []:
-        if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
-            return str(cond["type"])
+    for terminal in ("Complete", "Failed"):
+        if views.condition(job.get("status"), terminal).get("status") == "True":
+            return terminal
     return "Active"
 
 

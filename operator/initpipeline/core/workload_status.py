@@ -118,8 +118,8 @@ def _once_steps_view(name: str, spec: Obj, job_steps_spec: list[Obj], job: Obj |
     failure: Condition | None = None
     words: str | None = None
     if state == "Failed":
-        why: Obj = next((c for c in (job or {}).get("status", {}).get("conditions") or []
-                    if c.get("type") == "Failed" and c.get("status") == "True"), {})
+        failed_job = views.condition((job or {}).get("status"), "Failed")
+        why: Obj = failed_job if failed_job.get("status") == "True" else {}
         if d.phase == "Failed" or d.failed.holds or d.degraded.holds:
             msg = d.message
         else:
