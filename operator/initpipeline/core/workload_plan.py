@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from ..spec import names
+from ..spec import names, views
 from ..spec.names import Obj
 from .build import once_job_name, revision
 
