@@ -74,3 +74,18 @@ def pod(phase: str, init: list[Obj], *, ready: bool = False, initialized: bool =
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "shop-1", "namespace": "default", "uid": "p1"},
             "spec": {"restartPolicy": restart_policy}, "status": status}
+
+
+NOW = "2026-11-22T10:01:00Z"
+
+
+def status_of(p: Obj | None, previous: Obj | None = None) -> Obj:
+    """The status of the reference pipeline (generation 2) with this Pod, after `previous`."""
+    from initpipeline.core.pod_status import build_status
+    from tests.cases import shop
+
+    doc = shop()
+    doc["metadata"]["generation"] = 2
+    if previous:
+        doc["status"] = previous
+    return build_status(doc, p, NOW)

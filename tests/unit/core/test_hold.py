@@ -5,19 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from initpipeline.core.hold import HANDOVER_HOLD, PROGRESS_WRITE_INTERVAL, handover_only, progress_only, write_hold
-from initpipeline.core.pod_status import build_status
-from tests.cases import shop
-from tests.unit.pods import STEPS, crash_looping, done, image_pull_backoff, pending, pod, running
-
-NOW = "2026-11-22T10:01:00Z"
-
-
-def status_of(p: dict[str, Any] | None, previous: dict[str, Any] | None = None) -> dict[str, Any]:
-    doc = shop()
-    doc["metadata"]["generation"] = 2
-    if previous:
-        doc["status"] = previous
-    return build_status(doc, p, NOW)
+from tests.unit.pods import STEPS, crash_looping, done, image_pull_backoff, pending, pod, running, status_of
 
 
 def test_progress_only_is_a_change_of_counts_and_their_words() -> None:

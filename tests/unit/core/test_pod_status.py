@@ -5,6 +5,7 @@ from typing import Any
 from initpipeline.core.pod_status import build_status, derive, merge_conditions, step_events, trim
 from tests.cases import shop
 from tests.unit.pods import (
+    NOW,
     STEPS,
     T0,
     T1,
@@ -16,17 +17,8 @@ from tests.unit.pods import (
     pending,
     pod,
     running,
+    status_of,
 )
-
-NOW = "2026-11-22T10:01:00Z"
-
-
-def status_of(p: dict[str, Any] | None, previous: dict[str, Any] | None = None) -> dict[str, Any]:
-    doc = shop()
-    doc["metadata"]["generation"] = 2
-    if previous:
-        doc["status"] = previous
-    return build_status(doc, p, NOW)
 
 
 def cond(status: dict[str, Any], ctype: str) -> dict[str, Any]:
