@@ -140,6 +140,17 @@ def test_golang_migrate_folder_and_rollback_from_a_configmap(kube: Kube, host_po
                             ).fetchall() == [(2,)]
 
 
+def test_a_step_runs_the_app_image_with_image_from(kube: Kube) -> None:
+    """imageFrom: the step's container gets the app container's image, and the pipeline runs to Ready."""
+    kube.apply([pipeline("same-image", [{"name": "check", "container": {
+        "imageFrom": "app", "command": ["test", "-x", "/bin/busybox"]}}])])
+    status = eventually("the pipeline to run", phase_is(kube, "same-image", "Running", "Failed"), timeout=120)
+    assert status["phase"] == "Running", status
+    pod = kube.get("pod", status["podName"])
+    [check] = pod["spec"]["initContainers"]
+    assert check["image"] == pod["spec"]["containers"][0]["image"] == BUSYBOX
+
+
 def never_up_service() -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "never-up"},
             "spec": {"selector": {"app": "nothing-has-this-label"}, "ports": [{"port": 5432}]}}

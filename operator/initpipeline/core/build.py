@@ -90,12 +90,15 @@ def _own_labels(pipeline: Obj, role: str, rev: str | None = None) -> dict[str, s
     return labels
 
 
-def _init_pod_spec(pod_spec: Obj, steps: list[Obj], runner_image: str, keep_volumes: bool = True) -> Obj:
+def _init_pod_spec(pod_spec: Obj, steps: list[Obj], runner_image: str, keep_volumes: bool = True,
+                   app_containers: list[Obj] | None = None) -> Obj:
     """A Pod spec with one init container per step, and the volumes they need. Without
-    keep_volumes only the template's volumes that the steps mount are kept (the Job's case)."""
+    keep_volumes only the template's volumes that the steps mount are kept (the Job's case).
+    app_containers: where imageFrom looks (default: pod_spec's own containers)."""
     volumes: list[Obj] = []
     init_containers: list[Obj] = []
-    for index, step in enumerate(steps):
+    apps = app_containers if app_containers is not None else pod_spec.get("containers") or []
+    for index, step in enumerate(with_app_images(steps, apps)):
         container, extra_volumes = build_step_container(step, index, runner_image)
         init_containers.append(container)
         volumes.extend(extra_volumes)
@@ -185,7 +188,7 @@ def build_once_job(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE
     app_spec: Obj = template.get("spec", {})
     pod_spec = {key: app_spec[key] for key in JOB_POD_FIELDS if key in app_spec}
     pod_spec = _init_pod_spec({**pod_spec, "volumes": app_spec.get("volumes", [])}, steps, runner_image,
-                              keep_volumes=False)
+                              keep_volumes=False, app_containers=app_spec.get("containers") or [])
     pod_spec["restartPolicy"] = "Never"
     pod_spec["containers"] = [{
         "name": "done", "image": runner_image, "imagePullPolicy": "IfNotPresent",
@@ -210,6 +213,27 @@ def render(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE) -> lis
         return [build_pod(pipeline, runner_image)]
     job = build_once_job(pipeline, runner_image)
     return [build_workload(pipeline, runner_image), *([job] if job else [])]
+
+
+def with_app_images(steps: list[Obj], app_containers: list[Obj]) -> list[Obj]:
+    """The steps with each `imageFrom: <app container>` (container and migration steps) turned into that
+    container's image, and its imagePullPolicy where the step sets none: the step runs the app's own
+    version (its migrations, its tools), and a new app image is a new revision."""
+    apps = {c.get("name"): c for c in app_containers}
+    out = []
+    for step in steps:
+        kind = step_kind(step)
+        body = step.get(kind)
+        if kind not in ("container", "migration") or not isinstance(body, dict) or "imageFrom" not in body:
+            out.append(step)
+            continue
+        app = apps[body["imageFrom"]]  # validated: an app container of the template
+        resolved = {k: v for k, v in body.items() if k != "imageFrom"}
+        resolved["image"] = app["image"]
+        if "imagePullPolicy" in app:
+            resolved.setdefault("imagePullPolicy", app["imagePullPolicy"])
+        out.append({**step, kind: resolved})
+    return out
 
 
 def build_step_container(step: Obj, index: int, runner_image: str) -> tuple[Obj, list[Obj]]:
@@ -332,6 +356,8 @@ def _custom_migration(step: Obj, body: Obj) -> Obj:
         "env": [_database_url_env(body, body.get("databaseUrlEnv", names.DEFAULT_DATABASE_URL_ENV))],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    if "imagePullPolicy" in body:  # the app container's, with imageFrom
+        container["imagePullPolicy"] = body["imagePullPolicy"]
     for key in ("command", "args"):
         if key in body:
             container[key] = list(body[key])

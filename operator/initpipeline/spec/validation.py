@@ -198,6 +198,11 @@ def _check_spec(c: _Checker, spec: Obj) -> None:
             seen.add(name)
         _check_step(c, step, field, volume_names | claim_names)
         _check_once(c, step, field, kind, claim_names)
+        for step_type in ("container", "migration"):
+            source = (step.get(step_type) or {}).get("imageFrom") if isinstance(step.get(step_type), dict) else None
+            if isinstance(source, str) and source not in app_names:
+                c.fail(f"{field}.{step_type}.imageFrom", f"{source!r} is not the name of an app container in "
+                                                         "spec.template.spec.containers")
 
 
 def _check_workload(c: _Checker, spec: Obj) -> str:
@@ -340,22 +345,23 @@ def _check_wait(c: _Checker, body: Obj, field: str, _volumes: set[Any], _step: s
 
 
 def _check_migration(c: _Checker, body: Obj, field: str, _volumes: set[Any], _step: str) -> None:
-    c.unknown(body, field, ("databaseUrlFrom", "sql", "image", "command", "args", "databaseUrlEnv",
+    c.unknown(body, field, ("databaseUrlFrom", "sql", "image", "imageFrom", "command", "args", "databaseUrlEnv",
                             "lockTimeoutSeconds", "historyTable", "connectTimeoutSeconds"))
     src = c.obj(body.get("databaseUrlFrom"), f"{field}.databaseUrlFrom", required=True)
     if src is not None:
         c.secret_key_ref(src.get("secretKeyRef"), f"{field}.databaseUrlFrom.secretKeyRef")
-    if ("sql" in body) == ("image" in body):
-        c.fail(field, "must set exactly one of sql (built-in runner) or image (your own migration tool)")
+    if sum(key in body for key in ("sql", "image", "imageFrom")) != 1:
+        c.fail(field, "must set exactly one of sql (built-in runner), image or imageFrom (your own migration tool)")
     if "sql" in body:
         sql = c.obj(body["sql"], f"{field}.sql", required=True)
         if sql is not None:
             _check_sql(c, sql, f"{field}.sql")
         for key in ("command", "args", "databaseUrlEnv"):
             if key in body:
-                c.fail(f"{field}.{key}", "only applies with image (your own migration tool)")
+                c.fail(f"{field}.{key}", "only applies with image or imageFrom (your own migration tool)")
     else:
-        c.string(body.get("image"), f"{field}.image", required=True, max_len=1024)
+        c.string(body.get("image"), f"{field}.image", max_len=1024)
+        c.string(body.get("imageFrom"), f"{field}.imageFrom", max_len=63)
         for key in ("lockTimeoutSeconds", "historyTable", "connectTimeoutSeconds"):
             if key in body:
                 c.fail(f"{field}.{key}", "only applies with sql (the built-in runner)")
@@ -421,7 +427,10 @@ def _check_download(c: _Checker, body: Obj, field: str, volumes: set[Any], _step
 
 
 def _check_container(c: _Checker, body: Obj, field: str, volumes: set[Any], step: str) -> None:
-    c.string(body.get("image"), f"{field}.image", required=True, max_len=1024)
+    if ("image" in body) == ("imageFrom" in body):
+        c.fail(field, "must set exactly one of image or imageFrom (the image of an app container)")
+    c.string(body.get("image"), f"{field}.image", max_len=1024)
+    c.string(body.get("imageFrom"), f"{field}.imageFrom", max_len=63)
     # the CRD keeps a container step's fields as given; YAML turns an unquoted y, no or 1 into a
     # bool or a number, which Kubernetes refuses only when the Pod is made
     for key in ("command", "args"):

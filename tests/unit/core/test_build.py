@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import yaml
 
-from initpipeline.core.build import RUNNER_SECURITY_CONTEXT, build_pod
+from initpipeline.core.build import RUNNER_SECURITY_CONTEXT, build_once_job, build_pod, revision
 from initpipeline.spec import names
-from tests.cases import shop, step
+from initpipeline.spec.validation import validate_pipeline
+from tests.cases import deployment, shop, step
 
 
 def by_name(containers: list[dict]) -> dict[str, dict]:  # type: ignore[type-arg]
@@ -137,3 +138,39 @@ def test_builder_does_not_change_its_input() -> None:
     before = yaml.safe_dump(doc)
     build_pod(doc, "runner:1")
     assert yaml.safe_dump(doc) == before
+
+
+def test_image_from_runs_the_app_containers_image_and_pull_policy() -> None:
+    doc = shop()
+    doc["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = "Never"
+    fix = step(doc, "fix-permissions")["container"]
+    del fix["image"]
+    fix["imageFrom"] = "app"
+    migration = step(doc, "migrate")["migration"]
+    del migration["sql"]
+    migration.update(imageFrom="app", command=["shop", "migrate"])
+    containers = by_name(build_pod(doc, "runner:1")["spec"]["initContainers"])
+    for name in ("fix-permissions", "migrate"):
+        assert containers[name]["image"] == "shop:1.0" and containers[name]["imagePullPolicy"] == "Never"
+        assert "imageFrom" not in containers[name]
+    assert containers["migrate"]["command"] == ["shop", "migrate"]
+    fix["imagePullPolicy"] = "Always"  # the step's own policy wins
+    assert by_name(build_pod(doc, "runner:1")["spec"]["initContainers"])["fix-permissions"]["imagePullPolicy"] == \
+        "Always"
+
+
+def test_a_once_step_with_image_from_runs_the_new_app_image_in_a_new_revision() -> None:
+    doc = deployment()
+    migration = step(doc, "migrate")["migration"]
+    migration.pop("image", None)
+    migration["imageFrom"] = doc["spec"]["template"]["spec"]["containers"][0]["name"]
+    assert validate_pipeline(doc) == []
+    before = revision(doc["spec"])
+    job = build_once_job(doc, "runner:1")
+    assert job is not None
+    app_image = doc["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert by_name(job["spec"]["template"]["spec"]["initContainers"])["migrate"]["image"] == app_image
+    doc["spec"]["template"]["spec"]["containers"][0]["image"] = "shop:2.0"
+    after = build_once_job(doc, "runner:1")
+    assert after is not None and revision(doc["spec"]) != before
+    assert by_name(after["spec"]["template"]["spec"]["initContainers"])["migrate"]["image"] == "shop:2.0"
