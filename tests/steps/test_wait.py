@@ -125,3 +125,34 @@ def test_classify_dns_and_tls_failures() -> None:
     assert classify(err) == (Exit.TLS, "TLS certificate not trusted (self-signed certificate)")
     assert classify(ConnectionRefusedError()) == (Exit.CONNECTION, "connection refused")
     assert classify(TimeoutError()) == (Exit.CONNECTION, "timed out")
+
+
+def test_a_json_value_that_turns_ready(tmp_path: Path) -> None:
+    """Elasticsearch's health answers 200 while red: the step waits for green or yellow in the body."""
+    bodies = [b'{"status": "red", "cluster_name": "es"}'] * 3 + [b'{"status": "yellow"}']
+    server = HttpServer(lambda h, n: respond(h, 200, bodies[min(n, len(bodies) - 1)]))
+    with server.running():
+        result = run_step("wait", "--http-json", f"{server.url}/_cluster/health", "status", '["green", "yellow"]',
+                          "--timeout", "30", tmp=tmp_path)
+    assert result.code == 0, result.stderr
+    assert len(server.requests) == 4
+    assert result.stderr.count("not ready: status is red (ready: green, yellow)") == 1
+    assert "/_cluster/health (status): ready after" in result.termination
+
+
+@pytest.mark.parametrize("body,path,needle", [
+    (b"<html>starting</html>", "status", "the body is not JSON"),
+    (b'{"data": {"items": []}}', "data.items.0.state", "no data.items.0.state in the JSON body"),
+    (b'{"data": {"items": [{"state": false}]}}', "data.items.0.state", "data.items.0.state is false (ready: true)"),
+])
+def test_a_json_body_that_never_turns_ready_says_why(tmp_path: Path, body: bytes, path: str, needle: str) -> None:
+    server = HttpServer(lambda h, n: respond(h, 200, body))
+    with server.running():
+        result = run_step("wait", "--http-json", server.url, path, '["true"]', "--timeout", "1", tmp=tmp_path)
+    assert result.code == Exit.TIMEOUT
+    assert f"(last: {needle})" in result.termination
+
+
+def test_http_json_arguments_are_checked(tmp_path: Path) -> None:
+    result = run_step("wait", "--http-json", "http://x", "status", "green", tmp=tmp_path)
+    assert result.code == Exit.USAGE and "--http-json: the values must be a JSON list of strings" in result.stderr

@@ -299,7 +299,10 @@ def _http_options(body: Obj, index: int) -> Parts:
 def _wait_args(body: Obj, index: int) -> Parts:
     args = ["wait"]
     for target in body["targets"]:
-        if "url" in target:
+        if "url" in target and "expectJSON" in target:
+            expect = target["expectJSON"]
+            args += ["--http-json", target["url"], expect["path"], json.dumps(list(expect["in"]))]
+        elif "url" in target:
             args += ["--http", target["url"]]
         else:
             args += ["--tcp", f"{target['host']}:{target['port']}"]

@@ -33,6 +33,7 @@ SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SQL_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$")
+JSON_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")  # dotted keys (a number indexes a list)
 MIGRATION_VERSION = re.compile(r"^[0-9]+([._][0-9]+)*$")  # 3, 1.2, 1_2, 20240101120000
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 VALIDATE_FORMATS = ("yaml", "json")
@@ -330,7 +331,7 @@ def _check_wait(c: _Checker, body: Obj, field: str, _volumes: set[Any], _step: s
         tfield = f"{field}.targets[{i}]"
         if c.obj(target, tfield) is None:
             continue
-        c.unknown(target, tfield, ("host", "port", "url"))
+        c.unknown(target, tfield, ("host", "port", "url", "expectJSON"))
         if ("url" in target) == ("host" in target or "port" in target):
             c.fail(tfield, "must set either url, or host and port")
         elif "url" in target:
@@ -342,6 +343,25 @@ def _check_wait(c: _Checker, body: Obj, field: str, _volumes: set[Any], _step: s
             if "port" not in target:
                 c.fail(f"{tfield}.port", "is required with host")
             c.integer(target.get("port"), f"{tfield}.port", 1, 65535)
+        if "expectJSON" in target:
+            if "url" not in target:
+                c.fail(f"{tfield}.expectJSON", "only applies with url (an HTTP target)")
+            _check_expect_json(c, target["expectJSON"], f"{tfield}.expectJSON")
+
+
+def _check_expect_json(c: _Checker, value: Any, field: str) -> None:
+    expect = c.obj(value, field, required=True)
+    if expect is None:
+        return
+    c.unknown(expect, field, ("path", "in"))
+    path = c.string(expect.get("path"), f"{field}.path", required=True, max_len=256)
+    if path is not None and not JSON_PATH.match(path):
+        c.fail(f"{field}.path", f"must be dotted keys such as status or data.items.0.state, got {path!r}")
+    values = c.lst(expect.get("in"), f"{field}.in", min_items=1, max_items=16)
+    if "in" not in expect:
+        c.fail(f"{field}.in", "is required: the values that mean ready")
+    for i, item in enumerate(values):
+        c.string(item, f"{field}.in[{i}]", required=True, max_len=256)
 
 
 def _check_migration(c: _Checker, body: Obj, field: str, _volumes: set[Any], _step: str) -> None:

@@ -1,8 +1,10 @@
-"""`initpipeline step wait`: wait until TCP ports accept and HTTP endpoints answer."""
+"""`initpipeline step wait`: wait until TCP ports accept and HTTP endpoints answer (optionally with a value
+in their JSON body)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ INITIAL_INTERVAL = 0.1
 # target nothing, so it is retried at this pace and not backed off, and readiness is seen at once.
 REFUSED_INTERVAL = 0.1
 ATTEMPT_TIMEOUT = 5.0
+MAX_JSON_BODY = 1024 * 1024  # a health endpoint's answer; larger is not read
 
 
 def parse_status_set(text: str) -> frozenset[int]:
@@ -48,13 +51,49 @@ def parse_status_set(text: str) -> frozenset[int]:
     return frozenset(codes)
 
 
+def json_text(value: Any) -> str:
+    """A JSON scalar as the text that expectJSON's values are written in: "green" -> green, true -> true."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def json_at(document: Any, path: str) -> tuple[bool, Any]:
+    """(found, value) at a dotted path; a number indexes a list."""
+    node = document
+    for key in path.split("."):
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            return False, None
+    return True, node
+
+
+def json_verdict(body: bytes, path: str, ready: tuple[str, ...]) -> str | None:
+    """None when the body has a ready value at path, else why not (the value shown short)."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return "the body is not JSON"
+    found, value = json_at(document, path)
+    if not found:
+        return f"no {path} in the JSON body"
+    text = json_text(value) if not isinstance(value, dict | list) else json.dumps(value)
+    if text in ready:
+        return None
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    return f"{path} is {shown} (ready: {', '.join(ready)})"
+
+
 @dataclass
 class Target:
     label: str
-    kind: str  # "tcp" or "http"
+    kind: str  # "tcp", "http" or "json"
     host: str = ""
     port: int = 0
     url: str = ""
+    json_path: str = ""
+    json_ready: tuple[str, ...] = ()
     ready_after: float | None = None
     last_reason: str = "not tried yet"
     attempts: int = 0
@@ -67,7 +106,14 @@ class Target:
                 return None
             with http_open(self.url, opts, timeout) as response:
                 status = int(response.status)
-            return None if status in expect else f"HTTP {status}"
+                body = response.read(MAX_JSON_BODY + 1) if self.kind == "json" and status in expect else b""
+            if status not in expect:
+                return f"HTTP {status}"
+            if self.kind == "json":
+                if len(body) > MAX_JSON_BODY:
+                    return f"the body is over {MAX_JSON_BODY} bytes"
+                return json_verdict(body, self.json_path, self.json_ready)
+            return None
         except Exception as exc:
             return classify(exc)[1]
 
@@ -84,8 +130,19 @@ def parse_targets(args: argparse.Namespace) -> list[Target]:
         if not is_http_url(url):
             raise UsageError(f"--http: expected an http:// or https:// URL, got {url!r}")
         targets.append(Target(label=redact(url), kind="http", url=url))
+    for url, path, values in args.http_json:
+        if not is_http_url(url):
+            raise UsageError(f"--http-json: expected an http:// or https:// URL, got {url!r}")
+        try:
+            ready = json.loads(values)
+        except ValueError:
+            ready = None
+        if not isinstance(ready, list) or not ready or not all(isinstance(v, str) for v in ready):
+            raise UsageError(f"--http-json: the values must be a JSON list of strings, got {values!r}")
+        targets.append(Target(label=f"{redact(url)} ({path})", kind="json", url=url, json_path=path,
+                              json_ready=tuple(ready)))
     if not targets:
-        raise UsageError("give at least one --tcp HOST:PORT or --http URL")
+        raise UsageError("give at least one --tcp HOST:PORT or --http URL (or --http-json URL PATH VALUES)")
     return targets
 
 
@@ -136,6 +193,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         help="wait until a TCP connection succeeds (repeatable)")
     parser.add_argument("--http", action="append", default=[], metavar="URL",
                         help="wait until GET URL answers with an expected status (repeatable)")
+    parser.add_argument("--http-json", action="append", default=[], nargs=3, metavar=("URL", "PATH", "VALUES"),
+                        help="wait until GET URL answers with an expected status and a JSON body whose value at "
+                             "the dotted PATH is one of VALUES (a JSON list of strings); repeatable")
     parser.add_argument("--timeout", type=positive_number, default=float(DEFAULT_WAIT_TIMEOUT), metavar="SECONDS",
                         help="give up after this long (default: %(default)s)")
     parser.add_argument("--max-interval", type=positive_number, default=float(DEFAULT_WAIT_MAX_INTERVAL),

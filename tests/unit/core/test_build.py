@@ -174,3 +174,13 @@ def test_a_once_step_with_image_from_runs_the_new_app_image_in_a_new_revision() 
     after = build_once_job(doc, "runner:1")
     assert after is not None and revision(doc["spec"]) != before
     assert by_name(after["spec"]["template"]["spec"]["initContainers"])["migrate"]["image"] == "shop:2.0"
+
+
+def test_a_json_expectation_reaches_the_wait_step_as_arguments() -> None:
+    doc = shop()
+    target = step(doc, "wait-deps")["waitForService"]["targets"][1]
+    target["expectJSON"] = {"path": "status", "in": ["green", "yellow"]}
+    command = by_name(build_pod(doc, "runner:1")["spec"]["initContainers"])["wait-deps"]["command"]
+    at = command.index("--http-json")
+    assert command[at + 1:at + 4] == [target["url"], "status", '["green", "yellow"]']
+    assert "--http" not in command
