@@ -113,10 +113,6 @@ class Derived:
     troubled_step: str | None = None  # a sidecar that degrades the pipeline without being its current step
 
 
-def _pod_condition(pod: Obj, ctype: str) -> Obj | None:
-    return condition(pod.get("status"), ctype) or None
-
-
 def _describe(step: StepStatus, index: int, total: int) -> str:
     where = f"step {index + 1}/{total} {step['name']}"
     state, reason = step["state"], step.get("reason")
@@ -177,8 +173,8 @@ def derive(steps_spec: list[Obj], pod: Obj | None) -> Derived:
         msg = f"all {total} steps succeeded and the app completed"
         return Derived("Succeeded", msg, None, look.steps, Condition(True, "AllStepsSucceeded", msg),
                        Condition(False, "PodCompleted", msg), NOT_SO, NOT_SO)
-    scheduled = _pod_condition(pod, "PodScheduled")
-    if pod_phase == "Pending" and scheduled and scheduled.get("status") == "False":
+    scheduled = condition(pod.get("status"), "PodScheduled")
+    if pod_phase == "Pending" and scheduled.get("status") == "False":
         msg = f"the Pod cannot be scheduled: {scheduled.get('message') or scheduled.get('reason')}"
         reason = scheduled.get("reason") or "Unschedulable"
         unscheduled = Condition(False, reason, msg)
@@ -198,7 +194,7 @@ def _look(steps_spec: list[Obj], pod: Obj) -> _Look:
     status = pod.get("status") or {}
     by_name = {cs.get("name"): cs for cs in status.get("initContainerStatuses") or []}
     steps = [step_status(s, by_name.get(s["name"])) for s in steps_spec]
-    initialized = (_pod_condition(pod, "Initialized") or {}).get("status") == "True"
+    initialized = condition(pod.get("status"), "Initialized").get("status") == "True"
 
     def done(index: int) -> bool:
         if steps[index]["state"] == "Succeeded":
@@ -240,13 +236,13 @@ def _steps_done(look: _Look, pod: Obj, pod_phase: str, total: int) -> Derived:
     """Every step has done its part: the app runs (ready or not) or its containers start."""
     all_done = Condition(True, "AllStepsSucceeded", f"all {total} steps succeeded")
     if pod_phase == "Running":
-        pod_ready = _pod_condition(pod, "Ready")
-        if pod_ready and pod_ready.get("status") == "True":
+        pod_ready = condition(pod.get("status"), "Ready")
+        if pod_ready.get("status") == "True":
             msg = f"all {total} steps succeeded; the app is running and ready"
             ready = Condition(True, "PodReady", msg)
         else:
             msg = f"all {total} steps succeeded; the app is running but not ready"
-            ready = Condition(False, "PodNotReady", (pod_ready or {}).get("message") or msg)
+            ready = Condition(False, "PodNotReady", pod_ready.get("message") or msg)
         return Derived("Running", _and(msg, look.trouble), None, look.steps, all_done,
                        ready, look.trouble, NOT_SO, look.troubled_step)
     msg = f"all {total} steps succeeded; starting the app containers"

@@ -52,7 +52,7 @@ def parse_status_set(text: str) -> frozenset[int]:
 
 
 def json_text(value: Any) -> str:
-    """A JSON scalar as the text that expectJSON's values are written in: "green" -> green, true -> true."""
+    """A JSON value as the text that expectJSON's values are written in: "green" -> green, true -> true."""
     return value if isinstance(value, str) else json.dumps(value)
 
 
@@ -78,7 +78,7 @@ def json_verdict(body: bytes, path: str, ready: tuple[str, ...]) -> str | None:
     found, value = json_at(document, path)
     if not found:
         return f"no {path} in the JSON body"
-    text = json_text(value) if not isinstance(value, dict | list) else json.dumps(value)
+    text = json_text(value)
     if text in ready:
         return None
     shown = text if len(text) <= 60 else text[:57] + "..."

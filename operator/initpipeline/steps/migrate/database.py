@@ -8,7 +8,7 @@ from typing import Any
 
 from ..common import Exit, StepError, format_seconds, log, redact
 from .history import Ledger
-from .layouts import DBMATE, PLAIN
+from .layouts import DBMATE, PLAIN, PLAIN_NO_TRANSACTION
 from .plan import Action
 from .sqltext import has_code, split_statements
 
@@ -141,7 +141,7 @@ class Database:
             raise StepError(Exit.DIRTY, self.redact(
                 f"migration {action.label} failed after it ended the runner's transaction with a COMMIT or "
                 f"ROLLBACK of its own, so what ran before that stays: {_describe(exc)}. "
-                f"{ledger.dirty_help(action.migration.version if ledger.layout != PLAIN else action.file)}")) from None
+                f"{ledger.dirty_help(action.migration.version)}")) from None
 
     def _outside_transaction(self, action: Action, ledger: Ledger, sql: str, first: bool, last: bool,
                              started: float, earlier_parts: int) -> None:
@@ -155,14 +155,15 @@ class Database:
                 self._refuse_broken(action, exc)
                 if self._in_transaction():
                     self.conn.execute("ROLLBACK")
-                done = number - 1 + earlier_parts
-                kept = (f"the {done} statement(s) before it stay applied" if done
+                kept = (f"the {number - 1} statement(s) before it stay applied" if number > 1
                         else "nothing of it was applied")
-                who = action.migration.version if ledger.layout != PLAIN else action.file
+                if earlier_parts:
+                    kept += f", and so do the {earlier_parts} section(s) before this one"
                 recorded = "" if ledger.layout == DBMATE else f"{ledger.table} says so. "
                 raise StepError(Exit.DIRTY, self.redact(
                     f"migration {action.label} failed at statement {number} of {len(statements)}, outside a "
-                    f"transaction: {_describe(exc)}; {kept}. {recorded}{ledger.dirty_help(who)}")) from None
+                    f"transaction: {_describe(exc)}; {kept}. {recorded}"
+                    f"{ledger.dirty_help(action.migration.version)}")) from None
         if last:
             self.atomic(lambda: ledger.finish(action, _millis(started)))
 
@@ -181,8 +182,8 @@ class Database:
                 f"{ledger.dirty_help(action.migration.version)}"))
         hint = ""
         if failed.sqlstate == IN_TRANSACTION_BLOCK:
-            hint = {"dbmate": " Mark the section '-- migrate:up transaction:false', as dbmate requires.",
-                    "plain": " Put the line '-- initpipeline:no-transaction' at the top of the file."}.get(
+            hint = {DBMATE: " Mark the section '-- migrate:up transaction:false', as dbmate requires.",
+                    PLAIN: f" Put the line '{PLAIN_NO_TRANSACTION}' at the top of the file."}.get(
                 ledger.layout, "")
         return StepError(Exit.MIGRATION, f"migration {action.label} failed and was rolled back: {failed.detail}{hint}")
 

@@ -9,7 +9,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..common import Exit
-from .layouts import FLYWAY, GOLANG_MIGRATE, PLAIN, Folder, Migration, Part, flyway_version, natural_key
+from .layouts import (
+    FLYWAY,
+    GOLANG_MIGRATE,
+    PLAIN,
+    Folder,
+    Migration,
+    Part,
+    flyway_version,
+    natural_key,
+    version_rank,
+)
 
 
 class PlanError(Exception):
@@ -160,7 +170,7 @@ def plan_rollback(folder: Folder, history: History, target: str) -> Plan:
         _refuse_drift(folder, history)
         files = {key_of(folder.layout, m.version): m for m in folder.migrations}
         unknown = [a.version for a in history.applied if key_of(folder.layout, a.version) not in files
-                   and _rank(folder.layout, a.version) > rank]
+                   and version_rank(folder.layout, a.version) > rank]
         if unknown:
             raise PlanError(Exit.DRIFT, f"cannot roll back to {target}: applied version(s) {', '.join(unknown)} "
                                         "have no file in the folder")
@@ -175,10 +185,6 @@ def plan_rollback(folder: Folder, history: History, target: str) -> Plan:
     actions = tuple(Action(m, True, m.down, m.down_name, previous.get(m.version)) for m in undo)
     notes = () if actions else (f"nothing to roll back: the database is at or below {target}",)
     return Plan(actions, 0, notes)
-
-
-def _rank(layout: str, version: str) -> tuple[Any, ...]:
-    return flyway_version(version) if layout == FLYWAY else (int(version),)
 
 
 def _applied_golang(folder: Folder, history: History) -> list[Migration]:
