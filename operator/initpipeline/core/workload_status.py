@@ -102,8 +102,10 @@ def _once_steps_view(name: str, spec: Obj, job_steps_spec: list[Obj], job: Obj |
     prev_once = previous.get("once") or {}
     if plan_.rolled and job_pod is None:
         # ran before (the Job or its Pod may be gone): keep what the status recorded of that run
+        # only a finished entry: one written while the run was under way would say Waiting for good
         kept = {s["name"]: s for s in previous.get("steps") or []
-                if prev_once.get("revision") == plan_.revision and s["name"] in once_names}
+                if prev_once.get("revision") == plan_.revision and s["name"] in once_names
+                and s.get("state") == "Succeeded"}
         steps = [kept.get(n) or {"name": n, "kind": views.step_kind(s), "state": "Succeeded", "once": True}
                  for n, s in ((s["name"], s) for s in job_steps_spec) if n in once_names]
         job_ref = prev_once.get("job") if prev_once.get("revision") == plan_.revision else None
@@ -117,7 +119,12 @@ def _once_steps_view(name: str, spec: Obj, job_steps_spec: list[Obj], job: Obj |
         job_state(job), "Running")
     failure: Condition | None = None
     words: str | None = None
-    if state == "Failed":
+    if state == "Succeeded":
+        # the Job completes only after every step did; its Pod's last update may not be seen yet
+        for entry in steps:
+            if entry["state"] != "Succeeded":
+                entry["state"] = "Succeeded"
+    elif state == "Failed":
         failed_job = views.condition((job or {}).get("status"), "Failed")
         why: Obj = failed_job if failed_job.get("status") == "True" else {}
         if d.phase == "Failed" or d.failed.holds or d.degraded.holds:

@@ -231,6 +231,18 @@ def test_status_while_the_migration_runs_names_the_job_and_its_step() -> None:
     assert "migrate is running" in status["message"]
 
 
+def test_a_complete_job_means_its_steps_succeeded_even_before_its_pods_last_update_is_seen() -> None:
+    doc = shop()
+    rev = revision(doc["spec"])
+    the_job = job(f"shop-once-{rev}", rev, "Complete")
+    lagging = named(pod("Pending", [done("wait-deps"), running("migrate")]), f"shop-once-{rev}-abcde", rev, "once")
+    step = plan(doc["spec"], desired_of(doc), True, None, [the_job], {})
+    status = status_for(doc, step, None, [lagging])
+    migrate = next(s for s in status["steps"] if s["name"] == "migrate")
+    assert migrate["state"] == "Succeeded" and status["once"]["state"] == "Succeeded"
+    assert "currentStep" not in status["once"]
+
+
 def test_a_failed_migration_fails_the_pipeline_while_the_old_pods_serve() -> None:
     old, doc = shop(), shop()
     doc["spec"]["template"]["spec"]["containers"][0]["image"] = "shop:2.0"
@@ -264,6 +276,21 @@ def test_ready_when_every_desired_pod_of_the_revision_is_ready() -> None:
     assert status["selector"] == f"{names.LABEL_UID}=u1" and status["replicas"] == 3
     assert [s["state"] for s in status["steps"]] == ["Succeeded"] * 3
     assert "stuckPods" not in status
+
+
+def test_a_once_step_recorded_mid_run_is_shown_succeeded_once_its_job_pod_is_gone() -> None:
+    """A status written while the run was under way (the Job seen Complete before its Pod's last
+    update) must not leave the step Waiting for good once the Job's Pod is gone."""
+    doc = shop()
+    rev = revision(doc["spec"])
+    previous = {"once": {"revision": rev, "state": "Succeeded", "job": f"shop-once-{rev}"},
+                "steps": [{"name": "migrate", "kind": "migration", "state": "Waiting", "once": True}]}
+    doc["status"] = previous
+    workload = as_observed(desired_of(doc), ready=3, updated=3, total=3)
+    step = plan(doc["spec"], desired_of(doc), True, workload, [], previous)
+    status = status_for(doc, step, workload, [])
+    migrate = next(s for s in status["steps"] if s["name"] == "migrate")
+    assert migrate["once"] and migrate["state"] == "Succeeded"
 
 
 def test_stuck_pods_are_named_but_bounded() -> None:
