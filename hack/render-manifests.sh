@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prints the plain manifests (deploy/manifests/initpipeline.yaml) for `kubectl apply`
-# users: a namespace, the CRD and the chart rendered with its default values.
+# users: a namespace, the CRD and the chart rendered with its default values, but for attach mode's
+# webhook: its certificate must be made per cluster (by the chart at install, or by cert-manager).
 # tests/unit/test_deploy.py checks that the committed file equals this output.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -16,4 +17,5 @@ metadata:
 HEADER
 echo "---"
 grep -v '^#' "$REPO_ROOT/crds/initpipelines.initpipeline.dev.yaml"
-"$BIN_DIR/helm" template initpipeline "$REPO_ROOT/deploy/initpipeline" --namespace initpipeline-system
+"$BIN_DIR/helm" template initpipeline "$REPO_ROOT/deploy/initpipeline" --namespace initpipeline-system \
+  --set webhook.enabled=false

@@ -172,6 +172,14 @@ BAD_CASES = [
             "spec.template.metadata.labels.initpipeline.dev/pipeline-uid", "labels under initpipeline.dev/"),
     BadCase("negative-deadline", _set("spec.activeDeadlineSeconds", -5), "spec.activeDeadlineSeconds",
             "spec.activeDeadlineSeconds"),
+    BadCase("attach-with-template", _set("spec.attach", {"kind": "Deployment", "name": "shop"}), "spec.template",
+            "must set exactly one of template"),
+    BadCase("attach-kind-job", _then(_delete("spec.template"), _set("spec.attach", {"kind": "Job", "name": "shop"})),
+            "spec.attach.kind", "spec.attach.kind: Unsupported value"),
+    BadCase("attach-with-workload", _then(_delete("spec.template"), _set("spec.attach", {"kind": "Deployment",
+                                                                                       "name": "shop"}),
+                                          _deployment(replicas=2)),
+            "spec.workload", "workload and restartPolicy must not be set with attach"),
 ]
 
 

@@ -37,6 +37,10 @@ def add_parser(sub: Any) -> None:
                           "mostly CPU, so more help only while the API server is slow to answer")
     run.add_argument("--metrics-per-pipeline", choices=["true", "false"], default="true",
                      help="false: leave the pipeline label of step metrics empty (one series per namespace)")
+    run.add_argument("--webhook-port", type=int, default=0,
+                     help="serve attach mode's Pod webhook over HTTPS on this port (0, the default: not served)")
+    run.add_argument("--webhook-cert-dir", default="/etc/initpipeline/webhook",
+                     help="folder of the webhook's tls.crt and tls.key (default %(default)s)")
     run.set_defaults(func=cmd_run)
 
 
@@ -50,7 +54,7 @@ def config_from(args: argparse.Namespace) -> OperatorConfig:
         reconcile_threads=args.reconcile_threads, peering=args.peering, peering_lifetime=args.peering_lifetime,
         health_port=args.health_port, metrics_port=args.metrics_port,
         metrics_per_pipeline=args.metrics_per_pipeline == "true", log_level=args.log_level,
-        log_format=args.log_format)
+        log_format=args.log_format, webhook_port=args.webhook_port, webhook_cert_dir=args.webhook_cert_dir)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -74,6 +74,12 @@ class KubeClient:
         self.request("PATCH", f"{collection('Pod', namespace)}/{name}", {"spec": {"activeDeadlineSeconds": seconds}},
                      fieldManager=FIELD_MANAGER)
 
+    def set_pod_gates(self, namespace: str, name: str, gates: list[Obj]) -> None:
+        """Set a Pod's scheduling gates to these (the API server only lets them be removed; a merge patch
+        replaces the list)."""
+        self.request("PATCH", f"{collection('Pod', namespace)}/{name}", {"spec": {"schedulingGates": gates}},
+                     fieldManager=FIELD_MANAGER)
+
     def write_status(self, namespace: str, name: str, status: Obj) -> None:
         self.request("PATCH",
                      f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{namespace}/{names.PLURAL}/{name}/status",

@@ -10,14 +10,17 @@ happens on the work queue's threads (the operator's client blocks), from the ind
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 from typing import Any, cast
 
 import kopf
 
+from ..core.attach import Refusal, gates_of, job_template
 from ..spec import names
 from ..spec.names import Obj
+from .admission import admit_pod
 from .kubeapi import KubeApi
 from .passes import INDEXES, Caches, run_pass
 from .reconciler import Controller
@@ -65,7 +68,12 @@ async def pods_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
     owner = _owner_uid(body)
     if owner is None:
         return None
-    return {owner: _slim(body, {"activeDeadlineSeconds": body["spec"].get("activeDeadlineSeconds")})}
+    kept: Obj = {"activeDeadlineSeconds": body["spec"].get("activeDeadlineSeconds")}
+    pod = cast(Obj, body)  # kopf's Body reads as the plain dict that it wraps
+    if names.ONCE_GATE in gates_of(pod):
+        # an attached Pod waiting for its revision's once-steps: the Job runs with its images and volumes
+        kept.update(job_template(pod)["spec"], schedulingGates=list(body["spec"]["schedulingGates"]))
+    return {owner: _slim(body, kept)}
 
 
 def _slim(body: kopf.Body, spec: Obj | None = None) -> Obj:
@@ -140,3 +148,14 @@ async def on_child_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> Non
     owner = _owner_uid(body)
     if owner is not None:
         _wake(memo, owner, kwargs)
+
+
+@kopf.on.mutate("", "v1", "pods", id="inject", operations=["CREATE"], labels={names.LABEL_INJECT: kopf.PRESENT})
+async def inject_steps(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """Attach mode: a new Pod of a user's workload gets its pipeline's steps (the API server calls this
+    for Pods with the inject label only: the chart's objectSelector)."""
+    try:
+        changes = await asyncio.to_thread(admit_pod, memo.controller, dict(body))
+    except Refusal as exc:
+        raise kopf.AdmissionError(str(exc), code=403) from None
+    patch.update(changes)

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import kopf
 
+from ..core.attach import attach_status, job_template, plan_attached
 from ..core.build import build_once_job, build_pod, build_workload
 from ..core.children import Children, owned_by, stale_children
 from ..core.hold import write_hold
@@ -118,6 +119,8 @@ def reconcile(ctl: Controller, uid: str, view: View, log: Logger) -> Obj:
         if errors:
             return publish(ctl, pipeline, previous, invalid_status(pipeline, [str(e) for e in errors],
                                                                    rfc3339(utcnow())))
+        if views.attached(pipeline["spec"]):
+            return _reconcile_attached(ctl, pipeline, previous, children, log)
         if views.workload_kind(pipeline["spec"]) == "Pod":
             return _reconcile_pod(ctl, pipeline, previous, children, log)
         return _reconcile_workload(ctl, pipeline, previous, children, log)
@@ -232,6 +235,44 @@ def _reconcile_workload(ctl: Controller, pipeline: Obj, previous: Obj, children:
     status = workload_status(pipeline, step, workload, children.pods, rfc3339(now))
     # as for a Pod: a new child's ADDED event brings the status
     return publish(ctl, pipeline, previous, status, created_child=step.create_job or step.write_workload == "create")
+
+
+def _reconcile_attached(ctl: Controller, pipeline: Obj, previous: Obj, children: Children, log: Logger) -> Obj:
+    """A user's Deployment or StatefulSet, never written: each revision's once-steps in one Job, then the
+    gates of that revision's Pods lifted."""
+    meta = pipeline["metadata"]
+    namespace, uid = meta["namespace"], meta["uid"]
+    jobs = [j for j in children.jobs if owned_by(j, uid)]
+    step = plan_attached(pipeline["spec"], children.pods, jobs, previous)
+    created = False
+    try:
+        _delete_stale(ctl, namespace, stale_children(uid, children.pods + children.workloads, lambda _: False), log,
+                      "the pipeline now attaches to a workload of yours")
+        if step.run_job is not None and step.job_pod is not None:
+            job = build_once_job({**pipeline, "spec": {**pipeline["spec"], "template": job_template(step.job_pod)}},
+                                 ctl.config.runner_image, step.run_job)
+            if job is not None:
+                kopf.adopt(job, owner=cast(kopf.Body, pipeline))
+                created = ctl.client.create_child(job)
+                if created:
+                    log.info("created Job %s for the once-steps of revision %s", job["metadata"]["name"],
+                             step.run_job)
+        by_name = {p["metadata"]["name"]: p for p in children.pods}
+        for name in step.ungate:
+            gates = [g for g in by_name[name]["spec"].get("schedulingGates") or [] if g.get("name") != names.ONCE_GATE]
+            log.info("once-steps succeeded: letting Pod %s start", name)
+            ctl.client.set_pod_gates(namespace, name, gates)
+        for name in step.delete_jobs:
+            log.info("deleting Job %s of an earlier revision", name)
+            ctl.client.delete_child("Job", namespace, name)
+    except ApiError as exc:
+        if exc.status == 404:  # a Pod went meanwhile: its event brings the next pass
+            raise TryAgain("a Pod went while its gate was lifted; looking again", delay=1) from None
+        if exc.status == 422 and step.ungate:  # another gate went meanwhile: the cache is behind
+            raise TryAgain("a Pod's gates changed meanwhile; trying again", delay=1) from None
+        return _refused(ctl, pipeline, previous, exc, "JobRejected")
+    status = attach_status(pipeline, step, children.pods, rfc3339(utcnow()))
+    return publish(ctl, pipeline, previous, status, created_child=created)
 
 
 def _delete_stale(ctl: Controller, namespace: str, stale: list[Obj], log: Logger, why: str) -> None:

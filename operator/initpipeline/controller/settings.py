@@ -29,6 +29,8 @@ class OperatorConfig:
     metrics_per_pipeline: bool = True
     log_level: str = "info"
     log_format: str = "text"
+    webhook_port: int = 0  # attach mode's Pod webhook (HTTPS); 0: not served
+    webhook_cert_dir: str = ""  # tls.crt and tls.key of the webhook's certificate (reloaded when they change)
 
 
 def operator_settings(config: OperatorConfig) -> kopf.OperatorSettings:
@@ -57,6 +59,11 @@ def operator_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     # The API server filters the children's watches: the operator never receives the cluster's other Pods.
     for resource in CHILD_RESOURCES:
         settings.watching.label_selectors[resource] = names.LABEL_PIPELINE
+    if config.webhook_port:
+        # the chart's MutatingWebhookConfiguration points at the operator's Service; kopf only serves
+        cert_dir = config.webhook_cert_dir.rstrip("/")
+        settings.admission.server = kopf.WebhookServer(addr="0.0.0.0", port=config.webhook_port,
+                                                       certfile=f"{cert_dir}/tls.crt", pkeyfile=f"{cert_dir}/tls.key")
     if config.peering:
         settings.peering.mandatory = True
         settings.peering.lifetime = config.peering_lifetime

@@ -90,7 +90,7 @@ def _own_labels(pipeline: Obj, role: str, rev: str | None = None) -> dict[str, s
     return labels
 
 
-def _init_pod_spec(pod_spec: Obj, steps: list[Obj], runner_image: str, keep_volumes: bool = True,
+def init_pod_spec(pod_spec: Obj, steps: list[Obj], runner_image: str, keep_volumes: bool = True,
                    app_containers: list[Obj] | None = None) -> Obj:
     """A Pod spec with one init container per step, and the volumes they need. Without
     keep_volumes only the template's volumes that the steps mount are kept (the Job's case).
@@ -126,7 +126,7 @@ def build_pod(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE) -> 
     name, generation = meta["name"], int(meta.get("generation", 1))
     template = copy.deepcopy(spec["template"])
     tmeta: Obj = template.get("metadata", {}) or {}
-    pod_spec = _init_pod_spec(template.get("spec", {}), spec["steps"], runner_image)
+    pod_spec = init_pod_spec(template.get("spec", {}), spec["steps"], runner_image)
     pod_spec["restartPolicy"] = restart_policy(spec)
 
     labels = {**(tmeta.get("labels") or {}), **_own_labels(pipeline, ROLE_APP),
@@ -155,7 +155,7 @@ def build_workload(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE
     rev = revision(spec)
     template = copy.deepcopy(spec["template"])
     tmeta: Obj = template.get("metadata", {}) or {}
-    pod_spec = _init_pod_spec(template.get("spec", {}), pod_steps(spec), runner_image)
+    pod_spec = init_pod_spec(template.get("spec", {}), pod_steps(spec), runner_image)
     pod_spec["restartPolicy"] = "Always"
     pod_meta: Obj = {"labels": {**(tmeta.get("labels") or {}), **_own_labels(pipeline, ROLE_APP, rev)}}
     if tmeta.get("annotations"):
@@ -172,7 +172,7 @@ def build_workload(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE
             "spec": body}
 
 
-def build_once_job(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE) -> Obj | None:
+def build_once_job(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE, rev: str | None = None) -> Obj | None:
     """The Job that runs the once-steps of this revision, or None when there are none.
 
     One Pod, never retried and never replaced while a Pod of it still exists (podReplacementPolicy
@@ -183,11 +183,11 @@ def build_once_job(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE
     steps = job_steps(spec)
     if not steps:
         return None
-    rev = revision(spec)
+    rev = rev or revision(spec)
     template = copy.deepcopy(spec["template"])
     app_spec: Obj = template.get("spec", {})
     pod_spec = {key: app_spec[key] for key in JOB_POD_FIELDS if key in app_spec}
-    pod_spec = _init_pod_spec({**pod_spec, "volumes": app_spec.get("volumes", [])}, steps, runner_image,
+    pod_spec = init_pod_spec({**pod_spec, "volumes": app_spec.get("volumes", [])}, steps, runner_image,
                               keep_volumes=False, app_containers=app_spec.get("containers") or [])
     pod_spec["restartPolicy"] = "Never"
     pod_spec["containers"] = [{

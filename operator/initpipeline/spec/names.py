@@ -24,6 +24,14 @@ LABEL_ROLE = f"{GROUP}/role"
 RESERVED_LABEL_PREFIX = f"{GROUP}/"
 
 WORKLOAD_KINDS = ("Pod", "Deployment", "StatefulSet")
+# Attach mode: the user's own workload, whose Pod template carries LABEL_INJECT=<pipeline name>.
+ATTACH_KINDS = ("Deployment", "StatefulSet")
+LABEL_INJECT = f"{GROUP}/inject"
+# The label by which each controller names the revision of the Pods it creates.
+WORKLOAD_REVISION_LABELS = {"Deployment": "pod-template-hash", "StatefulSet": "controller-revision-hash"}
+# Holds an attached Pod of a revision whose once-steps have not succeeded yet.
+ONCE_GATE = f"{GROUP}/once-steps"
+MAX_SUCCEEDED_REVISIONS = 20  # of an attached workload, kept in status so a rollback runs nothing again
 DEPLOYMENT_FIELDS = ("strategy", "minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds")
 STATEFULSET_FIELDS = ("serviceName", "podManagementPolicy", "updateStrategy", "volumeClaimTemplates",
                       "minReadySeconds", "revisionHistoryLimit", "persistentVolumeClaimRetentionPolicy")

@@ -9,11 +9,13 @@ two in step with shared cases).
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from .names import (
+    ATTACH_KINDS,
     DEPLOYMENT_FIELDS,
     MAX_PIPELINE_NAME,
     MAX_REPLICAS,
@@ -145,8 +147,35 @@ def validate_pipeline(body: Obj) -> list[FieldError]:
     return c.errors
 
 
+class _AnyName:
+    """The volumes and containers of an attached workload's Pods, unknown until one is created: the
+    webhook checks a step's references against each Pod then."""
+
+    def __contains__(self, _name: object) -> bool:
+        return True
+
+
+def _check_attach(c: _Checker, spec: Obj) -> str:
+    """spec.attach, instead of template and workload; returns the attached kind."""
+    attach = c.obj(spec.get("attach"), "spec.attach") or {}
+    c.unknown(attach, "spec.attach", ("kind", "name"))
+    kind = attach.get("kind")
+    if kind not in ATTACH_KINDS:
+        c.fail("spec.attach.kind", f"must be one of {', '.join(ATTACH_KINDS)}, got {kind!r}")
+    name = c.string(attach.get("name"), "spec.attach.name", required=True, max_len=253)
+    if name and not DNS_SUBDOMAIN.match(name):
+        c.fail("spec.attach.name", f"must be the name of a {kind or 'workload'} (a DNS subdomain), got {name!r}")
+    for key in ("template", "workload", "restartPolicy"):
+        if key in spec:
+            c.fail(f"spec.{key}", "must not be set with spec.attach: the attached workload's own Pods are used")
+    return str(kind) if kind in ATTACH_KINDS else "Deployment"
+
+
 def _check_spec(c: _Checker, spec: Obj) -> None:
-    c.unknown(spec, "spec", ("steps", "template", "restartPolicy", "activeDeadlineSeconds", "workload"))
+    c.unknown(spec, "spec", ("steps", "template", "restartPolicy", "activeDeadlineSeconds", "workload", "attach"))
+    if "attach" in spec:
+        _check_steps(c, spec, _check_attach(c, spec), _AnyName(), _AnyName(), set())
+        return
     template = c.obj(spec.get("template"), "spec.template", required=True) or {}
     pod_spec = c.obj(template.get("spec"), "spec.template.spec", required=True) or {}
     containers = c.lst(pod_spec.get("containers"), "spec.template.spec.containers", min_items=1, max_items=16)
@@ -181,7 +210,13 @@ def _check_spec(c: _Checker, spec: Obj) -> None:
         c.fail("spec.restartPolicy" if policy else "spec.template.spec.restartPolicy",
                f"must be Always for a {kind}, whose controller restarts Pods itself")
     c.integer(spec.get("activeDeadlineSeconds"), "spec.activeDeadlineSeconds", 1, 7 * 86400)
+    _check_steps(c, spec, kind, app_names, volume_names | claim_names, claim_names)
 
+
+def _check_steps(c: _Checker, spec: Obj, kind: str, app_names: Container[Any], volume_names: Container[Any],
+                 claim_names: set[Any]) -> None:
+    if "attach" in spec:
+        c.integer(spec.get("activeDeadlineSeconds"), "spec.activeDeadlineSeconds", 1, 7 * 86400)
     steps = c.lst(spec.get("steps"), "spec.steps", min_items=1, max_items=MAX_STEPS)
     seen: set[str] = set()
     for i, step in enumerate(steps):
@@ -194,10 +229,10 @@ def _check_spec(c: _Checker, spec: Obj) -> None:
                 c.fail(f"{field}.name", f"must be a DNS label (lower case letters, digits and '-'), got {name!r}")
             if name in seen:
                 c.fail(f"{field}.name", f"duplicate step name {name!r}")
-            if name in app_names:
+            if name in app_names and not isinstance(app_names, _AnyName):
                 c.fail(f"{field}.name", f"{name!r} is also the name of an app container")
             seen.add(name)
-        _check_step(c, step, field, volume_names | claim_names)
+        _check_step(c, step, field, volume_names)
         _check_once(c, step, field, kind, claim_names)
         for step_type in ("container", "migration"):
             source = (step.get(step_type) or {}).get("imageFrom") if isinstance(step.get(step_type), dict) else None
@@ -266,7 +301,7 @@ def _check_once(c: _Checker, step: Obj, field: str, kind: str, claim_names: set[
                        "a once-step runs in a Job, which has no volumeClaimTemplates")
 
 
-def _check_step(c: _Checker, step: Obj, field: str, volume_names: set[Any]) -> None:
+def _check_step(c: _Checker, step: Obj, field: str, volume_names: Container[Any]) -> None:
     c.unknown(step, field, ("name", "image", "resources", "once", *STEP_KINDS))
     kinds = [k for k in STEP_KINDS if k in step]
     if len(kinds) != 1:
@@ -319,7 +354,7 @@ def _check_http_options(c: _Checker, body: Obj, field: str) -> None:
             c.secret_key_ref(ca[ref], f"{field}.caBundle.{ref}")
 
 
-def _check_wait(c: _Checker, body: Obj, field: str, _volumes: set[Any], _step: str) -> None:
+def _check_wait(c: _Checker, body: Obj, field: str, _volumes: Container[Any], _step: str) -> None:
     c.unknown(body, field, ("targets", "timeoutSeconds", "maxIntervalSeconds", "expectStatus",
                             "headers", "caBundle"))
     c.integer(body.get("timeoutSeconds"), f"{field}.timeoutSeconds", 1, 86400)
@@ -364,7 +399,7 @@ def _check_expect_json(c: _Checker, value: Any, field: str) -> None:
         c.string(item, f"{field}.in[{i}]", required=True, max_len=256)
 
 
-def _check_migration(c: _Checker, body: Obj, field: str, _volumes: set[Any], _step: str) -> None:
+def _check_migration(c: _Checker, body: Obj, field: str, _volumes: Container[Any], _step: str) -> None:
     c.unknown(body, field, ("databaseUrlFrom", "sql", "image", "imageFrom", "command", "args", "databaseUrlEnv",
                             "lockTimeoutSeconds", "historyTable", "connectTimeoutSeconds"))
     src = c.obj(body.get("databaseUrlFrom"), f"{field}.databaseUrlFrom", required=True)
@@ -414,7 +449,7 @@ def _check_sql(c: _Checker, sql: Obj, field: str) -> None:
         c.fail(f"{field}.rollbackTo", "the plain layout has no undo files to roll back with")
 
 
-def _check_download(c: _Checker, body: Obj, field: str, volumes: set[Any], _step: str) -> None:
+def _check_download(c: _Checker, body: Obj, field: str, volumes: Container[Any], _step: str) -> None:
     c.unknown(body, field, ("volume", "files", "timeoutSeconds", "maxSizeBytes", "headers", "caBundle"))
     volume = c.string(body.get("volume"), f"{field}.volume", required=True, max_len=63)
     if volume and volume not in volumes:
@@ -446,7 +481,7 @@ def _check_download(c: _Checker, body: Obj, field: str, volumes: set[Any], _step
             c.fail(f"{ffield}.validate", f"must be one of {', '.join(VALIDATE_FORMATS)}, got {fmt!r}")
 
 
-def _check_container(c: _Checker, body: Obj, field: str, volumes: set[Any], step: str) -> None:
+def _check_container(c: _Checker, body: Obj, field: str, volumes: Container[Any], step: str) -> None:
     if ("image" in body) == ("imageFrom" in body):
         c.fail(field, "must set exactly one of image or imageFrom (the image of an app container)")
     c.string(body.get("image"), f"{field}.image", max_len=1024)

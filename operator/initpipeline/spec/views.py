@@ -16,7 +16,15 @@ def step_kind(step: Obj) -> str:
 
 
 def workload_kind(spec: Obj) -> str:
+    """Pod, Deployment or StatefulSet: the pipeline's own workload, or the kind of the one it attaches to."""
+    if spec.get("attach"):
+        return str(spec["attach"].get("kind") or "Deployment")
     return str((spec.get("workload") or {}).get("kind") or "Pod")
+
+
+def attached(spec: Obj) -> Obj | None:
+    """spec.attach ({kind, name}) of a pipeline that attaches to a workload of the user's, else None."""
+    return spec.get("attach") or None
 
 
 def is_once(step: Obj, kind: str) -> bool:

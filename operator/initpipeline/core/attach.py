@@ -1,0 +1,214 @@
+"""Attach mode (pure: no I/O). A pipeline with spec.attach lends its steps to the Pods of a user's
+Deployment or StatefulSet, whose Pod template carries the label initpipeline.dev/inject=<pipeline>:
+
+- the admission webhook adds the every-Pod steps to each such Pod as it is created (`inject`), and a
+  scheduling gate while its revision's once-steps have not succeeded;
+- the operator runs those once-steps in one Job per revision and then lifts the gates (`plan_attached`).
+
+The user's workload is never written: its Pods are the only thing the operator touches.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from ..spec import names, views
+from ..spec.names import Obj
+from ..spec.validation import validate_pipeline
+from .build import (
+    JOB_POD_FIELDS,
+    REVISION_LENGTH,
+    ROLE_APP,
+    ROLE_ONCE,
+    init_pod_spec,
+    job_steps,
+    pod_steps,
+    selector_labels,
+)
+from .pod_status import NOT_SO, Condition, merge_conditions
+from .workload_plan import Plan, job_state
+from .workload_status import workload_status
+
+
+class Refusal(Exception):
+    """Why the webhook refuses a Pod: the message the user sees from `kubectl describe replicaset`."""
+
+
+def labels_of(obj: Obj) -> dict[str, str]:
+    return dict((obj.get("metadata") or {}).get("labels") or {})
+
+
+def gates_of(pod: Obj) -> list[str]:
+    return [str(g.get("name")) for g in (pod.get("spec") or {}).get("schedulingGates") or []]
+
+
+def attach_revision(spec: Obj, pod_labels: dict[str, str]) -> str | None:
+    """A Pod's revision: its workload's own (pod-template-hash or controller-revision-hash) together
+    with the pipeline's steps, so that a rollout or a change of the steps is a new one and a scale-up
+    or a rollback to a revision that ran is not. None: the Pod has no such label."""
+    workload_hash = pod_labels.get(names.WORKLOAD_REVISION_LABELS[views.workload_kind(spec)])
+    if not workload_hash:
+        return None
+    basis = {"workload": workload_hash, "steps": spec.get("steps"),
+             "activeDeadlineSeconds": spec.get("activeDeadlineSeconds")}
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:REVISION_LENGTH]
+
+
+def succeeded_revisions(status: Obj) -> list[str]:
+    """The revisions whose once-steps succeeded, oldest first, as the status records them."""
+    return [str(r) for r in (status.get("attached") or {}).get("succeededRevisions") or []]
+
+
+def inject(pipeline: Obj, pod: Obj, runner_image: str) -> Obj:
+    """What the webhook adds to a new Pod of the attached workload: a JSON-merge-like patch of its
+    labels and spec. Raises Refusal when the Pod cannot run the steps (with what to do)."""
+    meta, spec = pipeline["metadata"], pipeline["spec"]
+    attach = views.attached(spec)
+    if attach is None:
+        raise Refusal(f"InitPipeline {meta['name']} has no spec.attach: it runs its own workload, and "
+                      f"{names.LABEL_INJECT} only attaches one of yours; remove the label or set spec.attach")
+    errors = validate_pipeline(pipeline)
+    if errors:
+        raise Refusal(f"InitPipeline {meta['name']} is invalid ({errors[0]}); fix it, and the Pods are created again")
+    kind = attach["kind"]
+    rev = attach_revision(spec, labels_of(pod))
+    if rev is None:
+        raise Refusal(f"this Pod has no {names.WORKLOAD_REVISION_LABELS[kind]} label: InitPipeline {meta['name']} "
+                      f"attaches to a {kind}, so put {names.LABEL_INJECT} on that {kind}'s Pod template only")
+    pod_spec: Obj = pod.get("spec") or {}
+    containers = list(pod_spec.get("containers") or [])
+    _check_references(meta["name"], spec, pod_spec)
+    built = init_pod_spec({"containers": containers, "volumes": list(pod_spec.get("volumes") or [])},
+                          pod_steps(spec), runner_image)
+    theirs = list(pod_spec.get("initContainers") or [])
+    out_spec: Obj = {"initContainers": built["initContainers"] + theirs}
+    if built.get("volumes"):
+        out_spec["volumes"] = built["volumes"]
+    if job_steps(spec) and rev not in succeeded_revisions(pipeline.get("status") or {}):
+        gates = [g for g in pod_spec.get("schedulingGates") or [] if g.get("name") != names.ONCE_GATE]
+        out_spec["schedulingGates"] = [*gates, {"name": names.ONCE_GATE}]
+    labels = {names.LABEL_PIPELINE: meta["name"], names.LABEL_UID: meta["uid"], names.LABEL_REVISION: rev,
+              names.LABEL_ROLE: ROLE_APP, names.LABEL_MANAGED_BY: names.MANAGED_BY}
+    return {"metadata": {"labels": labels}, "spec": out_spec}
+
+
+def _check_references(pipeline_name: str, spec: Obj, pod_spec: Obj) -> None:
+    """What validation could not check before a Pod existed: the containers and volumes that the steps
+    name, and step names that its own containers already use."""
+    containers = {c.get("name") for c in pod_spec.get("containers") or []}
+    taken = containers | {c.get("name") for c in pod_spec.get("initContainers") or []}
+    volumes = {v.get("name") for v in pod_spec.get("volumes") or []}
+    problems: list[str] = []
+    for step in spec["steps"]:
+        name, kind = step["name"], views.step_kind(step)
+        body = step[kind]
+        if name in taken:
+            problems.append(f"step {name}: the Pod already has a container of that name")
+        if body.get("imageFrom") and body["imageFrom"] not in containers:
+            problems.append(f"step {name}: imageFrom {body['imageFrom']!r} is not a container of this Pod "
+                            f"({', '.join(sorted(str(c) for c in containers))})")
+        wanted = [body["volume"]] if kind == "configDownload" else \
+            [m.get("name") for m in body.get("volumeMounts") or []] if kind == "container" else []
+        problems += [f"step {name}: volume {v!r} is not a volume of this Pod" for v in wanted if v not in volumes]
+    if problems:
+        raise Refusal(f"InitPipeline {pipeline_name} does not fit this Pod: {'; '.join(problems)}")
+
+
+def job_template(pod: Obj) -> Obj:
+    """The part of an attached Pod that its revision's once-steps Job runs with: its containers (for
+    imageFrom), its volumes, and where and as whom it runs. The Pod cache keeps it for gated Pods."""
+    pod_spec: Obj = pod.get("spec") or {}
+    kept: Obj = {key: copy.deepcopy(pod_spec[key]) for key in JOB_POD_FIELDS if key in pod_spec}
+    kept["containers"] = [{k: c[k] for k in ("name", "image", "imagePullPolicy") if k in c}
+                          for c in pod_spec.get("containers") or []]
+    kept["volumes"] = copy.deepcopy(pod_spec.get("volumes") or [])
+    return {"metadata": {}, "spec": kept}
+
+
+@dataclass
+class AttachPlan:
+    """What one reconcile pass does for an attached pipeline."""
+
+    revision: str | None  # the newest Pods' revision; None: no Pod seen yet
+    succeeded: list[str] = field(default_factory=list)  # revisions whose once-steps succeeded, oldest first
+    run_job: str | None = None  # the revision whose Job to create
+    job_pod: Obj | None = None  # a gated Pod of that revision, whose images and volumes the Job takes
+    job: Obj | None = None  # the current revision's Job, as observed
+    waiting_for_job: str | None = None  # another revision's Job that still runs
+    ungate: list[str] = field(default_factory=list)  # Pods whose once-steps succeeded
+    delete_jobs: list[str] = field(default_factory=list)
+
+
+def plan_attached(spec: Obj, pods: list[Obj], jobs: list[Obj], previous: Obj) -> AttachPlan:
+    """Decide from the attached Pods and the pipeline's Jobs that the watches show, and the revisions the
+    status records as succeeded (a Job may be gone since)."""
+    app = sorted((p for p in pods if labels_of(p).get(names.LABEL_ROLE) != ROLE_ONCE
+                  and not p["metadata"].get("deletionTimestamp") and labels_of(p).get(names.LABEL_REVISION)),
+                 key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
+    succeeded = succeeded_revisions(previous)
+    for job in jobs:
+        rev = labels_of(job).get(names.LABEL_REVISION)
+        if rev and rev not in succeeded and job_state(job) == "Complete":
+            succeeded.append(rev)
+    out = AttachPlan(revision=labels_of(app[-1])[names.LABEL_REVISION] if app else None,
+                     succeeded=succeeded[-names.MAX_SUCCEEDED_REVISIONS:])
+    by_rev = {labels_of(j).get(names.LABEL_REVISION): j for j in jobs}
+    out.job = by_rev.get(out.revision)
+    needs_once = bool(job_steps(spec))
+    gated = [p for p in app if names.ONCE_GATE in gates_of(p)]
+    out.ungate = [p["metadata"]["name"] for p in gated
+                  if not needs_once or labels_of(p)[names.LABEL_REVISION] in succeeded]
+    # one run at a time, for the newest revision that waits: an older one's Pods are on their way out
+    waiting = [p for p in gated if labels_of(p)[names.LABEL_REVISION] not in succeeded]
+    if needs_once and waiting:
+        rev = labels_of(waiting[-1])[names.LABEL_REVISION]
+        if rev not in by_rev:
+            running = sorted(str(j["metadata"]["name"]) for j in jobs if job_state(j) == "Active")
+            if running:
+                out.waiting_for_job = running[0]
+            else:
+                out.run_job, out.job_pod = rev, waiting[-1]
+    keep = {out.revision} | {labels_of(p)[names.LABEL_REVISION] for p in waiting}
+    out.delete_jobs = sorted(str(j["metadata"]["name"]) for j in jobs
+                             if labels_of(j).get(names.LABEL_REVISION) not in keep and job_state(j) != "Active")
+    return out
+
+
+def _ready(pod: Obj) -> bool:
+    return views.condition(pod.get("status"), "Ready").get("status") == "True"
+
+
+def attach_status(pipeline: Obj, step: AttachPlan, pods: list[Obj], now: str) -> Obj:
+    """The status of an attached pipeline: a workload pipeline's (replicas, the steps over the current
+    revision's Pods, the once-steps' run, conditions), counted from the Pods, since the operator does
+    not read the user's workload; and the revisions whose once-steps succeeded, for the webhook."""
+    spec, meta = pipeline["spec"], pipeline["metadata"]
+    attach = spec["attach"]
+    app = [p for p in pods if labels_of(p).get(names.LABEL_ROLE) != ROLE_ONCE
+           and not p["metadata"].get("deletionTimestamp")]
+    extra: Obj = {"workload": {"kind": attach["kind"], "name": attach["name"]},
+                  "attached": {"succeededRevisions": step.succeeded}}
+    if step.revision is None:
+        msg = (f"waiting for Pods of {attach['kind']} {attach['name']}: none with the label "
+               f"{names.LABEL_INJECT}={meta['name']} seen yet")
+        pending = Condition(False, "NoPods", msg)
+        return {"phase": "Pending", "message": msg, "observedGeneration": int(meta.get("generation", 1)),
+                "workload": extra["workload"], "attached": extra["attached"], "replicas": 0, "readyReplicas": 0,
+                "updatedReplicas": 0, "ready": "0/0",
+                "selector": ",".join(f"{k}={v}" for k, v in selector_labels(pipeline).items()),
+                "conditions": merge_conditions((pipeline.get("status") or {}).get("conditions"), {
+                    "Initialized": pending, "Ready": pending, "Degraded": NOT_SO, "Failed": NOT_SO},
+                    int(meta.get("generation", 1)), now)}
+    current = [p for p in app if labels_of(p).get(names.LABEL_REVISION) == step.revision]
+    rolled = step.revision in step.succeeded or not job_steps(spec)
+    plan_ = Plan(step.revision, job=step.job, rolled=rolled, waiting_for_job=step.waiting_for_job)
+    # the workload as its Pods show it: as many desired as the current revision has Pods
+    seen: Obj = {"metadata": {"generation": 1, "name": attach["name"]},
+                 "spec": {"template": {"metadata": {"labels": {names.LABEL_REVISION: step.revision}}}},
+                 "status": {"observedGeneration": 1, "readyReplicas": sum(1 for p in app if _ready(p)),
+                            "updatedReplicas": len(current), "replicas": len(app)}}
+    as_workload = {**pipeline, "spec": {**spec, "workload": {"kind": attach["kind"], "replicas": len(current)}}}
+    return workload_status(as_workload, plan_, seen, pods, now, extra)

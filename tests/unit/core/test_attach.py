@@ -1,0 +1,230 @@
+"""Attach mode: what the webhook adds to a Pod of the user's workload, and what the operator then does."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import yaml
+
+from initpipeline.core.attach import (
+    Refusal,
+    attach_revision,
+    attach_status,
+    inject,
+    job_template,
+    plan_attached,
+)
+from initpipeline.core.build import build_once_job
+from initpipeline.spec import names
+from initpipeline.spec.validation import validate_pipeline
+from tests.cases import ROOT
+from tests.unit.pods import done, pod, running
+
+Obj = dict[str, Any]
+NOW = "2026-11-30T10:00:00Z"
+EXAMPLE = ROOT / "examples" / "attach"
+
+
+def pipeline(status: Obj | None = None) -> Obj:
+    doc: Obj = yaml.safe_load((EXAMPLE / "pipeline.yaml").read_text())
+    doc["metadata"].update(namespace="ns", uid="u1", generation=1)
+    doc["status"] = status or {}
+    return doc
+
+
+def new_pod(template_hash: str = "6d4f8b9c7", image: str = "shop:1.0") -> Obj:
+    """A Pod as the ReplicaSet controller sends it to the webhook: from the Deployment's template."""
+    deployment: Obj = yaml.safe_load((EXAMPLE / "deployment.yaml").read_text())
+    template = copy.deepcopy(deployment["spec"]["template"])
+    template["metadata"]["labels"]["pod-template-hash"] = template_hash
+    template["spec"]["containers"][0]["image"] = image
+    return {"metadata": {"generateName": f"shop-{template_hash}-", "namespace": "ns",
+                         "labels": template["metadata"]["labels"]}, "spec": template["spec"]}
+
+
+def admitted(doc: Obj, p: Obj, name: str, created: str = "2026-11-30T09:00:00Z") -> Obj:
+    """The Pod as the API server stores it after the webhook's patch (merge semantics, as kopf applies it)."""
+    patch = inject(doc, p, "runner:1")
+    out = copy.deepcopy(p)
+    out["metadata"]["labels"].update(patch["metadata"]["labels"])
+    out["metadata"].update(name=name, creationTimestamp=created)
+    out["spec"].update(patch["spec"])
+    return out
+
+
+def test_the_example_is_valid() -> None:
+    assert validate_pipeline(pipeline()) == []
+
+
+def test_the_webhook_adds_every_pod_steps_before_the_pods_own_init_containers_and_gates_it() -> None:
+    p = new_pod()
+    p["spec"]["initContainers"] = [{"name": "theirs", "image": "busybox:1"}]
+    patch = inject(pipeline(), p, "runner:1")
+    assert [c["name"] for c in patch["spec"]["initContainers"]] == ["wait-deps", "fetch-secrets", "theirs"]
+    assert patch["spec"]["schedulingGates"] == [{"name": names.ONCE_GATE}]
+    labels = patch["metadata"]["labels"]
+    assert labels[names.LABEL_UID] == "u1" and labels[names.LABEL_PIPELINE] == "shop"
+    assert labels[names.LABEL_REVISION] == attach_revision(pipeline()["spec"], p["metadata"]["labels"])
+    # the Pod's own volumes stay, the steps' scratch volume is added
+    assert [v["name"] for v in patch["spec"]["volumes"]] == ["secrets", "ipl-tmp"]
+
+
+def test_a_revision_whose_once_steps_succeeded_is_not_gated() -> None:
+    p = new_pod()
+    rev = attach_revision(pipeline()["spec"], p["metadata"]["labels"])
+    patch = inject(pipeline({"attached": {"succeededRevisions": ["0000000", rev]}}), p, "runner:1")
+    assert "schedulingGates" not in patch["spec"]
+
+
+def test_without_once_steps_nothing_is_gated() -> None:
+    doc = pipeline()
+    doc["spec"]["steps"] = [s for s in doc["spec"]["steps"] if s["name"] != "migrate"]
+    assert "schedulingGates" not in inject(doc, new_pod(), "runner:1")["spec"]
+
+
+def test_the_revision_is_the_workloads_with_the_steps() -> None:
+    spec = pipeline()["spec"]
+    one = attach_revision(spec, {"pod-template-hash": "aaa"})
+    assert one == attach_revision(spec, {"pod-template-hash": "aaa", "other": "x"})  # a scale-up: the same
+    assert one != attach_revision(spec, {"pod-template-hash": "bbb"})  # a rollout
+    changed = copy.deepcopy(spec)
+    changed["steps"][0]["waitForService"]["timeoutSeconds"] = 60
+    assert one != attach_revision(changed, {"pod-template-hash": "aaa"})  # new steps
+    assert attach_revision(spec, {"controller-revision-hash": "aaa"}) is None  # not a Deployment's Pod
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    (lambda p: p["metadata"]["labels"].pop("pod-template-hash"), "has no pod-template-hash label"),
+    (lambda p: p["spec"]["containers"][0].update(name="web"), "imageFrom 'app' is not a container of this Pod (web)"),
+    (lambda p: p["spec"].update(volumes=[]), "step fetch-secrets: volume 'secrets' is not a volume of this Pod"),
+    (lambda p: p["spec"].update(initContainers=[{"name": "migrate", "image": "x"}]),
+     "step migrate: the Pod already has a container of that name"),
+], ids=["no-revision-label", "no-such-container", "no-such-volume", "name-taken"])
+def test_a_pod_that_cannot_run_the_steps_is_refused_with_the_reason(change: Any, words: str) -> None:
+    p = new_pod()
+    change(p)
+    with pytest.raises(Refusal) as refused:
+        inject(pipeline(), p, "runner:1")
+    assert words in str(refused.value)
+
+
+def test_a_pipeline_that_does_not_attach_or_is_invalid_refuses_the_pod() -> None:
+    own = pipeline()
+    own["spec"].pop("attach")
+    with pytest.raises(Refusal, match=r"has no spec\.attach"):
+        inject(own, new_pod(), "runner:1")
+    broken = pipeline()
+    broken["spec"]["steps"][0]["waitForService"]["targets"] = []
+    with pytest.raises(Refusal, match=r"is invalid \(spec.steps\[0\]"):
+        inject(broken, new_pod(), "runner:1")
+
+
+def job(rev: str, state: str | None = None, name: str | None = None) -> Obj:
+    conditions = [{"type": state, "status": "True"}] if state else []
+    return {"metadata": {"name": name or f"shop-once-{rev}", "labels": {names.LABEL_REVISION: rev}},
+            "status": {"conditions": conditions}}
+
+
+def rev_of(p: Obj) -> str:
+    return str(p["metadata"]["labels"][names.LABEL_REVISION])
+
+
+def test_gated_pods_start_one_job_for_their_revision_with_their_images() -> None:
+    doc = pipeline()
+    pods = [admitted(doc, new_pod(image="shop:2.0"), f"shop-a-{i}") for i in range(3)]
+    step = plan_attached(doc["spec"], pods, [], {})
+    assert step.run_job == rev_of(pods[0]) and step.job_pod is pods[2] and not step.ungate
+    built = build_once_job({**doc, "spec": {**doc["spec"], "template": job_template(step.job_pod)}}, "runner:1",
+                           step.run_job)
+    assert built is not None and built["metadata"]["name"] == f"shop-once-{step.run_job}"
+    containers = built["spec"]["template"]["spec"]["initContainers"]
+    assert [c["name"] for c in containers] == ["wait-deps", "migrate"]
+    assert containers[1]["image"] == "shop:2.0"  # imageFrom: app, of this revision's Pods
+    assert built["spec"]["template"]["metadata"]["labels"][names.LABEL_UID] == "u1"
+
+
+def test_a_complete_job_records_the_revision_and_lifts_the_gates() -> None:
+    doc = pipeline()
+    pods = [admitted(doc, new_pod(), f"shop-a-{i}") for i in range(3)]
+    rev = rev_of(pods[0])
+    step = plan_attached(doc["spec"], pods, [job(rev, "Complete")], {})
+    assert step.run_job is None and step.succeeded == [rev]
+    assert step.ungate == ["shop-a-0", "shop-a-1", "shop-a-2"]
+
+
+def test_a_failed_job_keeps_the_gates_and_runs_nothing_until_it_is_deleted() -> None:
+    doc = pipeline()
+    pods = [admitted(doc, new_pod(), f"shop-a-{i}") for i in range(2)]
+    rev = rev_of(pods[0])
+    failed = plan_attached(doc["spec"], pods, [job(rev, "Failed")], {})
+    assert failed.run_job is None and not failed.ungate and failed.job is not None
+    again = plan_attached(doc["spec"], pods, [], {})
+    assert again.run_job == rev
+
+
+def test_one_run_at_a_time_and_the_newest_revision_first() -> None:
+    doc = pipeline()
+    old = admitted(doc, new_pod("aaa"), "shop-a-0", "2026-11-30T09:00:00Z")
+    new = admitted(doc, new_pod("bbb"), "shop-b-0", "2026-11-30T09:05:00Z")
+    busy = plan_attached(doc["spec"], [old, new], [job(rev_of(old))], {})
+    assert busy.run_job is None and busy.waiting_for_job == f"shop-once-{rev_of(old)}"
+    assert busy.revision == rev_of(new)
+    free = plan_attached(doc["spec"], [old, new], [job(rev_of(old), "Failed")], {})
+    assert free.run_job == rev_of(new)
+
+
+def test_a_scale_up_or_rollback_to_a_succeeded_revision_runs_nothing_and_old_jobs_go() -> None:
+    doc = pipeline()
+    first = admitted(doc, new_pod("aaa"), "shop-a-0", "2026-11-30T09:00:00Z")
+    rev_a = rev_of(first)
+    done_before = {"attached": {"succeededRevisions": [rev_a]}}
+    doc_after = pipeline(done_before)
+    back = admitted(doc_after, new_pod("aaa"), "shop-a-9", "2026-11-30T10:00:00Z")
+    assert "schedulingGates" not in back["spec"]
+    step = plan_attached(doc["spec"], [back], [job("bbbbbbb", "Complete"), job(rev_a, "Complete")], done_before)
+    assert step.run_job is None and not step.ungate
+    assert step.delete_jobs == ["shop-once-bbbbbbb"] and step.succeeded == [rev_a, "bbbbbbb"]
+
+
+def test_status_says_it_waits_for_pods_of_the_workload() -> None:
+    doc = pipeline()
+    status = attach_status(doc, plan_attached(doc["spec"], [], [], {}), [], NOW)
+    assert status["phase"] == "Pending" and status["workload"] == {"kind": "Deployment", "name": "shop"}
+    assert "none with the label initpipeline.dev/inject=shop" in status["message"]
+
+
+def test_status_while_the_migration_runs_and_once_all_pods_are_ready() -> None:
+    doc = pipeline()
+    pods = [admitted(doc, new_pod(), f"shop-a-{i}") for i in range(3)]
+    rev = rev_of(pods[0])
+    job_pod = {"metadata": {"name": f"shop-once-{rev}-x", "creationTimestamp": NOW,
+                            "labels": {names.LABEL_REVISION: rev, names.LABEL_ROLE: "once", names.LABEL_UID: "u1"}},
+               **{k: v for k, v in pod("Pending", [done("wait-deps"), running("migrate")]).items() if k != "metadata"}}
+    step = plan_attached(doc["spec"], [*pods, job_pod], [job(rev)], {})
+    status = attach_status(doc, step, [*pods, job_pod], NOW)
+    assert status["phase"] == "Initializing" and status["currentStep"] == "migrate"
+    assert status["once"]["state"] == "Running" and status["ready"] == "0/3"
+
+    for p in pods:  # the gates lifted, the Pods started
+        p["spec"].pop("schedulingGates")
+        p["status"] = pod("Running", [done("wait-deps"), done("fetch-secrets")], ready=True, initialized=True)["status"]
+    step = plan_attached(doc["spec"], pods, [job(rev, "Complete")], {})
+    status = attach_status(doc, step, pods, NOW)
+    assert status["phase"] == "Running" and status["ready"] == "3/3"
+    assert status["attached"] == {"succeededRevisions": [rev]}
+    assert {s["name"]: s["state"] for s in status["steps"]} == {
+        "wait-deps": "Succeeded", "migrate": "Succeeded", "fetch-secrets": "Succeeded"}
+
+
+def test_a_failed_migration_fails_the_pipeline_while_the_old_pods_serve() -> None:
+    doc = pipeline()
+    old = admitted(pipeline({"attached": {"succeededRevisions": ["x"]}}), new_pod("aaa"), "shop-a-0")
+    old["metadata"]["labels"][names.LABEL_REVISION] = "x"
+    old["status"] = pod("Running", [done("wait-deps"), done("fetch-secrets")], ready=True, initialized=True)["status"]
+    new = admitted(doc, new_pod("bbb"), "shop-b-0", "2026-11-30T09:30:00Z")
+    record = {"attached": {"succeededRevisions": ["x"]}}
+    step = plan_attached(doc["spec"], [old, new], [job(rev_of(new), "Failed")], record)
+    status = attach_status(doc, step, [old, new], NOW)
+    assert status["phase"] == "Failed" and "1/2 Pods of the previous revision ready" in status["message"]
