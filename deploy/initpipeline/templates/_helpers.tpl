@@ -40,6 +40,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: [apps]
   resources: [deployments, statefulsets]
   verbs: [get, list, watch, create, update, delete]
+# attach mode: which revision of a workload of yours is current (never written)
+- apiGroups: [apps]
+  resources: [replicasets, controllerrevisions]
+  verbs: [get, list, watch]
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, delete]

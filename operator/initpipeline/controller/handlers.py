@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import kopf
 
-from ..core.attach import Refusal, gates_of, job_template
+from ..core.attach import Refusal, gates_of, job_template, revision_entry
 from ..spec import names
 from ..spec.names import Obj
 from .admission import admit_pod
@@ -104,6 +104,28 @@ async def statefulsets_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | N
     return _workload_entry(body)
 
 
+@kopf.index(names.GROUP, names.VERSION, names.PLURAL)
+async def pipelines_by_name(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
+    return {(body["metadata"]["namespace"], body["metadata"]["name"]): body["metadata"]["uid"]}
+
+
+def _revision_entry(body: kopf.Body) -> dict[tuple[str, str], Obj]:
+    """An attached workload's ReplicaSet or ControllerRevision (their controllers copy the template's
+    labels onto them), by the pipeline that the label names: which revision is the workload's current one."""
+    meta = body["metadata"]
+    return {(meta["namespace"], meta["labels"][names.LABEL_INJECT]): revision_entry(cast(Obj, body))}
+
+
+@kopf.index("apps", "v1", "replicasets", labels={names.LABEL_INJECT: kopf.PRESENT})
+async def replicasets_by_pipeline(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Obj]:
+    return _revision_entry(body)
+
+
+@kopf.index("apps", "v1", "controllerrevisions", labels={names.LABEL_INJECT: kopf.PRESENT})
+async def controllerrevisions_by_pipeline(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Obj]:
+    return _revision_entry(body)
+
+
 @kopf.index("batch", "v1", "jobs", labels={names.LABEL_PIPELINE: kopf.PRESENT})
 async def jobs_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
     owner = _owner_uid(body)
@@ -148,6 +170,14 @@ async def on_child_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> Non
     owner = _owner_uid(body)
     if owner is not None:
         _wake(memo, owner, kwargs)
+
+
+@kopf.on.event("apps", "v1", "replicasets", labels={names.LABEL_INJECT: kopf.PRESENT})
+@kopf.on.event("apps", "v1", "controllerrevisions", labels={names.LABEL_INJECT: kopf.PRESENT})
+async def on_revision_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    meta = body["metadata"]
+    for uid in kwargs["pipelines_by_name"].get((meta["namespace"], meta["labels"][names.LABEL_INJECT]), []):
+        _wake(memo, uid, kwargs)
 
 
 @kopf.on.mutate("", "v1", "pods", id="inject", operations=["CREATE"], labels={names.LABEL_INJECT: kopf.PRESENT})

@@ -15,7 +15,8 @@ from .reconciler import RETRY_KEY, Controller, reconcile
 
 RETRY_DELAY = 10.0  # after an unexpected failure; doubled for each one in a row, up to RETRY_DELAY_MAX
 RETRY_DELAY_MAX = 300.0
-INDEXES = ("pipelines_by_uid", "pods_by_owner", "deployments_by_owner", "statefulsets_by_owner", "jobs_by_owner")
+INDEXES = ("pipelines_by_uid", "pods_by_owner", "deployments_by_owner", "statefulsets_by_owner", "jobs_by_owner",
+           "pipelines_by_name", "replicasets_by_pipeline", "controllerrevisions_by_pipeline")
 _log = logging.getLogger(__name__)
 
 
@@ -30,10 +31,14 @@ class Caches:
 
     def view(self, uid: str) -> tuple[Obj | None, Children]:
         get = self.indexes
-        return self.pipeline(uid), Children(
+        pipeline = self.pipeline(uid)
+        by_name = (pipeline["metadata"]["namespace"], pipeline["metadata"]["name"]) if pipeline else None
+        return pipeline, Children(
             pods=list(get["pods_by_owner"].get(uid, [])),
             workloads=[*get["deployments_by_owner"].get(uid, []), *get["statefulsets_by_owner"].get(uid, [])],
-            jobs=list(get["jobs_by_owner"].get(uid, [])))
+            jobs=list(get["jobs_by_owner"].get(uid, [])),
+            revisions=[*get["replicasets_by_pipeline"].get(by_name, []),
+                       *get["controllerrevisions_by_pipeline"].get(by_name, [])] if by_name else [])
 
 
 def run_pass(ctl: Controller, caches: Caches, uid: str) -> None:

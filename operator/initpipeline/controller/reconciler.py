@@ -243,7 +243,7 @@ def _reconcile_attached(ctl: Controller, pipeline: Obj, previous: Obj, children:
     meta = pipeline["metadata"]
     namespace, uid = meta["namespace"], meta["uid"]
     jobs = [j for j in children.jobs if owned_by(j, uid)]
-    step = plan_attached(pipeline["spec"], children.pods, jobs, previous)
+    step = plan_attached(pipeline["spec"], children.pods, jobs, children.revisions, previous)
     created = False
     try:
         _delete_stale(ctl, namespace, stale_children(uid, children.pods + children.workloads, lambda _: False), log,

@@ -13,6 +13,8 @@ from ..spec import names
 
 CHILD_RESOURCES = (("", "v1", "pods"), ("apps", "v1", "deployments"), ("apps", "v1", "statefulsets"),
                    ("batch", "v1", "jobs"))
+# The revisions of attached workloads: their controllers copy the Pod template's labels onto them.
+REVISION_RESOURCES = (("apps", "v1", "replicasets"), ("apps", "v1", "controllerrevisions"))
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ def operator_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     # The API server filters the children's watches: the operator never receives the cluster's other Pods.
     for resource in CHILD_RESOURCES:
         settings.watching.label_selectors[resource] = names.LABEL_PIPELINE
+    for resource in REVISION_RESOURCES:
+        settings.watching.label_selectors[resource] = names.LABEL_INJECT
     if config.webhook_port:
         # the chart's MutatingWebhookConfiguration points at the operator's Service; kopf only serves
         cert_dir = config.webhook_cert_dir.rstrip("/")

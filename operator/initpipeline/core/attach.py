@@ -28,7 +28,7 @@ from .build import (
     pod_steps,
     selector_labels,
 )
-from .pod_status import NOT_SO, Condition, merge_conditions
+from .pod_status import NOT_SO, STUCK_REASONS, Condition, merge_conditions
 from .workload_plan import Plan, job_state
 from .workload_status import workload_status
 
@@ -128,11 +128,52 @@ def job_template(pod: Obj) -> Obj:
     return {"metadata": {}, "spec": kept}
 
 
+DEPLOYMENT_REVISION = "deployment.kubernetes.io/revision"
+DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
+
+
+def revision_entry(obj: Obj) -> Obj:
+    """What the cache keeps of a ReplicaSet or ControllerRevision: its name, owner, revision number,
+    the Pods' revision label value and the desired replicas."""
+    meta = obj["metadata"]
+    annotations = meta.get("annotations") or {}
+    labels = meta.get("labels") or {}
+    if obj.get("kind") == "ControllerRevision":
+        number, pod_hash = obj.get("revision"), meta["name"]  # its Pods' controller-revision-hash is its name
+    else:
+        number, pod_hash = annotations.get(DEPLOYMENT_REVISION), labels.get("pod-template-hash")
+    owners = [(ref.get("kind"), ref.get("name")) for ref in meta.get("ownerReferences") or [] if ref.get("controller")]
+    return {"kind": obj.get("kind"), "name": meta["name"], "owners": owners, "number": int(number or 0),
+            "podHash": pod_hash,
+            "desired": annotations.get(DESIRED_REPLICAS), "deleting": bool(meta.get("deletionTimestamp"))}
+
+
+@dataclass(frozen=True)
+class Current:
+    """The attached workload's current revision, as its ReplicaSets or ControllerRevisions show it."""
+
+    pod_hash: str  # the value of its Pods' pod-template-hash or controller-revision-hash label
+    desired: int | None  # a Deployment's replicas (from its newest ReplicaSet); None for a StatefulSet
+
+
+def current_revision(attach: Obj, revisions: list[Obj]) -> Current | None:
+    """The newest revision of the attached workload (a rollback renumbers the one it goes back to);
+    None while no such workload with the label on its template is seen."""
+    mine = [r for r in revisions if (attach["kind"], attach["name"]) in r["owners"] and not r["deleting"]
+            and r["podHash"]]
+    if not mine:
+        return None
+    newest = max(mine, key=lambda r: r["number"])
+    desired = newest.get("desired")
+    return Current(str(newest["podHash"]), int(desired) if desired is not None else None)
+
+
 @dataclass
 class AttachPlan:
     """What one reconcile pass does for an attached pipeline."""
 
-    revision: str | None  # the newest Pods' revision; None: no Pod seen yet
+    revision: str | None  # the workload's current revision (with the steps); None: no workload seen yet
+    desired: int | None = None  # the workload's replicas, where its revisions say
     succeeded: list[str] = field(default_factory=list)  # revisions whose once-steps succeeded, oldest first
     run_job: str | None = None  # the revision whose Job to create
     job_pod: Obj | None = None  # a gated Pod of that revision, whose images and volumes the Job takes
@@ -142,9 +183,10 @@ class AttachPlan:
     delete_jobs: list[str] = field(default_factory=list)
 
 
-def plan_attached(spec: Obj, pods: list[Obj], jobs: list[Obj], previous: Obj) -> AttachPlan:
-    """Decide from the attached Pods and the pipeline's Jobs that the watches show, and the revisions the
-    status records as succeeded (a Job may be gone since)."""
+def plan_attached(spec: Obj, pods: list[Obj], jobs: list[Obj], revisions: list[Obj], previous: Obj) -> AttachPlan:
+    """Decide from what the watches show (the attached Pods, the workload's revisions, the pipeline's Jobs)
+    and the revisions the status records as succeeded (a Job may be gone since). Only the workload's
+    current revision runs its once-steps: an older one's Pods are on their way out."""
     app = sorted((p for p in pods if labels_of(p).get(names.LABEL_ROLE) != ROLE_ONCE
                   and not p["metadata"].get("deletionTimestamp") and labels_of(p).get(names.LABEL_REVISION)),
                  key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
@@ -153,7 +195,10 @@ def plan_attached(spec: Obj, pods: list[Obj], jobs: list[Obj], previous: Obj) ->
         rev = labels_of(job).get(names.LABEL_REVISION)
         if rev and rev not in succeeded and job_state(job) == "Complete":
             succeeded.append(rev)
-    out = AttachPlan(revision=labels_of(app[-1])[names.LABEL_REVISION] if app else None,
+    current = current_revision(spec["attach"], revisions)
+    label = names.WORKLOAD_REVISION_LABELS[spec["attach"]["kind"]]
+    out = AttachPlan(revision=attach_revision(spec, {label: current.pod_hash}) if current else None,
+                     desired=current.desired if current else None,
                      succeeded=succeeded[-names.MAX_SUCCEEDED_REVISIONS:])
     by_rev = {labels_of(j).get(names.LABEL_REVISION): j for j in jobs}
     out.job = by_rev.get(out.revision)
@@ -161,20 +206,33 @@ def plan_attached(spec: Obj, pods: list[Obj], jobs: list[Obj], previous: Obj) ->
     gated = [p for p in app if names.ONCE_GATE in gates_of(p)]
     out.ungate = [p["metadata"]["name"] for p in gated
                   if not needs_once or labels_of(p)[names.LABEL_REVISION] in succeeded]
-    # one run at a time, for the newest revision that waits: an older one's Pods are on their way out
-    waiting = [p for p in gated if labels_of(p)[names.LABEL_REVISION] not in succeeded]
-    if needs_once and waiting:
-        rev = labels_of(waiting[-1])[names.LABEL_REVISION]
-        if rev not in by_rev:
-            running = sorted(str(j["metadata"]["name"]) for j in jobs if job_state(j) == "Active")
-            if running:
-                out.waiting_for_job = running[0]
-            else:
-                out.run_job, out.job_pod = rev, waiting[-1]
-    keep = {out.revision} | {labels_of(p)[names.LABEL_REVISION] for p in waiting}
-    out.delete_jobs = sorted(str(j["metadata"]["name"]) for j in jobs
-                             if labels_of(j).get(names.LABEL_REVISION) not in keep and job_state(j) != "Active")
+    # an earlier revision's Job that is stuck before it could run anything (its image cannot be pulled,
+    # a Secret is missing) would hold the current revision back for good: it goes
+    once_pods = {labels_of(p).get(names.LABEL_REVISION): p for p in pods
+                 if labels_of(p).get(names.LABEL_ROLE) == ROLE_ONCE}
+    stuck = {str(j["metadata"]["name"]) for j in jobs if job_state(j) == "Active"
+             and labels_of(j).get(names.LABEL_REVISION) != out.revision
+             and _stuck(once_pods.get(labels_of(j).get(names.LABEL_REVISION)))}
+    # one run at a time, of the current revision once a Pod of it waits (its images are the Job's)
+    waiting = [p for p in gated if labels_of(p)[names.LABEL_REVISION] == out.revision and out.revision not in succeeded]
+    if needs_once and waiting and out.revision not in by_rev:
+        running = sorted(str(j["metadata"]["name"]) for j in jobs
+                         if job_state(j) == "Active" and j["metadata"]["name"] not in stuck)
+        if running:
+            out.waiting_for_job = running[0]
+        else:
+            out.run_job, out.job_pod = out.revision, waiting[-1]
+    keep = {out.revision}
+    out.delete_jobs = sorted(str(j["metadata"]["name"]) for j in jobs if labels_of(j).get(names.LABEL_REVISION)
+                             not in keep and (job_state(j) != "Active" or j["metadata"]["name"] in stuck))
     return out
+
+
+def _stuck(job_pod: Obj | None) -> bool:
+    """Whether a Job's Pod waits on something that will not come by itself (init containers run one at a
+    time, so nothing runs in it then: deleting it interrupts no step)."""
+    statuses = ((job_pod or {}).get("status") or {}).get("initContainerStatuses") or []
+    return any(((s.get("state") or {}).get("waiting") or {}).get("reason") in STUCK_REASONS for s in statuses)
 
 
 def _ready(pod: Obj) -> bool:
@@ -183,8 +241,9 @@ def _ready(pod: Obj) -> bool:
 
 def attach_status(pipeline: Obj, step: AttachPlan, pods: list[Obj], now: str) -> Obj:
     """The status of an attached pipeline: a workload pipeline's (replicas, the steps over the current
-    revision's Pods, the once-steps' run, conditions), counted from the Pods, since the operator does
-    not read the user's workload; and the revisions whose once-steps succeeded, for the webhook."""
+    revision's Pods, the once-steps' run, conditions), counted from the Pods and the workload's revisions
+    (the operator never reads the workload itself); and the revisions whose once-steps succeeded, which
+    the webhook reads."""
     spec, meta = pipeline["spec"], pipeline["metadata"]
     attach = spec["attach"]
     app = [p for p in pods if labels_of(p).get(names.LABEL_ROLE) != ROLE_ONCE
@@ -192,9 +251,9 @@ def attach_status(pipeline: Obj, step: AttachPlan, pods: list[Obj], now: str) ->
     extra: Obj = {"workload": {"kind": attach["kind"], "name": attach["name"]},
                   "attached": {"succeededRevisions": step.succeeded}}
     if step.revision is None:
-        msg = (f"waiting for Pods of {attach['kind']} {attach['name']}: none with the label "
-               f"{names.LABEL_INJECT}={meta['name']} seen yet")
-        pending = Condition(False, "NoPods", msg)
+        msg = (f"waiting for {attach['kind']} {attach['name']} with the label {names.LABEL_INJECT}={meta['name']} "
+               "on its Pod template: none seen in this namespace yet")
+        pending = Condition(False, "WorkloadPending", msg)
         return {"phase": "Pending", "message": msg, "observedGeneration": int(meta.get("generation", 1)),
                 "workload": extra["workload"], "attached": extra["attached"], "replicas": 0, "readyReplicas": 0,
                 "updatedReplicas": 0, "ready": "0/0",
@@ -205,10 +264,11 @@ def attach_status(pipeline: Obj, step: AttachPlan, pods: list[Obj], now: str) ->
     current = [p for p in app if labels_of(p).get(names.LABEL_REVISION) == step.revision]
     rolled = step.revision in step.succeeded or not job_steps(spec)
     plan_ = Plan(step.revision, job=step.job, rolled=rolled, waiting_for_job=step.waiting_for_job)
-    # the workload as its Pods show it: as many desired as the current revision has Pods
+    # the workload as its Pods show it (a StatefulSet's replicas: as many as its current revision has Pods)
     seen: Obj = {"metadata": {"generation": 1, "name": attach["name"]},
                  "spec": {"template": {"metadata": {"labels": {names.LABEL_REVISION: step.revision}}}},
                  "status": {"observedGeneration": 1, "readyReplicas": sum(1 for p in app if _ready(p)),
                             "updatedReplicas": len(current), "replicas": len(app)}}
-    as_workload = {**pipeline, "spec": {**spec, "workload": {"kind": attach["kind"], "replicas": len(current)}}}
+    desired = step.desired if step.desired is not None else len(current)
+    as_workload = {**pipeline, "spec": {**spec, "workload": {"kind": attach["kind"], "replicas": desired}}}
     return workload_status(as_workload, plan_, seen, pods, now, extra)

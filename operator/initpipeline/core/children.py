@@ -16,6 +16,8 @@ class Children:
     pods: list[Obj] = field(default_factory=list)
     workloads: list[Obj] = field(default_factory=list)
     jobs: list[Obj] = field(default_factory=list)
+    # an attached workload's ReplicaSets or ControllerRevisions (slim: see core.attach.revision_entry)
+    revisions: list[Obj] = field(default_factory=list)
 
 
 def owned_by(child: Obj, uid: str) -> bool:

@@ -92,6 +92,11 @@ def stuck_pods(looks: list[tuple[Obj, Derived]]) -> list[Obj]:
     return found
 
 
+# The status is written as a merge patch: a key that a run no longer has must be written as null, or the
+# Pod and step of an earlier run (or revision) would stay.
+_ONCE_CLEARED: Obj = {"pod": None, "currentStep": None}
+
+
 def _once_steps_view(name: str, spec: Obj, job_steps_spec: list[Obj], job: Obj | None, job_pod: Obj | None,
                      plan_: Plan, previous: Obj) -> tuple[list[Obj], Obj, Condition | None, str | None]:
     """The once-steps' single run: their entries, the status's `once` block, a failure (failed, reason,
@@ -109,7 +114,8 @@ def _once_steps_view(name: str, spec: Obj, job_steps_spec: list[Obj], job: Obj |
         steps = [kept.get(n) or {"name": n, "kind": views.step_kind(s), "state": "Succeeded", "once": True}
                  for n, s in ((s["name"], s) for s in job_steps_spec) if n in once_names]
         job_ref = prev_once.get("job") if prev_once.get("revision") == plan_.revision else None
-        return steps, {"revision": plan_.revision, "job": job_ref or job_name, "state": "Succeeded"}, None, None
+        return steps, {"revision": plan_.revision, "job": job_ref or job_name, "state": "Succeeded",
+                       **_ONCE_CLEARED}, None, None
     d = derive(job_steps_spec, job_pod)
     pod_name = (job_pod or {}).get("metadata", {}).get("name")
     by_name = {s["name"]: s for s in d.steps}
@@ -140,7 +146,7 @@ def _once_steps_view(name: str, spec: Obj, job_steps_spec: list[Obj], job: Obj |
         words = f"once-steps Job {job_name}: {d.message}"
     elif state == "Pending":
         words = f"starting the once-steps Job {job_name}"
-    once = {"revision": plan_.revision, "job": job_name, "state": state}
+    once = {"revision": plan_.revision, "job": job_name, "state": state, **_ONCE_CLEARED}
     if pod_name:
         once["pod"] = pod_name
     if d.current_step and state != "Succeeded":

@@ -20,7 +20,10 @@ def test_the_childrens_watches_are_filtered_by_the_api_server() -> None:
     for key in (("", "v1", "pods"), ("apps", "v1", "deployments"), ("apps", "v1", "statefulsets"),
                 ("batch", "v1", "jobs")):
         assert selectors[key] == names.LABEL_PIPELINE
-    assert len(selectors) == 4  # the pipelines themselves are not filtered
+    # an attached workload's revisions carry its Pod template's labels, the inject label among them
+    for key in (("apps", "v1", "replicasets"), ("apps", "v1", "controllerrevisions")):
+        assert selectors[key] == names.LABEL_INJECT
+    assert len(selectors) == 6  # the pipelines themselves are not filtered
 
 
 def test_peering_only_when_asked() -> None:
@@ -46,3 +49,11 @@ def test_the_reconcile_threads_are_a_flag_with_bounds(capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--reconcile-threads", "0"])
     assert "--reconcile-threads: must be from 1 to 64, not 0" in capsys.readouterr().err
+
+
+def test_the_webhook_is_served_only_when_asked_with_the_mounted_certificate() -> None:
+    assert settings_for().admission.server is None
+    server = settings_for("--webhook-port", "9443", "--webhook-cert-dir", "/certs/").admission.server
+    assert isinstance(server, kopf.WebhookServer)
+    assert (server.port, server.certfile, server.pkeyfile) == (9443, "/certs/tls.crt", "/certs/tls.key")
+    assert settings_for("--webhook-port", "9443").admission.managed is None  # the chart owns the configuration

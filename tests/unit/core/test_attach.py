@@ -12,9 +12,11 @@ from initpipeline.core.attach import (
     Refusal,
     attach_revision,
     attach_status,
+    current_revision,
     inject,
     job_template,
     plan_attached,
+    revision_entry,
 )
 from initpipeline.core.build import build_once_job
 from initpipeline.spec import names
@@ -121,6 +123,28 @@ def test_a_pipeline_that_does_not_attach_or_is_invalid_refuses_the_pod() -> None
         inject(broken, new_pod(), "runner:1")
 
 
+def replicaset(template_hash: str, number: int, desired: int = 3, owner: str = "shop") -> Obj:
+    """A ReplicaSet of the Deployment as the cache keeps it (the Deployment controller's annotations)."""
+    return revision_entry({"kind": "ReplicaSet", "metadata": {
+        "name": f"{owner}-{template_hash}", "labels": {"pod-template-hash": template_hash, names.LABEL_INJECT: "shop"},
+        "annotations": {"deployment.kubernetes.io/revision": str(number),
+                        "deployment.kubernetes.io/desired-replicas": str(desired)},
+        "ownerReferences": [{"kind": "Deployment", "name": owner, "controller": True, "uid": "d1"}]}})
+
+
+def test_the_current_revision_is_the_newest_of_the_workloads_own() -> None:
+    attach = {"kind": "Deployment", "name": "shop"}
+    assert current_revision(attach, []) is None
+    assert current_revision(attach, [replicaset("aaa", 1, owner="other")]) is None
+    found = current_revision(attach, [replicaset("aaa", 3, desired=5), replicaset("bbb", 2)])
+    assert found is not None and found.pod_hash == "aaa" and found.desired == 5
+    revision = revision_entry({"kind": "ControllerRevision", "revision": 4, "metadata": {
+        "name": "db-7f9c", "labels": {names.LABEL_INJECT: "db"},
+        "ownerReferences": [{"kind": "StatefulSet", "name": "db", "controller": True}]}})
+    found = current_revision({"kind": "StatefulSet", "name": "db"}, [revision])
+    assert found is not None and found.pod_hash == "db-7f9c" and found.desired is None
+
+
 def job(rev: str, state: str | None = None, name: str | None = None) -> Obj:
     conditions = [{"type": state, "status": "True"}] if state else []
     return {"metadata": {"name": name or f"shop-once-{rev}", "labels": {names.LABEL_REVISION: rev}},
@@ -134,7 +158,7 @@ def rev_of(p: Obj) -> str:
 def test_gated_pods_start_one_job_for_their_revision_with_their_images() -> None:
     doc = pipeline()
     pods = [admitted(doc, new_pod(image="shop:2.0"), f"shop-a-{i}") for i in range(3)]
-    step = plan_attached(doc["spec"], pods, [], {})
+    step = plan_attached(doc["spec"], pods, [], [replicaset("6d4f8b9c7", 1)], {})
     assert step.run_job == rev_of(pods[0]) and step.job_pod is pods[2] and not step.ungate
     built = build_once_job({**doc, "spec": {**doc["spec"], "template": job_template(step.job_pod)}}, "runner:1",
                            step.run_job)
@@ -149,7 +173,7 @@ def test_a_complete_job_records_the_revision_and_lifts_the_gates() -> None:
     doc = pipeline()
     pods = [admitted(doc, new_pod(), f"shop-a-{i}") for i in range(3)]
     rev = rev_of(pods[0])
-    step = plan_attached(doc["spec"], pods, [job(rev, "Complete")], {})
+    step = plan_attached(doc["spec"], pods, [job(rev, "Complete")], [replicaset("6d4f8b9c7", 1)], {})
     assert step.run_job is None and step.succeeded == [rev]
     assert step.ungate == ["shop-a-0", "shop-a-1", "shop-a-2"]
 
@@ -158,21 +182,29 @@ def test_a_failed_job_keeps_the_gates_and_runs_nothing_until_it_is_deleted() -> 
     doc = pipeline()
     pods = [admitted(doc, new_pod(), f"shop-a-{i}") for i in range(2)]
     rev = rev_of(pods[0])
-    failed = plan_attached(doc["spec"], pods, [job(rev, "Failed")], {})
+    failed = plan_attached(doc["spec"], pods, [job(rev, "Failed")], [replicaset("6d4f8b9c7", 1)], {})
     assert failed.run_job is None and not failed.ungate and failed.job is not None
-    again = plan_attached(doc["spec"], pods, [], {})
+    again = plan_attached(doc["spec"], pods, [], [replicaset("6d4f8b9c7", 1)], {})
     assert again.run_job == rev
 
 
-def test_one_run_at_a_time_and_the_newest_revision_first() -> None:
+ROLLOUT = [replicaset("aaa", 1, desired=1), replicaset("bbb", 2, desired=1)]
+
+
+def test_one_run_at_a_time_and_only_for_the_workloads_current_revision() -> None:
     doc = pipeline()
     old = admitted(doc, new_pod("aaa"), "shop-a-0", "2026-11-30T09:00:00Z")
     new = admitted(doc, new_pod("bbb"), "shop-b-0", "2026-11-30T09:05:00Z")
-    busy = plan_attached(doc["spec"], [old, new], [job(rev_of(old))], {})
+    busy = plan_attached(doc["spec"], [old, new], [job(rev_of(old))], ROLLOUT, {})
     assert busy.run_job is None and busy.waiting_for_job == f"shop-once-{rev_of(old)}"
     assert busy.revision == rev_of(new)
-    free = plan_attached(doc["spec"], [old, new], [job(rev_of(old), "Failed")], {})
+    free = plan_attached(doc["spec"], [old, new], [job(rev_of(old), "Failed")], ROLLOUT, {})
     assert free.run_job == rev_of(new)
+    # the old ReplicaSet replaced one of its Pods after the rollout began: it is the newest Pod, but its
+    # revision is not the workload's, so it starts no Job
+    late_old = admitted(doc, new_pod("aaa"), "shop-a-1", "2026-11-30T09:09:00Z")
+    step = plan_attached(doc["spec"], [old, new, late_old], [], ROLLOUT, {})
+    assert step.revision == rev_of(new) and step.run_job == rev_of(new) and step.job_pod is new
 
 
 def test_a_scale_up_or_rollback_to_a_succeeded_revision_runs_nothing_and_old_jobs_go() -> None:
@@ -183,16 +215,17 @@ def test_a_scale_up_or_rollback_to_a_succeeded_revision_runs_nothing_and_old_job
     doc_after = pipeline(done_before)
     back = admitted(doc_after, new_pod("aaa"), "shop-a-9", "2026-11-30T10:00:00Z")
     assert "schedulingGates" not in back["spec"]
-    step = plan_attached(doc["spec"], [back], [job("bbbbbbb", "Complete"), job(rev_a, "Complete")], done_before)
+    step = plan_attached(doc["spec"], [back], [job("bbbbbbb", "Complete"), job(rev_a, "Complete")],
+                         [replicaset("bbb", 2), replicaset("aaa", 3)], done_before)
     assert step.run_job is None and not step.ungate
     assert step.delete_jobs == ["shop-once-bbbbbbb"] and step.succeeded == [rev_a, "bbbbbbb"]
 
 
 def test_status_says_it_waits_for_pods_of_the_workload() -> None:
     doc = pipeline()
-    status = attach_status(doc, plan_attached(doc["spec"], [], [], {}), [], NOW)
+    status = attach_status(doc, plan_attached(doc["spec"], [], [], [], {}), [], NOW)
     assert status["phase"] == "Pending" and status["workload"] == {"kind": "Deployment", "name": "shop"}
-    assert "none with the label initpipeline.dev/inject=shop" in status["message"]
+    assert "waiting for Deployment shop with the label initpipeline.dev/inject=shop" in status["message"]
 
 
 def test_status_while_the_migration_runs_and_once_all_pods_are_ready() -> None:
@@ -202,7 +235,7 @@ def test_status_while_the_migration_runs_and_once_all_pods_are_ready() -> None:
     job_pod = {"metadata": {"name": f"shop-once-{rev}-x", "creationTimestamp": NOW,
                             "labels": {names.LABEL_REVISION: rev, names.LABEL_ROLE: "once", names.LABEL_UID: "u1"}},
                **{k: v for k, v in pod("Pending", [done("wait-deps"), running("migrate")]).items() if k != "metadata"}}
-    step = plan_attached(doc["spec"], [*pods, job_pod], [job(rev)], {})
+    step = plan_attached(doc["spec"], [*pods, job_pod], [job(rev)], [replicaset("6d4f8b9c7", 1)], {})
     status = attach_status(doc, step, [*pods, job_pod], NOW)
     assert status["phase"] == "Initializing" and status["currentStep"] == "migrate"
     assert status["once"]["state"] == "Running" and status["ready"] == "0/3"
@@ -210,7 +243,7 @@ def test_status_while_the_migration_runs_and_once_all_pods_are_ready() -> None:
     for p in pods:  # the gates lifted, the Pods started
         p["spec"].pop("schedulingGates")
         p["status"] = pod("Running", [done("wait-deps"), done("fetch-secrets")], ready=True, initialized=True)["status"]
-    step = plan_attached(doc["spec"], pods, [job(rev, "Complete")], {})
+    step = plan_attached(doc["spec"], pods, [job(rev, "Complete")], [replicaset("6d4f8b9c7", 1)], {})
     status = attach_status(doc, step, pods, NOW)
     assert status["phase"] == "Running" and status["ready"] == "3/3"
     assert status["attached"] == {"succeededRevisions": [rev]}
@@ -225,6 +258,24 @@ def test_a_failed_migration_fails_the_pipeline_while_the_old_pods_serve() -> Non
     old["status"] = pod("Running", [done("wait-deps"), done("fetch-secrets")], ready=True, initialized=True)["status"]
     new = admitted(doc, new_pod("bbb"), "shop-b-0", "2026-11-30T09:30:00Z")
     record = {"attached": {"succeededRevisions": ["x"]}}
-    step = plan_attached(doc["spec"], [old, new], [job(rev_of(new), "Failed")], record)
+    step = plan_attached(doc["spec"], [old, new], [job(rev_of(new), "Failed")], ROLLOUT, record)
     status = attach_status(doc, step, [old, new], NOW)
     assert status["phase"] == "Failed" and "1/2 Pods of the previous revision ready" in status["message"]
+
+
+def test_an_earlier_revisions_job_that_is_stuck_goes_and_the_current_one_runs() -> None:
+    """A rollout with an image that cannot be pulled, fixed by the next: the first Job can never finish."""
+    doc = pipeline()
+    old = admitted(doc, new_pod("aaa", image="typo:1"), "shop-a-0", "2026-11-30T09:00:00Z")
+    new = admitted(doc, new_pod("bbb"), "shop-b-0", "2026-11-30T09:05:00Z")
+    old_job_pod = {"metadata": {"name": "shop-once-x-1", "labels": {names.LABEL_REVISION: rev_of(old),
+                                                                   names.LABEL_ROLE: "once"}},
+                   "status": {"phase": "Pending", "initContainerStatuses": [
+                       {"name": "wait-deps", "state": {"waiting": {"reason": "PodInitializing"}}},
+                       {"name": "migrate", "state": {"waiting": {"reason": "ImagePullBackOff"}}}]}}
+    step = plan_attached(doc["spec"], [old, new, old_job_pod], [job(rev_of(old))], ROLLOUT, {})
+    assert step.delete_jobs == [f"shop-once-{rev_of(old)}"] and step.run_job == rev_of(new)
+    # one that runs a step is left to finish
+    old_job_pod["status"]["initContainerStatuses"][1]["state"] = {"running": {"startedAt": NOW}}
+    step = plan_attached(doc["spec"], [old, new, old_job_pod], [job(rev_of(old))], ROLLOUT, {})
+    assert step.delete_jobs == [] and step.run_job is None and step.waiting_for_job == f"shop-once-{rev_of(old)}"
