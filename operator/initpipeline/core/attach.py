@@ -23,6 +23,7 @@ from .build import (
     REVISION_LENGTH,
     ROLE_APP,
     ROLE_ONCE,
+    STEP_VOLUME_PREFIX,
     init_pod_spec,
     job_steps,
     pod_steps,
@@ -124,7 +125,9 @@ def job_template(pod: Obj) -> Obj:
     kept: Obj = {key: copy.deepcopy(pod_spec[key]) for key in JOB_POD_FIELDS if key in pod_spec}
     kept["containers"] = [{k: c[k] for k in ("name", "image", "imagePullPolicy") if k in c}
                           for c in pod_spec.get("containers") or []]
-    kept["volumes"] = copy.deepcopy(pod_spec.get("volumes") or [])
+    # the Pod's own volumes: those the webhook added for its steps come anew with the Job's steps
+    kept["volumes"] = [copy.deepcopy(v) for v in pod_spec.get("volumes") or []
+                       if not str(v.get("name", "")).startswith(STEP_VOLUME_PREFIX)]
     return {"metadata": {}, "spec": kept}
 
 

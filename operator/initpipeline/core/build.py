@@ -18,6 +18,7 @@ SQL_DIR = f"{RUN_DIR}/sql"
 OUT_DIR = f"{RUN_DIR}/out"
 DATABASE_URL_ENV = "INITPIPELINE_DATABASE_URL"
 RUNNER_UID = 65532
+STEP_VOLUME_PREFIX = "ipl-"  # the volumes that the steps bring (scratch space, a CA, SQL files)
 REVISION_LENGTH = 7  # "<name>-once-<revision>" stays a 63-character Job name for a 50-character pipeline
 ROLE_APP, ROLE_ONCE = "app", "once"
 # What a once-steps Job's Pod takes over from the app's template: where and as whom it runs.
@@ -103,7 +104,7 @@ def init_pod_spec(pod_spec: Obj, steps: list[Obj], runner_image: str, keep_volum
         init_containers.append(container)
         volumes.extend(extra_volumes)
     if any(step_kind(s) in names.BUILTIN_KINDS for s in steps):
-        volumes.append({"name": "ipl-tmp", "emptyDir": {"sizeLimit": "64Mi"}})
+        volumes.append({"name": f"{STEP_VOLUME_PREFIX}tmp", "emptyDir": {"sizeLimit": "64Mi"}})
     template_volumes = list(pod_spec.get("volumes", []))
     if not keep_volumes:
         mounted = {m.get("name") for c in init_containers for m in c.get("volumeMounts") or []}
@@ -255,7 +256,7 @@ def build_step_container(step: Obj, index: int, runner_image: str) -> tuple[Obj,
         "imagePullPolicy": "IfNotPresent",
         "command": ["initpipeline", "step", *args],
         "env": env,
-        "volumeMounts": [{"name": "ipl-tmp", "mountPath": "/tmp"}, *mounts],
+        "volumeMounts": [{"name": f"{STEP_VOLUME_PREFIX}tmp", "mountPath": "/tmp"}, *mounts],
         "resources": copy.deepcopy(step.get("resources", names.DEFAULT_STEP_RESOURCES)),
         "securityContext": copy.deepcopy(RUNNER_SECURITY_CONTEXT),
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -283,7 +284,7 @@ def _http_options(body: Obj, index: int) -> Parts:
             args += ["--header-from-env", f"{header['name']}={var}"]
     ca = body.get("caBundle")
     if ca:
-        volume_name = f"ipl-s{index}-ca"
+        volume_name = f"{STEP_VOLUME_PREFIX}s{index}-ca"
         if "secretKeyRef" in ca:
             ref = ca["secretKeyRef"]
             source: Obj = {"secret": {"secretName": ref["name"], "items": [{"key": ref["key"], "path": "ca.crt"}]}}
@@ -315,7 +316,7 @@ def _wait_args(body: Obj, index: int) -> Parts:
 
 
 def _migrate_args(body: Obj, index: int) -> Parts:
-    volume_name = f"ipl-s{index}-sql"
+    volume_name = f"{STEP_VOLUME_PREFIX}s{index}-sql"
     args = [
         "migrate", "--sql-dir", SQL_DIR, "--database-url-env", DATABASE_URL_ENV,
         "--lock-timeout", str(body.get("lockTimeoutSeconds", names.DEFAULT_LOCK_TIMEOUT)),

@@ -297,10 +297,12 @@ def build_status(pipeline: Obj, pod: Obj | None, now: str, extra: Obj | None = N
 
 def invalid_status(pipeline: Obj, errors: list[str], now: str, reason: str = "InvalidSpec") -> Obj:
     """Status for a spec the operator cannot run (InvalidSpec) or whose Pod the API server refused
-    (PodRejected, WorkloadRejected): reported, not retried until the spec changes."""
+    (PodRejected, WorkloadRejected, JobRejected): reported; a Pod or workload is not retried until the spec
+    changes."""
     generation = int(pipeline["metadata"].get("generation", 1))
     previous = pipeline.get("status") or {}
-    head = {"InvalidSpec": "invalid spec: ", "WorkloadRejected": "the API server refused the workload: "}.get(
+    head = {"InvalidSpec": "invalid spec: ", "WorkloadRejected": "the API server refused the workload: ",
+            "JobRejected": "the API server refused the once-steps Job: "}.get(
         reason, "the API server refused the Pod: ")
     msg = head + "; ".join(errors)
     return {

@@ -167,6 +167,9 @@ def test_gated_pods_start_one_job_for_their_revision_with_their_images() -> None
     assert [c["name"] for c in containers] == ["wait-deps", "migrate"]
     assert containers[1]["image"] == "shop:2.0"  # imageFrom: app, of this revision's Pods
     assert built["spec"]["template"]["metadata"]["labels"][names.LABEL_UID] == "u1"
+    # the Pod's volumes as the webhook left them hold the steps' scratch volume: the Job brings its own
+    volumes = [v["name"] for v in built["spec"]["template"]["spec"]["volumes"]]
+    assert sorted(volumes) == sorted(set(volumes)) and "ipl-tmp" in volumes
 
 
 def test_a_complete_job_records_the_revision_and_lifts_the_gates() -> None:

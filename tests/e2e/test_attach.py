@@ -1,0 +1,188 @@
+"""Attach mode on the real cluster: a Deployment or StatefulSet of the user's, applied with kubectl and
+never written by the operator, gets the pipeline's steps through the Pod webhook, and its migration runs
+exactly once per rollout, before any app container of that rollout starts (counted in a real PostgreSQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from tests.e2e.kube import Kube, condition, eventually, status_of
+from tests.e2e.manifests import BUSYBOX, RUNNER, database_secret, db_url_in, fresh_database, postgres_service
+from tests.e2e.test_cli import plugin
+from tests.e2e.test_workloads import MIGRATION, runs
+from tests.helpers import Postgres
+
+pytestmark = pytest.mark.e2e
+INJECT = "initpipeline.dev/inject"
+
+
+def attached(name: str, label: str = "attach", kind: str = "Deployment") -> dict[str, Any]:
+    return {
+        "apiVersion": "initpipeline.dev/v1alpha1", "kind": "InitPipeline", "metadata": {"name": name},
+        "spec": {
+            "attach": {"kind": kind, "name": name},
+            "steps": [
+                {"name": "wait-db", "waitForService": {"targets": [{"host": "postgres", "port": 5432}]}},
+                {"name": "migrate", "migration": {
+                    "imageFrom": "app", "command": ["python", "-c", MIGRATION, label],
+                    "databaseUrlFrom": {"secretKeyRef": {"name": "shop-db", "key": "url"}}}},
+                {"name": "prepare", "container": {"image": BUSYBOX, "command": ["true"]}},
+            ],
+        },
+    }
+
+
+def users_deployment(name: str, replicas: int = 3, inject: str | None = None) -> dict[str, Any]:
+    """The user's own Deployment: plain, but for the label on its Pod template."""
+    labels = {"app": name, INJECT: inject or name}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "strategy": {"rollingUpdate": {"maxSurge": 2, "maxUnavailable": 0}},
+                 "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                     {"name": "app", "image": RUNNER, "imagePullPolicy": "IfNotPresent",
+                      "command": ["sleep", "3600"], "env": [{"name": "TAG", "value": "v1"}]}]}}},
+    }
+
+
+def ready(kube: Kube, name: str, replicas: int, revision_not: str | None = None) -> Any:
+    def probe() -> Any:
+        status = status_of(kube, name)
+        ok = (status.get("ready") == f"{replicas}/{replicas}" and status.get("revision") != revision_not
+              and condition(status, "Ready").get("status") == "True")
+        return status if ok else None
+    return probe
+
+
+def app_pods(kube: Kube, name: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = kube.get("pods", selector=f"app={name}")["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def started_at(pod: dict[str, Any]) -> dt.datetime:
+    state = pod["status"]["containerStatuses"][0]["state"]
+    return dt.datetime.fromisoformat(state["running"]["startedAt"].replace("Z", "+00:00"))
+
+
+def test_an_attached_deployment_migrates_once_per_rollout_and_is_never_written(
+        kube: Kube, host_postgres: Postgres) -> None:
+    url = fresh_database(host_postgres, kube.namespace)
+    kube.apply([*postgres_service(host_postgres.port), database_secret("shop-db", url)])
+    outside = db_url_in(url, host_postgres.port)
+
+    # 1. three replicas created at once: each got the steps, and none started before the one migration
+    kube.apply([attached("shop"), users_deployment("shop")])
+    waited = kube.run("wait", "--for=condition=Ready", "initpipeline/shop", "--timeout=240s", timeout=260)
+    assert "condition met" in waited.stdout
+    status = eventually("3/3 ready", ready(kube, "shop", 3))
+    [(_, started, finished)] = runs(outside)
+    assert finished is not None and started < finished
+    pods = app_pods(kube, "shop")
+    assert len(pods) == 3
+    for pod in pods:
+        assert [c["name"] for c in pod["spec"]["initContainers"]] == ["wait-db", "prepare"]
+        assert not pod["spec"].get("schedulingGates")  # lifted
+        assert started_at(pod) >= finished
+    rev1 = status["revision"]
+    assert status["once"]["state"] == "Succeeded" and status["attached"]["succeededRevisions"] == [rev1]
+    assert status["workload"] == {"kind": "Deployment", "name": "shop"}
+    migrate = next(s for s in status["steps"] if s["name"] == "migrate")
+    assert migrate["once"] and migrate["state"] == "Succeeded" and migrate["exitCode"] == 0
+    [job] = kube.get("jobs")["items"]
+    assert job["spec"]["template"]["spec"]["initContainers"][1]["image"] == RUNNER  # imageFrom: app
+
+    def untouched() -> None:
+        deployment = kube.get("deployment", "shop")
+        assert "initContainers" not in deployment["spec"]["template"]["spec"]
+        managers = {m["manager"] for m in deployment["metadata"].get("managedFields") or []}
+        assert "initpipeline" not in managers, managers
+        assert not deployment["metadata"].get("ownerReferences")
+    untouched()
+
+    # 2. kubectl scale on the Deployment: the new Pods get the steps, no gate and no new run
+    kube.run("scale", "deployment/shop", "--replicas=5")
+    eventually("5/5 ready", ready(kube, "shop", 5), timeout=180)
+    assert len(runs(outside)) == 1
+
+    # 3. a rollout (kubectl set env): one more run, before the new Pods start, never overlapping
+    kube.run("set", "env", "deployment/shop", "TAG=v2")
+    status = eventually("the rollout ready", ready(kube, "shop", 5, revision_not=rev1), timeout=240)
+    rev2 = status["revision"]
+    history = runs(outside)
+    assert len(history) == 2 and history[0][2] is not None and history[0][2] <= history[1][1]
+    assert all(started_at(p) >= history[1][2] for p in app_pods(kube, "shop"))
+    assert status["attached"]["succeededRevisions"] == [rev1, rev2]
+
+    # 4. kubectl rollout undo to a revision whose migration ran: nothing runs again
+    kube.run("rollout", "undo", "deployment/shop")
+    status = eventually("the rollback ready", ready(kube, "shop", 5, revision_not=rev2), timeout=240)
+    assert status["revision"] == rev1 and len(runs(outside)) == 2
+    untouched()
+
+    # the command line shows the attached pipeline
+    shown = plugin(kube, "status", "shop")
+    assert shown.returncode == 0, shown.stderr
+    assert "Deployment shop" in shown.stdout and "5/5 ready" in shown.stdout, shown.stdout
+
+    # 5. a migration that fails: the new Pods stay gated, the old ones serve, the status names the step
+    broken = attached("shop", "broken")
+    kube.apply(broken)
+    kube.run("rollout", "restart", "deployment/shop")
+
+    def failed() -> Any:
+        status = status_of(kube, "shop")
+        return status if status.get("phase") == "Failed" else None
+    status = eventually("the failed migration", failed, timeout=180)
+    assert condition(status, "Failed")["reason"] == "OnceStepFailed"
+    assert status["currentStep"] == "migrate" and "column already exists" in status["message"]
+    deployment = kube.get("deployment", "shop")
+    assert deployment["status"]["readyReplicas"] == 5
+    gated = [p for p in app_pods(kube, "shop") if p["spec"].get("schedulingGates")]
+    assert gated and all(p["status"]["phase"] == "Pending" for p in gated)
+    assert len(runs(outside)) == 3
+
+
+def test_a_labelled_pod_without_its_pipeline_is_refused_and_says_what_to_do(kube: Kube) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "lost", "labels": {INJECT: "ghost"}},
+           "spec": {"containers": [{"name": "app", "image": BUSYBOX, "command": ["sleep", "60"]}]}}
+    refused = kube.apply(pod, False)
+    assert refused.returncode != 0
+    assert "InitPipeline ghost does not exist in namespace" in refused.stderr
+    assert f"remove the label {INJECT}" in refused.stderr
+    # a Deployment's Pods likewise: its ReplicaSet says why, and creates them once the pipeline exists
+    kube.apply(users_deployment("later", replicas=1))
+
+    def said() -> Any:
+        events = kube.get("events")["items"]
+        return [e for e in events if e["reason"] == "FailedCreate" and "InitPipeline later does not exist"
+                in e["message"]]
+    eventually("the ReplicaSet's FailedCreate event", said, timeout=60)
+    steps = {"attach": {"kind": "Deployment", "name": "later"},
+             "steps": [{"name": "hello", "container": {"imageFrom": "app", "command": ["true"]}}]}
+    kube.apply({"apiVersion": "initpipeline.dev/v1alpha1", "kind": "InitPipeline", "metadata": {"name": "later"},
+                "spec": steps})
+    eventually("1/1 ready", ready(kube, "later", 1), timeout=180)
+
+
+def test_an_attached_statefulset_runs_its_once_step_once(kube: Kube) -> None:
+    labels = {"app": "store", INJECT: "store"}
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "store"},
+           "spec": {"replicas": 2, "serviceName": "store", "podManagementPolicy": "Parallel",
+                    "selector": {"matchLabels": {"app": "store"}},
+                    "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                        {"name": "app", "image": BUSYBOX, "command": ["sleep", "3600"]}]}}}}
+    pipeline = {"apiVersion": "initpipeline.dev/v1alpha1", "kind": "InitPipeline", "metadata": {"name": "store"},
+                "spec": {"attach": {"kind": "StatefulSet", "name": "store"}, "steps": [
+                    {"name": "seed", "once": True, "container": {"imageFrom": "app", "command": ["echo", "seeded"]}},
+                    {"name": "check", "container": {"image": BUSYBOX, "command": ["true"]}}]}}
+    kube.apply([pipeline, sts])
+    status = eventually("2/2 ready", ready(kube, "store", 2), timeout=180)
+    assert status["workload"] == {"kind": "StatefulSet", "name": "store"}
+    assert len(kube.get("jobs")["items"]) == 1
+    for pod in app_pods(kube, "store"):
+        assert [c["name"] for c in pod["spec"]["initContainers"]] == ["check"]
+    seed = next(s for s in status["steps"] if s["name"] == "seed")
+    assert seed["state"] == "Succeeded" and seed["once"]
