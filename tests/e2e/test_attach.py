@@ -186,3 +186,41 @@ def test_an_attached_statefulset_runs_its_once_step_once(kube: Kube) -> None:
         assert [c["name"] for c in pod["spec"]["initContainers"]] == ["check"]
     seed = next(s for s in status["steps"] if s["name"] == "seed")
     assert seed["state"] == "Succeeded" and seed["once"]
+
+
+def test_with_no_operator_a_labelled_pod_is_refused_and_an_unlabelled_one_starts(kube: Kube, operator: Kube) -> None:
+    labelled = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "labelled", "labels": {INJECT: "any"}},
+                "spec": {"containers": [{"name": "app", "image": BUSYBOX, "command": ["sleep", "60"]}]}}
+    plain = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "plain"},
+             "spec": {"containers": [{"name": "app", "image": BUSYBOX, "command": ["sleep", "60"]}]}}
+    operator.run("scale", "deployment/initpipeline", "--replicas=0")
+    try:
+        eventually("no operator Pod", lambda: not operator.get(
+            "pods", selector="app.kubernetes.io/name=initpipeline")["items"], timeout=120)
+        refused = kube.apply(labelled, False)
+        assert refused.returncode != 0 and "inject.initpipeline.dev" in refused.stderr, refused.stderr
+        kube.apply(plain)
+        kube.run("wait", "--for=condition=Ready", "pod/plain", "--timeout=60s", timeout=80)
+    finally:
+        operator.run("scale", "deployment/initpipeline", "--replicas=2")
+        operator.run("rollout", "status", "deployment/initpipeline", "--timeout=120s", timeout=140)
+
+
+def test_the_operator_killed_during_the_migration_still_runs_it_once_and_lifts_the_gates(
+        kube: Kube, operator: Kube, host_postgres: Postgres) -> None:
+    url = fresh_database(host_postgres, kube.namespace)
+    kube.apply([*postgres_service(host_postgres.port), database_secret("shop-db", url)])
+    slow = attached("slow")
+    slow["spec"]["steps"][1]["migration"]["command"] = ["python", "-c", MIGRATION, "attach", "10"]
+    kube.apply([slow, users_deployment("slow", replicas=2)])
+
+    def migrating() -> Any:
+        status = status_of(kube, "slow")
+        return status if (status.get("once") or {}).get("currentStep") == "migrate" else None
+    eventually("the migration to run", migrating, timeout=120)
+    operator.run("delete", "pod", "-l", "app.kubernetes.io/name=initpipeline", "--wait=true")
+    operator.run("rollout", "status", "deployment/initpipeline", "--timeout=120s")
+    eventually("2/2 ready", ready(kube, "slow", 2), timeout=180)
+    assert len(runs(db_url_in(url, host_postgres.port))) == 1
+    assert len(kube.get("jobs")["items"]) == 1
+    assert not [p for p in app_pods(kube, "slow") if p["spec"].get("schedulingGates")]
