@@ -113,7 +113,8 @@ def test_values_reach_the_deployment() -> None:
     [container] = deploy["spec"]["template"]["spec"]["containers"]
     assert container["args"] == ["run", "--log-level=debug", "--log-format=text", "--metrics-port=8081",
                                  "--metrics-per-pipeline=true", "--reconcile-threads=4", "--peering=ipl-initpipeline",
-                                 "--peering-lifetime=15", "--namespace=a", "--namespace=b"]
+                                 "--peering-lifetime=15", "--namespace=a", "--namespace=b", "--webhook-port=9443",
+                                 "--webhook-cert-dir=/etc/initpipeline/webhook"]
     assert {"name": "INITPIPELINE_RUNNER_IMAGE", "value": "mirror/runner:1"} in container["env"]
 
 
@@ -165,7 +166,7 @@ def test_metrics_port_service_and_optional_service_monitor() -> None:
     assert {"name": "metrics", "containerPort": 9100} in container["ports"]
     assert "--metrics-port=9100" in container["args"] and "--log-format=json" in container["args"]
     assert "--metrics-per-pipeline=false" in container["args"]
-    [service] = [d for d in docs if d["kind"] == "Service"]
+    [service] = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "ipl-initpipeline-metrics"]
     assert service["spec"]["ports"] == [{"name": "metrics", "port": 9100, "targetPort": "metrics", "protocol": "TCP"}]
     assert service["spec"]["selector"].items() <= deploy["spec"]["template"]["metadata"]["labels"].items()
     assert not [d for d in docs if d["kind"] == "ServiceMonitor"]
@@ -198,3 +199,47 @@ def test_dashboard_queries_only_metrics_the_operator_serves() -> None:
     assert used and used <= served | {"process_resident_memory_bytes"}, used - served
     titles = " ".join(p["title"] for p in dashboard["panels"])
     assert "Step duration" in titles and "failures" in titles and "phase" in titles
+
+
+def test_the_pod_webhook_reaches_only_labelled_pods_outside_the_release_and_kube_system() -> None:
+    docs = render("--set", "webhook.failurePolicy=Ignore")
+    [config] = [d for d in docs if d["kind"] == "MutatingWebhookConfiguration"]
+    [hook] = config["webhooks"]
+    assert hook["objectSelector"] == {"matchExpressions": [{"key": names.LABEL_INJECT, "operator": "Exists"}]}
+    assert hook["namespaceSelector"]["matchExpressions"] == [
+        {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["ops", "kube-system"]}]
+    assert hook["failurePolicy"] == "Ignore" and hook["sideEffects"] == "None"
+    assert hook["rules"] == [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"],
+                              "operations": ["CREATE"], "scope": "Namespaced"}]
+    # the path is the kopf handler's id; the Service routes to every replica's webhook port
+    assert hook["clientConfig"]["service"] == {"name": "ipl-initpipeline-webhook", "namespace": "ops",
+                                               "path": "/inject", "port": 443}
+    [service] = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "ipl-initpipeline-webhook"]
+    [deploy] = [d for d in docs if d["kind"] == "Deployment"]
+    assert service["spec"]["selector"].items() <= deploy["spec"]["template"]["metadata"]["labels"].items()
+    [container] = deploy["spec"]["template"]["spec"]["containers"]
+    assert {"name": "webhook", "containerPort": 9443} in container["ports"]
+    # the certificate that the chart made: its CA is the configuration's caBundle
+    [secret] = [d for d in docs if d["kind"] == "Secret"]
+    assert set(secret["data"]) == {"ca.crt", "tls.crt", "tls.key"}
+    assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    only_listed = render("--set", "watchNamespaces={a,b}")
+    [config] = [d for d in only_listed if d["kind"] == "MutatingWebhookConfiguration"]
+    assert {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["a", "b"]} in \
+        config["webhooks"][0]["namespaceSelector"]["matchExpressions"]
+
+
+def test_cert_manager_or_no_webhook_at_all() -> None:
+    docs = render("--set", "webhook.certManager.enabled=true")
+    kinds = {d["kind"] for d in docs}
+    assert {"Certificate", "Issuer"} <= kinds and "Secret" not in kinds
+    [config] = [d for d in docs if d["kind"] == "MutatingWebhookConfiguration"]
+    assert config["metadata"]["annotations"] == {"cert-manager.io/inject-ca-from": "ops/ipl-initpipeline-webhook"}
+    assert "caBundle" not in config["webhooks"][0]["clientConfig"]
+    [cert] = [d for d in docs if d["kind"] == "Certificate"]
+    assert cert["spec"]["secretName"] == "ipl-initpipeline-webhook-tls"
+    assert "ipl-initpipeline-webhook.ops.svc" in cert["spec"]["dnsNames"]
+    off = render("--set", "webhook.enabled=false")
+    assert not [d for d in off if d["kind"] in ("MutatingWebhookConfiguration", "Secret", "Certificate")]
+    [deploy] = [d for d in off if d["kind"] == "Deployment"]
+    assert not [a for a in deploy["spec"]["template"]["spec"]["containers"][0]["args"] if "webhook" in a]

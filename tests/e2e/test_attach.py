@@ -5,18 +5,22 @@ exactly once per rollout, before any app container of that rollout starts (count
 from __future__ import annotations
 
 import datetime as dt
+import json
+import subprocess
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.e2e.kube import Kube, condition, eventually, status_of
+from tests.e2e.kube import BIN, Kube, condition, eventually, status_of
 from tests.e2e.manifests import BUSYBOX, RUNNER, database_secret, db_url_in, fresh_database, postgres_service
 from tests.e2e.test_cli import plugin
 from tests.e2e.test_workloads import MIGRATION, runs
-from tests.helpers import Postgres
+from tests.helpers import ROOT, Postgres
 
 pytestmark = pytest.mark.e2e
 INJECT = "initpipeline.dev/inject"
+CHART = ROOT / "tests" / "e2e" / "charts" / "shop"  # a user's app chart, labelled
 
 
 def attached(name: str, label: str = "attach", kind: str = "Deployment") -> dict[str, Any]:
@@ -62,6 +66,16 @@ def app_pods(kube: Kube, name: str) -> list[dict[str, Any]]:
     return [p for p in items if not p["metadata"].get("deletionTimestamp")]
 
 
+def with_managed_fields(kube: Kube, kind: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads(kube.run("get", kind, name, "-o", "json", "--show-managed-fields").stdout)
+    return found
+
+
+def writers(obj: dict[str, Any]) -> set[str]:
+    """Who wrote the object (managedFields); the operator writes as initpipeline."""
+    return {m["manager"] for m in obj["metadata"]["managedFields"]}
+
+
 def started_at(pod: dict[str, Any]) -> dt.datetime:
     state = pod["status"]["containerStatuses"][0]["state"]
     return dt.datetime.fromisoformat(state["running"]["startedAt"].replace("Z", "+00:00"))
@@ -95,10 +109,10 @@ def test_an_attached_deployment_migrates_once_per_rollout_and_is_never_written(
     assert job["spec"]["template"]["spec"]["initContainers"][1]["image"] == RUNNER  # imageFrom: app
 
     def untouched() -> None:
-        deployment = kube.get("deployment", "shop")
+        deployment = with_managed_fields(kube, "deployment", "shop")
         assert "initContainers" not in deployment["spec"]["template"]["spec"]
-        managers = {m["manager"] for m in deployment["metadata"].get("managedFields") or []}
-        assert "initpipeline" not in managers, managers
+        assert writers(deployment) <= {"kubectl-client-side-apply", "kubectl", "kubectl-scale", "kubectl-set",
+                                       "kubectl-rollout", "kube-controller-manager"}, writers(deployment)
         assert not deployment["metadata"].get("ownerReferences")
     untouched()
 
@@ -224,3 +238,33 @@ def test_the_operator_killed_during_the_migration_still_runs_it_once_and_lifts_t
     assert len(runs(db_url_in(url, host_postgres.port))) == 1
     assert len(kube.get("jobs")["items"]) == 1
     assert not [p for p in app_pods(kube, "slow") if p["spec"].get("schedulingGates")]
+
+
+def test_a_deployment_from_a_users_helm_chart_rolls_with_helm_upgrade_and_shows_no_drift(
+        kube: Kube, host_postgres: Postgres) -> None:
+    url = fresh_database(host_postgres, kube.namespace)
+    kube.apply([*postgres_service(host_postgres.port), database_secret("shop-db", url)])
+    outside = db_url_in(url, host_postgres.port)
+    kube.apply(attached("shop"))
+
+    def helm(*args: str) -> str:
+        result = subprocess.run([str(BIN / "helm"), "--kubeconfig", kube.kubeconfig, "-n", kube.namespace, *args],
+                                capture_output=True, text=True, timeout=300, check=False)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    helm("install", "shop", str(CHART), "--wait", "--timeout", "240s")
+    first = eventually("2/2 ready", ready(kube, "shop", 2), timeout=120)
+    assert len(runs(outside)) == 1
+    helm("upgrade", "shop", str(CHART), "--set", "release=v2", "--wait", "--timeout", "240s")
+    eventually("the upgrade ready", ready(kube, "shop", 2, revision_not=first["revision"]), timeout=120)
+    assert len(runs(outside)) == 2
+    # what Helm applied is what runs: the operator added nothing to the Deployment
+    applied = yaml.safe_load(helm("get", "manifest", "shop"))["spec"]["template"]
+    live = with_managed_fields(kube, "deployment", "shop")
+    template = live["spec"]["template"]
+    assert template["metadata"]["labels"] == applied["metadata"]["labels"]
+    assert [(c["name"], c["image"], c["env"]) for c in template["spec"]["containers"]] == \
+        [(c["name"], c["image"], c["env"]) for c in applied["spec"]["containers"]]
+    assert "initContainers" not in template["spec"] and "schedulingGates" not in template["spec"]
+    assert writers(live) == {"helm", "kube-controller-manager"}, writers(live)
