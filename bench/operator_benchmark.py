@@ -12,8 +12,11 @@
    namespace is deleted; its restarts; and, from the API server's audit log (hack/cluster.sh records the
    operator's requests), its writes and reads at rest.
 
+4. Attach mode: the time the Pod webhook adds to creating a Pod, next to the same Pods unlabelled; and an
+   attached Deployment of 100 Pods created at once, next to a raw one.
+
     python bench/operator_benchmark.py [--pipelines 30] [--intervals 0.5,0.1] [--replicas 10] [--scale 1000]
-                                      [--quiet 60]
+                                      [--quiet 60] [--attach-pods 50] [--attach-replicas 100]
 """
 
 from __future__ import annotations
@@ -404,6 +407,82 @@ def scale(core: Any, custom: Any, count: int, quiet: int) -> None:
     print(f"  {'operator restarts':44} {restarts(core) - restarts_before}")
 
 
+INJECT = f"{GROUP}/inject"
+NOWHERE = {"initpipeline.dev/bench": "no-such-node"}  # Pods that are created but never scheduled
+
+
+def attached_pipeline(name: str, once: bool) -> Obj:
+    steps: list[Obj] = [{"name": "prepare", "container": {"image": BUSYBOX, "command": ["true"]}}]
+    if once:
+        steps.insert(0, {"name": "seed", "once": True, "container": {"imageFrom": "app", "command": ["true"]}})
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name},
+            "spec": {"attach": {"kind": "Deployment", "name": name}, "steps": steps}}
+
+
+def attach(core: Any, apps: Any, custom: Any, pods: int, replicas: int) -> None:
+    """4. Attach mode: the time the Pod webhook adds to a Pod's creation (the API call, side by side with
+    the same Pods unlabelled, interleaved), and an attached Deployment of `replicas` Pods created at once
+    next to a raw one: when all its Pods exist, and when their gates are lifted after the once-step."""
+    ns = namespace(core, "bench-attach")
+    try:
+        custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, attached_pipeline("web", once=False))
+        time.sleep(2)
+        timings: dict[bool, list[float]] = {True: [], False: []}
+        for i in range(pods):
+            for labelled in (True, False):
+                labels = {"pod-template-hash": "bench", **({INJECT: "web"} if labelled else {})}
+                body = {"metadata": {"name": f"{'in' if labelled else 'raw'}-{i}", "labels": labels},
+                        "spec": {"nodeSelector": NOWHERE, "terminationGracePeriodSeconds": 0,
+                                 "containers": [{"name": "app", "image": BUSYBOX, "command": ["sleep", "3600"]}]}}
+                start = time.monotonic()
+                core.create_namespaced_pod(ns, body)
+                timings[labelled].append(time.monotonic() - start)
+        print(f"4. attach mode: creating a Pod ({pods} of each, interleaved)")
+        print(line("Pod create, unlabelled (raw)", timings[False]))
+        print(line("Pod create, labelled (through the webhook)", timings[True]))
+        added = [a - b for a, b in zip(sorted(timings[True]), sorted(timings[False]), strict=True)]
+        print(line("what the webhook adds (by percentile)", added))
+
+        def deployment(name: str, labelled: bool) -> Obj:
+            labels = {"app": name, **({INJECT: name} if labelled else {})}
+            # the app asks for more CPU than the node has: its Pods are never scheduled, and the once-step
+            # Job's Pod (the steps only, with their own requests) is
+            app = {"name": "app", "image": BUSYBOX, "command": ["sleep", "3600"],
+                   "resources": {"requests": {"cpu": "1000"}}}
+            return {"metadata": {"name": name}, "spec": {
+                "replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": labels}, "spec": {
+                    "terminationGracePeriodSeconds": 0, "containers": [app]}}}}
+
+        def count(selector: str, gated: bool | None = None) -> int:
+            items = core.list_namespaced_pod(ns, label_selector=selector).items
+            return sum(1 for p in items if gated is None or bool(p.spec.scheduling_gates) == gated)
+
+        def until(what: Callable[[], bool], limit: float = 300) -> float:
+            start = time.monotonic()
+            while not what():
+                if time.monotonic() - start > limit:
+                    raise TimeoutError
+                time.sleep(0.05)
+            return time.monotonic()
+
+        custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, attached_pipeline("shop", once=True))
+        time.sleep(2)
+        start = time.monotonic()
+        apps.create_namespaced_deployment(ns, deployment("plain", False))
+        plain = until(lambda: count("app=plain") == replicas) - start
+        start = time.monotonic()
+        apps.create_namespaced_deployment(ns, deployment("shop", True))
+        created = until(lambda: count("app=shop") == replicas) - start
+        lifted = until(lambda: count("app=shop", gated=False) == replicas) - start
+        print(f"  a Deployment of {replicas} Pods, created at once (they are never scheduled: the node is spared)")
+        print(f"  {'all Pods exist, raw Deployment':44} {plain:8.2f} s")
+        print(f"  {'all Pods exist, attached (webhook, gated)':44} {created:8.2f} s")
+        print(f"  {'all gates lifted (once-step Job included)':44} {lifted:8.2f} s")
+    finally:
+        delete_namespace(core, ns)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pipelines", type=int, default=30)
@@ -413,6 +492,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--scale", type=int, default=1000)
     parser.add_argument("--quiet", type=int, default=60)
+    parser.add_argument("--attach-pods", type=int, default=50,
+                        help="Pods created through the webhook and as many without (0: no attach run)")
+    parser.add_argument("--attach-replicas", type=int, default=100)
     args = parser.parse_args()
     config.load_kube_config()
     core, apps, custom = client.CoreV1Api(), client.AppsV1Api(), client.CustomObjectsApi()
@@ -424,6 +506,9 @@ def main() -> None:
         step_writes(core, custom, 3)
     if args.replicas:
         deployment_ratio(core, apps, custom, args.replicas, args.rounds)
+    if args.attach_pods:
+        calm_node()
+        attach(core, apps, custom, args.attach_pods, args.attach_replicas)
     if args.scale:
         calm_node()
         scale(core, custom, args.scale, args.quiet)
