@@ -19,7 +19,8 @@ EXIT_INVALID = 1
 
 def add_parser(sub: Any) -> None:
     render = sub.add_parser("render", help="print the Pod that an InitPipeline in FILE expands into")
-    render.add_argument("file", metavar="FILE", help="a YAML file with InitPipeline resources, or -")
+    render.add_argument("files", metavar="FILE", nargs="+",
+                        help="YAML files with InitPipeline resources (and the workloads that they attach to), or -")
     render.add_argument("--runner-image",
                         default=os.environ.get("INITPIPELINE_RUNNER_IMAGE", names.DEFAULT_RUNNER_IMAGE),
                         help="image of the built-in steps (default: %(default)s)")
@@ -37,8 +38,8 @@ def _step_label(spec: Obj, error: FieldError) -> str:
     return str(error)
 
 
-def load_pipelines(path: str) -> list[Obj]:
-    """The InitPipeline documents of a YAML file ('-' reads standard input)."""
+def load_documents(path: str) -> list[Obj]:
+    """The documents of a YAML file ('-' reads standard input)."""
     if path == "-":
         text = sys.stdin.read()
     else:
@@ -50,19 +51,28 @@ def load_pipelines(path: str) -> list[Obj]:
             continue
         if not isinstance(doc, dict):
             raise ValueError("every YAML document must be a mapping")
-        if doc.get("kind") == names.KIND:
-            found.append(doc)
+        found.append(doc)
     return found
 
 
+def load_pipelines(path: str) -> list[Obj]:
+    """The InitPipeline documents of a YAML file ('-' reads standard input)."""
+    return [doc for doc in load_documents(path) if doc.get("kind") == names.KIND]
+
+
 def cmd_render(args: argparse.Namespace) -> int:
+    from ..core.attach import Refusal, render_attached
     from ..core.build import render
 
-    try:
-        pipelines = load_pipelines(args.file)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        print(f"error: {args.file}: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+    args.file = " ".join(args.files)  # how errors name the input
+    documents: list[Obj] = []
+    for path in args.files:
+        try:
+            documents.extend(load_documents(path))
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            return EXIT_INVALID
+    pipelines = [doc for doc in documents if doc.get("kind") == names.KIND]
     if not pipelines:
         print(f"error: {args.file}: no document of kind {names.KIND}", file=sys.stderr)
         return EXIT_INVALID
@@ -79,7 +89,23 @@ def cmd_render(args: argparse.Namespace) -> int:
             for error in errors:
                 print(f"  {_step_label(doc.get('spec') or {}, error)}", file=sys.stderr)
             continue
-        objects.extend(render(doc, args.runner_image))
+        attach = (doc.get("spec") or {}).get("attach")
+        if not attach:
+            objects.extend(render(doc, args.runner_image))
+            continue
+        workload = next((d for d in documents if d.get("kind") == attach["kind"]
+                         and (d.get("metadata") or {}).get("name") == attach["name"]), None)
+        if workload is None:
+            failed = True
+            print(f"error: {args.file}: {names.KIND} {name} attaches to {attach['kind']} {attach['name']}, which is "
+                  "not among the files: give both, e.g. `initpipeline render pipeline.yaml deployment.yaml`",
+                  file=sys.stderr)
+            continue
+        try:
+            objects.extend(render_attached(doc, workload, args.runner_image))
+        except Refusal as exc:
+            failed = True
+            print(f"error: {args.file}: {exc}", file=sys.stderr)
     if failed:
         return EXIT_INVALID
     yaml.safe_dump_all(objects, sys.stdout, sort_keys=False)

@@ -24,6 +24,7 @@ from .build import (
     ROLE_APP,
     ROLE_ONCE,
     STEP_VOLUME_PREFIX,
+    build_once_job,
     init_pod_spec,
     job_steps,
     pod_steps,
@@ -275,3 +276,24 @@ def attach_status(pipeline: Obj, step: AttachPlan, pods: list[Obj], now: str) ->
     desired = step.desired if step.desired is not None else len(current)
     as_workload = {**pipeline, "spec": {**spec, "workload": {"kind": attach["kind"], "replicas": desired}}}
     return workload_status(as_workload, plan_, seen, pods, now, extra)
+
+
+def render_attached(pipeline: Obj, workload: Obj, runner_image: str) -> list[Obj]:
+    """What an attached pipeline makes of a workload of yours, without a cluster: one of its Pods as the
+    webhook leaves it (gated, as a new revision's Pods are), and the once-steps Job of that revision.
+    The workload's revision label stands in as `<template>`, since its controller computes the real one."""
+    kind = pipeline["spec"]["attach"]["kind"]
+    template = copy.deepcopy((workload.get("spec") or {}).get("template") or {})
+    meta = template.get("metadata") or {}
+    labels = {**(meta.get("labels") or {}), names.WORKLOAD_REVISION_LABELS[kind]: "template"}
+    pod: Obj = {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {**meta, "generateName": f"{workload['metadata']['name']}-", "labels": labels},
+                "spec": template.get("spec") or {}}
+    patch = inject({**pipeline, "metadata": {"uid": "<uid>", **pipeline["metadata"]}, "status": {}}, pod,
+                   runner_image)
+    pod["metadata"]["labels"].update(patch["metadata"]["labels"])
+    pod["spec"] = {**pod["spec"], **patch["spec"]}
+    out = [pod]
+    job = build_once_job({**pipeline, "spec": {**pipeline["spec"], "template": job_template(pod)}}, runner_image,
+                         patch["metadata"]["labels"][names.LABEL_REVISION])
+    return out + ([job] if job else [])

@@ -59,3 +59,17 @@ def test_render_checks_api_version(tmp_path) -> None:  # type: ignore[no-untyped
     path.write_text(yaml.safe_dump(doc))
     result = run_cli("render", str(path))
     assert result.returncode == 1 and "apiVersion: must be initpipeline.dev/v1alpha1" in result.stderr
+
+
+def test_render_shows_an_attached_workloads_pod_and_job_from_both_files() -> None:
+    attach = ROOT / "examples" / "attach"
+    result = run_cli("render", str(attach / "pipeline.yaml"), str(attach / "deployment.yaml"))
+    assert result.returncode == 0, result.stderr
+    pod, job = yaml.safe_load_all(result.stdout)
+    assert pod["kind"] == "Pod" and job["kind"] == "Job"
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["wait-deps", "fetch-secrets"]
+    assert pod["spec"]["schedulingGates"] == [{"name": "initpipeline.dev/once-steps"}]
+    assert job["spec"]["template"]["spec"]["initContainers"][1]["image"] == "shop:1.0"  # imageFrom: app
+    alone = run_cli("render", str(attach / "pipeline.yaml"))
+    assert alone.returncode == 1
+    assert "attaches to Deployment shop, which is not among the files" in alone.stderr
