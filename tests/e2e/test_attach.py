@@ -4,9 +4,14 @@ exactly once per rollout, before any app container of that rollout starts (count
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
+import os
+import ssl
 import subprocess
+import urllib.request
+import uuid
 from typing import Any
 
 import pytest
@@ -268,3 +273,57 @@ def test_a_deployment_from_a_users_helm_chart_rolls_with_helm_upgrade_and_shows_
         [(c["name"], c["image"], c["env"]) for c in applied["spec"]["containers"]]
     assert "initContainers" not in template["spec"] and "schedulingGates" not in template["spec"]
     assert writers(live) == {"helm", "kube-controller-manager"}, writers(live)
+
+
+def admission_review(namespace: str, pipeline: str) -> dict[str, Any]:
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"generateName": "web-", "namespace": namespace,
+                        "labels": {INJECT: pipeline, "pod-template-hash": "abc"}},
+           "spec": {"containers": [{"name": "app", "image": BUSYBOX}]}}
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": str(uuid.uuid4()), "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"}, "namespace": namespace,
+        "operation": "CREATE", "userInfo": {"username": "e2e"}, "object": pod}}
+
+
+@pytest.mark.skipif(bool(os.environ.get("INITPIPELINE_E2E_KUBECONFIG")), reason="needs the local cluster")
+def test_both_replicas_answer_the_webhook_from_the_current_spec(kube: Kube, operator: Kube) -> None:
+    """The standby too (its watches are paused, not its webhook), each with the steps as they are now."""
+    operator.run("rollout", "status", "deployment/initpipeline", "--timeout=120s")
+    replicas = [p["status"]["podIP"] for p in operator.get("pods", selector="app.kubernetes.io/name=initpipeline")[
+        "items"] if not p["metadata"].get("deletionTimestamp")]
+    assert len(replicas) == 2
+    one = {"apiVersion": "initpipeline.dev/v1alpha1", "kind": "InitPipeline", "metadata": {"name": "web"},
+           "spec": {"attach": {"kind": "Deployment", "name": "web"},
+                    "steps": [{"name": "first", "container": {"image": BUSYBOX, "command": ["true"]}}]}}
+    kube.apply(one)
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # the pod IP is not in the certificate
+
+    def steps_from(ip: str) -> list[str]:
+        body = json.dumps(admission_review(kube.namespace, "web")).encode()
+        request = urllib.request.Request(f"https://{ip}:9443/inject", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            answer = json.load(response)["response"]
+        assert answer["allowed"], answer
+        patch = json.loads(base64.b64decode(answer["patch"]))
+        [containers] = [op["value"] for op in patch if op["path"] == "/spec/initContainers"]
+        return [c["name"] for c in containers]
+
+    assert [steps_from(ip) for ip in replicas] == [["first"], ["first"]]
+    one["spec"]["steps"].append({"name": "second", "container": {"image": BUSYBOX, "command": ["true"]}})
+    kube.apply(one)
+    assert [steps_from(ip) for ip in replicas] == [["first", "second"], ["first", "second"]]
+
+
+@pytest.mark.skipif(bool(os.environ.get("INITPIPELINE_E2E_KUBECONFIG")), reason="needs the local cluster")
+def test_the_charts_certificate_is_kept_across_helm_upgrade(operator: Kube) -> None:
+    def ca() -> tuple[str, str]:
+        secret = operator.get("secret", "initpipeline-webhook-tls")["data"]["ca.crt"]
+        config = operator.get("mutatingwebhookconfiguration", "initpipeline-initpipeline-system")
+        return secret, config["webhooks"][0]["clientConfig"]["caBundle"]
+    before = ca()
+    assert before[0] == before[1]
+    subprocess.run(["bash", str(ROOT / "hack" / "install-operator.sh"), "--set", "logFormat=json"],
+                   env={**os.environ, "KUBECONFIG": operator.kubeconfig}, check=True)
+    assert ca() == before
