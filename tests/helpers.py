@@ -267,3 +267,52 @@ def run_migrate_together(url: str, folder: Path, count: int) -> list[tuple[int, 
     procs = [start_migrate(url, folder) for _ in range(count)]
     errors = [p.communicate(timeout=120)[1] for p in procs]
     return [(p.returncode, err) for p, err in zip(procs, errors, strict=True)]
+
+
+# --- Redis --------------------------------------------------------------------------------------
+
+@dataclass
+class Redis:
+    port: int
+    password: str
+
+    def url(self, password: str | None = None) -> str:
+        return f"redis://:{self.password if password is None else password}@127.0.0.1:{self.port}/0"
+
+
+@contextmanager
+def redis_server(folder: Path, delay: float = 0, *extra: str, port: int | None = None) -> Iterator[Redis]:
+    """Debian's redis-server on a free loopback port, with a password, started after `delay` seconds
+    (in the background: the caller is already waiting). Only the process started here is stopped."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: run hack/install-deps.sh")
+    server = Redis(port or free_port(), "r3dis-Passw0rd")
+    args = [binary, "--port", str(server.port), "--bind", "127.0.0.1", "--requirepass", server.password,
+            "--dir", str(folder), "--save", "", "--appendonly", "no", "--daemonize", "no", *extra]
+    started: list[subprocess.Popen[bytes]] = []
+    timer = threading.Timer(delay, lambda: started.append(subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+    timer.start()
+    try:
+        if not delay:
+            timer.join()
+            _wait_port(server.port)
+        yield server
+    finally:
+        timer.cancel()
+        timer.join()
+        for proc in started:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def _wait_port(port: int, limit: float = 10) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")

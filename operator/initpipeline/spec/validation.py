@@ -366,9 +366,16 @@ def _check_wait(c: _Checker, body: Obj, field: str, _volumes: Container[Any], _s
         tfield = f"{field}.targets[{i}]"
         if c.obj(target, tfield) is None:
             continue
-        c.unknown(target, tfield, ("host", "port", "url", "expectJSON"))
-        if ("url" in target) == ("host" in target or "port" in target):
-            c.fail(tfield, "must set either url, or host and port")
+        c.unknown(target, tfield, ("host", "port", "url", "expectJSON", *SERVICE_TARGETS))
+        kinds = [k for k in ("url", "host", *SERVICE_TARGETS) if k in target or (k == "host" and "port" in target)]
+        if len(kinds) != 1:
+            c.fail(tfield, "must set exactly one of url, host and port, postgres, redis or dns")
+        elif kinds[0] in ("postgres", "redis"):
+            _check_service_target(c, target[kinds[0]], f"{tfield}.{kinds[0]}", kinds[0])
+        elif kinds[0] == "dns":
+            name = c.string(target["dns"], f"{tfield}.dns", required=True, max_len=253)
+            if name and not DNS_NAME.match(name):
+                c.fail(f"{tfield}.dns", f"must be a DNS name, got {name!r}")
         elif "url" in target:
             c.url(target["url"], f"{tfield}.url")
         else:
@@ -382,6 +389,26 @@ def _check_wait(c: _Checker, body: Obj, field: str, _volumes: Container[Any], _s
             if "url" not in target:
                 c.fail(f"{tfield}.expectJSON", "only applies with url (an HTTP target)")
             _check_expect_json(c, target["expectJSON"], f"{tfield}.expectJSON")
+
+
+SERVICE_TARGETS = ("postgres", "redis", "dns")
+DNS_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*\.?$")
+SQL_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
+
+
+def _check_service_target(c: _Checker, value: Any, field: str, kind: str) -> None:
+    """postgres or redis: the URL (with its password) from a Secret; postgres may name a table."""
+    body = c.obj(value, field, required=True)
+    if body is None:
+        return
+    c.unknown(body, field, ("urlFrom", "table") if kind == "postgres" else ("urlFrom",))
+    source = c.obj(body.get("urlFrom"), f"{field}.urlFrom", required=True)
+    if source is not None:
+        c.unknown(source, f"{field}.urlFrom", ("secretKeyRef",))
+        c.secret_key_ref(source.get("secretKeyRef"), f"{field}.urlFrom.secretKeyRef")
+    table = c.string(body.get("table"), f"{field}.table", max_len=127)
+    if table and not SQL_TABLE.match(table):
+        c.fail(f"{field}.table", f"must be a table name or schema.table, got {table!r}")
 
 
 def _check_expect_json(c: _Checker, value: Any, field: str) -> None:
@@ -463,7 +490,7 @@ def _check_download(c: _Checker, body: Obj, field: str, volumes: Container[Any],
         ffield = f"{field}.files[{i}]"
         if c.obj(item, ffield) is None:
             continue
-        c.unknown(item, ffield, ("url", "path", "sha256", "validate"))
+        c.unknown(item, ffield, ("url", "path", "sha256", "validate", "extract", "format", "requireKeys", "mode"))
         c.url(item.get("url"), f"{ffield}.url")
         path = c.string(item.get("path"), f"{ffield}.path", required=True, max_len=1024)
         if path is not None and path and not is_safe_relative_path(path):
@@ -479,6 +506,34 @@ def _check_download(c: _Checker, body: Obj, field: str, volumes: Container[Any],
         fmt = item.get("validate")
         if fmt is not None and fmt not in VALIDATE_FORMATS:
             c.fail(f"{ffield}.validate", f"must be one of {', '.join(VALIDATE_FORMATS)}, got {fmt!r}")
+        _check_extract(c, item, ffield)
+
+
+WRITE_FORMATS = ("json", "yaml", "files")
+JSON_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
+FILE_MODE = re.compile(r"^0?[0-7]{3}$")
+
+
+def _check_extract(c: _Checker, item: Obj, field: str) -> None:
+    """extract, format and requireKeys read the body as JSON; mode applies to every file."""
+    extract = c.string(item.get("extract"), f"{field}.extract", max_len=256)
+    if extract and not JSON_PATH.match(extract):
+        c.fail(f"{field}.extract", f"must be a dotted path into the JSON body, like data.data, got {extract!r}")
+    fmt = item.get("format")
+    if fmt is not None and fmt not in WRITE_FORMATS:
+        c.fail(f"{field}.format", f"must be one of {', '.join(WRITE_FORMATS)}, got {fmt!r}")
+    keys = c.lst(item.get("requireKeys"), f"{field}.requireKeys", min_items=1, max_items=64) \
+        if "requireKeys" in item else []
+    for k, key in enumerate(keys):
+        name = c.string(key, f"{field}.requireKeys[{k}]", required=True, max_len=253)
+        if name is not None and ("," in name or not name.strip()):
+            c.fail(f"{field}.requireKeys[{k}]", f"must be a key name without commas, got {name!r}")
+    mode = item.get("mode")
+    if mode is not None and not (isinstance(mode, str) and FILE_MODE.match(mode)):
+        c.fail(f"{field}.mode", f"must be an octal file mode in quotes, like \"0400\", got {mode!r}")
+    if "validate" in item and any(k in item for k in ("extract", "format", "requireKeys")):
+        c.fail(f"{field}.validate", "applies to a body written as is; extract, format and requireKeys read JSON "
+                                    "already")
 
 
 def _check_container(c: _Checker, body: Obj, field: str, volumes: Container[Any], step: str) -> None:
