@@ -6,8 +6,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 PACKAGES=(
-  # step tests and the benchmark (Redis: the redis wait target, against redis-cli ping in make bench)
-  postgresql openssl netcat-openbsd redis-server redis-tools
+  # step tests and the benchmark (Redis: the redis wait target; git: the server of the gitClone tests)
+  postgresql openssl netcat-openbsd redis-server redis-tools git
   # make lint
   shellcheck
   # the local cluster

@@ -91,9 +91,9 @@ BAD_CASES = [
             "spec.steps[0].name"),
     BadCase("duplicate-step-name", _duplicate_name, "spec.steps[1].name", "Duplicate value"),
     BadCase("two-kinds-in-one-step", _two_kinds, "spec.steps[1]",
-            "must set exactly one of waitForService, migration, configDownload, container"),
+            "must set exactly one of waitForService, migration, configDownload, gitClone, container"),
     BadCase("no-kind", _delete("spec.steps.1.migration"), "spec.steps[1]",
-            "must set exactly one of waitForService, migration, configDownload, container"),
+            "must set exactly one of waitForService, migration, configDownload, gitClone, container"),
     BadCase("port-out-of-range", _set("spec.steps.0.waitForService.targets.0.port", 70000),
             "spec.steps[0].waitForService.targets[0].port", "spec.steps[0].waitForService.targets[0].port"),
     BadCase("port-zero", _set("spec.steps.0.waitForService.targets.0.port", 0),
@@ -197,6 +197,15 @@ BAD_CASES = [
     BadCase("download-validate-with-extract", _then(_set("spec.steps.2.configDownload.files.0.validate", "json"),
                                                     _set("spec.steps.2.configDownload.files.0.extract", "data.data")),
             "spec.steps[2].configDownload.files[0].validate", "validate applies to a body written as is"),
+    BadCase("git-url-with-credentials", _set("spec.steps.3", {"name": "clone", "gitClone": {
+        "repository": "https://user:token@git.example.com/site.git", "volume": "config", "path": "site"}}),
+            "spec.steps[3].gitClone.repository", "gitClone.repository: Invalid value"),
+    BadCase("git-commit-not-an-id", _set("spec.steps.3", {"name": "clone", "gitClone": {
+        "repository": "https://git.example.com/site.git", "commit": "main", "volume": "config", "path": "site"}}),
+            "spec.steps[3].gitClone.commit", "gitClone.commit: Invalid value"),
+    BadCase("git-volume-unknown", _set("spec.steps.3", {"name": "clone", "gitClone": {
+        "repository": "https://git.example.com/site.git", "volume": "nope", "path": "site"}}),
+            "spec.steps[3].gitClone.volume", "every gitClone.volume must name a volume"),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import glob
 import http.server
 import os
@@ -316,3 +317,82 @@ def _wait_port(port: int, limit: float = 10) -> None:
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listens on port {port}")
+
+
+# --- git ----------------------------------------------------------------------------------------
+
+def git(folder: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(folder)}
+    return subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()
+
+
+@dataclass
+class GitServer:
+    """Git's own smart HTTP server (`git http-backend`, as CGI) for the repositories under `root`; with a
+    token, only Basic auth with that password is let in (how GitHub and GitLab take an https token)."""
+
+    root: Path
+    token: str | None = None
+    port: int = 0
+
+    def url(self, repo: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{repo}"
+
+    @contextmanager
+    def running(self) -> Iterator[GitServer]:
+        server_root, token = self.root, self.token
+
+        class Backend(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.cgi()
+
+            def do_POST(self) -> None:
+                self.cgi()
+
+            def cgi(self) -> None:
+                if token is not None:
+                    sent = self.headers.get("Authorization", "")
+                    if not sent.startswith("Basic ") or base64.b64decode(sent[6:]).decode().partition(":")[2] != token:
+                        self.send_response(401)
+                        self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                path, _, query = self.path.partition("?")
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                env = {"GIT_PROJECT_ROOT": str(server_root), "GIT_HTTP_EXPORT_ALL": "1", "PATH_INFO": path,
+                       "QUERY_STRING": query, "REQUEST_METHOD": self.command, "REMOTE_ADDR": "127.0.0.1",
+                       "CONTENT_TYPE": self.headers.get("Content-Type", ""), "CONTENT_LENGTH": str(len(body)),
+                       "HTTP_GIT_PROTOCOL": self.headers.get("Git-Protocol", ""), "PATH": os.environ["PATH"]}
+                out = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True,
+                                     check=False).stdout
+                head, _, payload = out.partition(b"\r\n\r\n")
+                status = 200
+                headers = []
+                for line in head.decode().split("\r\n"):
+                    key, _, value = line.partition(": ")
+                    if key.lower() == "status":
+                        status = int(value.split()[0])
+                    elif key:
+                        headers.append((key, value))
+                self.send_response(status)
+                for key, value in headers:
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Backend)
+        self.port = server.server_address[1]
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            server.shutdown()
+            server.server_close()

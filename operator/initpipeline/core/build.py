@@ -248,7 +248,8 @@ def build_step_container(step: Obj, index: int, runner_image: str) -> tuple[Obj,
     body = step[kind]
     if kind == "migration" and "image" in body:
         return _custom_migration(step, body), []
-    builders = {"waitForService": _wait_args, "migration": _migrate_args, "configDownload": _download_args}
+    builders = {"waitForService": _wait_args, "migration": _migrate_args, "configDownload": _download_args,
+                "gitClone": _git_args}
     args, env, mounts, volumes = builders[kind](body, index)
     container: Obj = {
         "name": step["name"],
@@ -360,6 +361,21 @@ def _download_args(body: Obj, index: int) -> Parts:
     http_args, env, mounts, volumes = _http_options(body, index)
     mounts = [{"name": body["volume"], "mountPath": OUT_DIR}, *mounts]
     return args + http_args, env, mounts, volumes
+
+
+def _git_args(body: Obj, _index: int) -> Parts:
+    args = ["git-clone", "--repository", body["repository"], "--dest", f"{OUT_DIR}/{body['path']}",
+            "--depth", str(body.get("depth", names.DEFAULT_GIT_DEPTH)),
+            "--timeout", str(body.get("timeoutSeconds", names.DEFAULT_GIT_TIMEOUT))]
+    for field, option in (("ref", "--ref"), ("commit", "--commit")):
+        if body.get(field):
+            args += [option, str(body[field])]
+    env: list[Obj] = []
+    if body.get("tokenFrom"):
+        env.append({"name": "INITPIPELINE_GIT_TOKEN",
+                    "valueFrom": {"secretKeyRef": dict(body["tokenFrom"]["secretKeyRef"])}})
+        args += ["--token-env", "INITPIPELINE_GIT_TOKEN"]
+    return args, env, [{"name": body["volume"], "mountPath": OUT_DIR}], []
 
 
 def _database_url_env(body: Obj, var: str) -> Obj:

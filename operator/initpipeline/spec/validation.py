@@ -321,6 +321,7 @@ def _check_step(c: _Checker, step: Obj, field: str, volume_names: Container[Any]
         "waitForService": _check_wait,
         "migration": _check_migration,
         "configDownload": _check_download,
+        "gitClone": _check_git,
         "container": _check_container,
     }
     checks[kind](c, body, f"{field}.{kind}", volume_names, str(step.get("name", "")))
@@ -534,6 +535,37 @@ def _check_extract(c: _Checker, item: Obj, field: str) -> None:
     if "validate" in item and any(k in item for k in ("extract", "format", "requireKeys")):
         c.fail(f"{field}.validate", "applies to a body written as is; extract, format and requireKeys read JSON "
                                     "already")
+
+
+GIT_URL = re.compile(r"^https?://[^/\s@]+/\S*$")
+COMMIT_ID = re.compile(r"^[0-9a-f]{40}$")
+GIT_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+
+
+def _check_git(c: _Checker, body: Obj, field: str, volumes: Container[Any], _step: str) -> None:
+    c.unknown(body, field, ("repository", "ref", "commit", "volume", "path", "tokenFrom", "depth", "timeoutSeconds"))
+    repository = c.string(body.get("repository"), f"{field}.repository", required=True, max_len=2048)
+    if repository and not GIT_URL.match(repository):
+        c.fail(f"{field}.repository", "must be an http:// or https:// URL without credentials in it (use tokenFrom)")
+    ref = c.string(body.get("ref"), f"{field}.ref", max_len=255)
+    if ref and (not GIT_REF.match(ref) or ".." in ref):
+        c.fail(f"{field}.ref", f"must be a branch, tag or commit id, got {ref!r}")
+    commit = c.string(body.get("commit"), f"{field}.commit", max_len=40)
+    if commit and not COMMIT_ID.match(commit):
+        c.fail(f"{field}.commit", "must be a commit id: 40 lower-case hexadecimal characters")
+    volume = c.string(body.get("volume"), f"{field}.volume", required=True, max_len=63)
+    if volume and volume not in volumes:
+        c.fail(f"{field}.volume", f"{volume!r} is not a volume in spec.template.spec.volumes"
+                                  " (or spec.workload.volumeClaimTemplates)")
+    path = c.string(body.get("path"), f"{field}.path", required=True, max_len=1024)
+    if path and not is_safe_relative_path(path):
+        c.fail(f"{field}.path", f"must be a relative path inside the volume (no '..', no leading '/'), got {path!r}")
+    source = c.obj(body.get("tokenFrom"), f"{field}.tokenFrom")
+    if source is not None:
+        c.unknown(source, f"{field}.tokenFrom", ("secretKeyRef",))
+        c.secret_key_ref(source.get("secretKeyRef"), f"{field}.tokenFrom.secretKeyRef")
+    c.integer(body.get("depth"), f"{field}.depth", 1, 1 << 20)
+    c.integer(body.get("timeoutSeconds"), f"{field}.timeoutSeconds", 1, 86400)
 
 
 def _check_container(c: _Checker, body: Obj, field: str, volumes: Container[Any], step: str) -> None:

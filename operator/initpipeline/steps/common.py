@@ -36,6 +36,7 @@ class Exit(IntEnum):
     INVALID_CONTENT = 10  # --validate yaml|json failed, or --extract found no JSON or no such path
     WRITE = 11          # the destination cannot be written
     MISSING_KEYS = 12   # a --require-keys key is not in the extracted document
+    GIT = 13            # the repository, ref or commit cannot be had (refused, not found, another commit)
     MIGRATION = 20      # a migration failed and was rolled back
     DRIFT = 21          # the history and the folder disagree (a changed file, a missing version...)
     LOCK_TIMEOUT = 22   # another runner held the migration lock too long

@@ -212,3 +212,20 @@ def test_a_secret_download_reaches_the_step_as_arguments() -> None:
     at = command.index("--extract")
     assert command[at:at + 8] == ["--extract", "data.data", "--format", "yaml", "--mode", "0400",
                                   "--require-keys", "api_key,db_password"]
+
+
+def test_a_git_clone_runs_the_runner_with_the_token_from_its_secret() -> None:
+    doc = shop()
+    doc["spec"]["steps"].append({"name": "clone", "gitClone": {
+        "repository": "https://git.example.com/org/site.git", "ref": "v2.1", "volume": "config", "path": "site",
+        "tokenFrom": {"secretKeyRef": {"name": "git", "key": "token"}}}})
+    container = by_name(build_pod(doc, "runner:1")["spec"]["initContainers"])["clone"]
+    assert container["image"] == "runner:1"
+    assert container["command"][:3] == ["initpipeline", "step", "git-clone"]
+    command = container["command"]
+    assert command[command.index("--dest") + 1] == "/var/run/initpipeline/out/site"
+    assert command[command.index("--ref") + 1] == "v2.1" and command[command.index("--depth") + 1] == "1"
+    assert command[command.index("--token-env") + 1] == "INITPIPELINE_GIT_TOKEN"
+    assert container["env"] == [{"name": "INITPIPELINE_GIT_TOKEN",
+                                 "valueFrom": {"secretKeyRef": {"name": "git", "key": "token"}}}]
+    assert {"name": "config", "mountPath": "/var/run/initpipeline/out"} in container["volumeMounts"]
