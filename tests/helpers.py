@@ -54,6 +54,18 @@ def run_step(*args: str, env: dict[str, str] | None = None, tmp: Path, timeout: 
 Handler = Callable[[http.server.BaseHTTPRequestHandler, int], None]
 
 
+@contextmanager
+def serving(server: http.server.ThreadingHTTPServer) -> Iterator[None]:
+    """Serve on a thread of its own until the block ends."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @dataclass
 class HttpServer:
     """A threaded HTTP server whose answer to the n-th request (0-based) is scripted."""
@@ -62,6 +74,7 @@ class HttpServer:
     tls: ssl.SSLContext | None = None
     requests: list[dict[str, str]] = field(default_factory=list)
     port: int = 0
+    address: str = "127.0.0.1"  # the end-to-end tests serve Pods on the node's bridge address
 
     @property
     def url(self) -> str:
@@ -80,18 +93,13 @@ class HttpServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server = http.server.ThreadingHTTPServer((self.address, 0), Handler)
         server.daemon_threads = True
         if self.tls:
             server.socket = self.tls.wrap_socket(server.socket, server_side=True)
         self.port = server.server_address[1]
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
+        with serving(server):
             yield self
-        finally:
-            server.shutdown()
-            server.server_close()
 
 
 def respond(handler: http.server.BaseHTTPRequestHandler, status: int, body: bytes = b"",
@@ -336,6 +344,7 @@ class GitServer:
     root: Path
     token: str | None = None
     port: int = 0
+    address: str = "127.0.0.1"
 
     def url(self, repo: str) -> str:
         return f"http://127.0.0.1:{self.port}/{repo}"
@@ -387,12 +396,7 @@ class GitServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Backend)
+        server = http.server.ThreadingHTTPServer((self.address, 0), Backend)
         self.port = server.server_address[1]
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
+        with serving(server):
             yield self
-        finally:
-            server.shutdown()
-            server.server_close()
