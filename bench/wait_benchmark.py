@@ -6,10 +6,15 @@ Side by side, in one run, for each kind of wait:
 - json: `initpipeline step wait --http-json URL status '["green","yellow"]'` and the classic
   `until curl -fsS URL | grep -q '"status": *"green"'; do sleep 2; done` loop wait for the same HTTP endpoint,
   which answers 200 with status red until a random moment, then green (Elasticsearch's health).
-The figure is the time from the dependency being ready to each waiter exiting. Prints each round, the
-median and mean of both, and their ratio.
+- redis: `initpipeline step wait --redis ENV` and `until redis-cli ping | grep -q PONG; do sleep 2; done` wait
+  for a Redis (Debian's redis-server, with a password) that starts after a random delay;
+- postgres: `initpipeline step wait --postgres ENV` and `until pg_isready -q; do sleep 2; done` wait for a
+  PostgreSQL (Debian's) that starts after a random delay. pg_isready only asks whether the server accepts
+  connections; ours logs in and runs a query, so it is the stricter check of the two.
+The figure is the time from the dependency being ready (it answers PING, or a query) to each waiter exiting.
+Prints each round, the median and mean of both, and their ratio.
 
-    python bench/wait_benchmark.py [--kind tcp|json|all] [--rounds 10] [--seed 1]
+    python bench/wait_benchmark.py [--kind tcp|json|redis|postgres|all] [--rounds 10] [--seed 1]
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import http.server
 import json
+import os
 import random
 import shutil
 import socket
@@ -25,6 +31,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 CLASSIC = "until nc -z 127.0.0.1 {port}; do sleep 2; done"
 CLASSIC_JSON = ("until curl -fsS http://127.0.0.1:{port}/_cluster/health | grep -q '\"status\": *\"green\"'; "
@@ -112,9 +120,130 @@ def one_json_round(delay: float) -> tuple[float, float]:
     return ends["ours"] - ready, ends["classic"] - ready
 
 
+CLASSIC_REDIS = "until redis-cli -h 127.0.0.1 -p {port} ping 2>/dev/null | grep -q PONG; do sleep 2; done"
+CLASSIC_POSTGRES = "until pg_isready -h 127.0.0.1 -p {port} -q; do sleep 2; done"
+REDIS_PASSWORD = "bench-Passw0rd"
+
+
+def race(ours: list[str], classic: str, env: dict[str, str], start: Callable[[], None],
+         ready_yet: Callable[[], bool], delay: float) -> tuple[float, float]:
+    """Both waiters against a server that `start` starts after `delay`; ready is when `ready_yet` first holds."""
+    ends: dict[str, float] = {}
+    full_env = {**os.environ, **env}
+
+    def waiter(command: list[str], key: str) -> None:
+        proc = subprocess.run(command, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              check=False)
+        ends[key], ends[key + ".code"] = time.monotonic(), proc.returncode
+    threads = [threading.Thread(target=waiter, args=(ours, "ours")),
+               threading.Thread(target=waiter, args=(["sh", "-c", classic], "classic"))]
+    for thread in threads:
+        thread.start()
+    time.sleep(delay)
+    start()
+    while not ready_yet():
+        time.sleep(0.005)
+    ready = time.monotonic()
+    for thread in threads:
+        thread.join()
+    if ends.get("ours.code") != 0 or ends.get("classic.code") != 0:
+        raise SystemExit(f"a waiter failed: {ends}")
+    return ends["ours"] - ready, ends["classic"] - ready
+
+
+def one_redis_round(delay: float) -> tuple[float, float]:
+    port = free_port()
+    url = f"redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        procs.append(subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                       "--appendonly", "no", "--requirepass", REDIS_PASSWORD],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    def pong() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(f"AUTH {REDIS_PASSWORD}\r\nPING\r\n".encode())
+                seen = b""
+                while b"\r\n" not in seen.partition(b"\r\n")[2]:  # both answers
+                    chunk = sock.recv(64)
+                    if not chunk:
+                        return False
+                    seen += chunk
+                return b"+PONG" in seen
+        except OSError:
+            return False
+    ours = [sys.executable, "-m", "initpipeline.cli", "step", "wait", "--redis", "REDIS_URL", "--timeout", "60"]
+    try:
+        # redis-cli reads the password from REDISCLI_AUTH: the snippet stays fixed
+        return race(ours, CLASSIC_REDIS.format(port=port), {"REDIS_URL": url, "REDISCLI_AUTH": REDIS_PASSWORD},
+                    start, pong, delay)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+
+
+class PostgresFolder:
+    """One initdb for all rounds; each round starts the server late and stops it after."""
+
+    def __init__(self) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from tests.helpers import postgres_bin
+
+        bindir = postgres_bin()
+        if bindir is None:
+            raise SystemExit("PostgreSQL is missing: run hack/install-deps.sh")
+        self.bindir = bindir
+        self.folder = Path(subprocess.run(["mktemp", "-d", "/tmp/initpipeline-bench-pg-XXXXXX"], check=True,
+                                          capture_output=True, text=True).stdout.strip())
+        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres")  # PostgreSQL refuses to run as root
+        subprocess.run([*self.as_postgres, str(bindir / "initdb"), "-D", str(self.folder / "data"), "-U",
+                        "postgres", "--auth-host=trust", "-E", "UTF8"], check=True, capture_output=True)
+
+    def round(self, delay: float) -> tuple[float, float]:
+        import psycopg
+
+        port = free_port()
+        url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+        starting: list[subprocess.Popen[bytes]] = []
+
+        def start() -> None:
+            starting.append(subprocess.Popen(
+                [*self.as_postgres, str(self.bindir / "pg_ctl"), "-D", str(self.folder / "data"), "-l",
+                 str(self.folder / "server.log"), "-o",
+                 f"-p {port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+        def answers() -> bool:
+            try:
+                with psycopg.connect(url, connect_timeout=1) as db:
+                    db.execute("SELECT 1")
+                return True
+            except psycopg.Error:
+                return False
+        ours = [sys.executable, "-m", "initpipeline.cli", "step", "wait", "--postgres", "DB_URL", "--timeout", "60"]
+        try:
+            return race(ours, CLASSIC_POSTGRES.format(port=port), {"DB_URL": url}, start, answers, delay)
+        finally:
+            for proc in starting:
+                proc.wait()
+            subprocess.run([*self.as_postgres, str(self.bindir / "pg_ctl"), "-D", str(self.folder / "data"),
+                            "-m", "fast", "stop"], check=False, capture_output=True)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def run_kind(kind: str, rounds: int, rng: random.Random) -> None:
-    classic_name = {"tcp": "nc loop", "json": "curl loop"}[kind]
-    measure = {"tcp": one_round, "json": one_json_round}[kind]
+    classic_name = {"tcp": "nc loop", "json": "curl loop", "redis": "redis-cli", "postgres": "pg_isready"}[kind]
+    postgres = PostgresFolder() if kind == "postgres" else None
+    measure = {"tcp": one_round, "json": one_json_round, "redis": one_redis_round,
+               "postgres": postgres.round if postgres else one_round}[kind]
     ours_all, classic_all = [], []
     print(f"\n{kind}: {'round':>5} {'ready after':>12} {'initpipeline':>13} {classic_name:>10}")
     for index in range(1, rounds + 1):
@@ -130,19 +259,22 @@ def run_kind(kind: str, rounds: int, rng: random.Random) -> None:
           f"{classic_name} {statistics.mean(classic_all):.3f}s "
           f"({statistics.mean(classic_all) / statistics.mean(ours_all):.1f}x faster)")
     print(f"{kind} ready -> exit, worst:  initpipeline {max(ours_all):.3f}s, {classic_name} {max(classic_all):.3f}s")
+    if postgres:
+        postgres.remove()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kind", choices=["tcp", "json", "all"], default="all")
+    parser.add_argument("--kind", choices=["tcp", "json", "redis", "postgres", "all"], default="all")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    for tool, package in (("nc", "netcat-openbsd"), ("curl", "curl")):
+    for tool, package in (("nc", "netcat-openbsd"), ("curl", "curl"), ("redis-server", "redis-server"),
+                          ("redis-cli", "redis-tools"), ("pg_isready", "postgresql")):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing: run hack/install-deps.sh ({package})")
     rng = random.Random(args.seed)
-    for kind in (["tcp", "json"] if args.kind == "all" else [args.kind]):
+    for kind in (["tcp", "json", "redis", "postgres"] if args.kind == "all" else [args.kind]):
         run_kind(kind, args.rounds, rng)
 
 

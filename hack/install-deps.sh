@@ -6,8 +6,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 PACKAGES=(
-  # step tests and the benchmark
-  postgresql openssl netcat-openbsd
+  # step tests and the benchmark (Redis: the redis wait target; git: the server of the gitClone tests)
+  postgresql openssl netcat-openbsd redis-server redis-tools git
   # make lint
   shellcheck
   # the local cluster
@@ -31,7 +31,7 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # Debian starts these on install; the tests run their own instances.
-for service in postgresql containerd; do
+for service in postgresql containerd redis-server; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
     systemctl stop "$service" || true
   fi

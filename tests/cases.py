@@ -91,9 +91,9 @@ BAD_CASES = [
             "spec.steps[0].name"),
     BadCase("duplicate-step-name", _duplicate_name, "spec.steps[1].name", "Duplicate value"),
     BadCase("two-kinds-in-one-step", _two_kinds, "spec.steps[1]",
-            "must set exactly one of waitForService, migration, configDownload, container"),
+            "must set exactly one of waitForService, migration, configDownload, gitClone, container"),
     BadCase("no-kind", _delete("spec.steps.1.migration"), "spec.steps[1]",
-            "must set exactly one of waitForService, migration, configDownload, container"),
+            "must set exactly one of waitForService, migration, configDownload, gitClone, container"),
     BadCase("port-out-of-range", _set("spec.steps.0.waitForService.targets.0.port", 70000),
             "spec.steps[0].waitForService.targets[0].port", "spec.steps[0].waitForService.targets[0].port"),
     BadCase("port-zero", _set("spec.steps.0.waitForService.targets.0.port", 0),
@@ -180,6 +180,32 @@ BAD_CASES = [
                                                                                        "name": "shop"}),
                                           _deployment(replicas=2)),
             "spec.workload", "workload and restartPolicy must not be set with attach"),
+    BadCase("target-of-two-kinds", _set("spec.steps.0.waitForService.targets.0.dns", "db.example.com"),
+            "spec.steps[0].waitForService.targets[0]",
+            "must set exactly one of url, host and port, postgres, redis or dns"),
+    BadCase("postgres-target-without-url", _set("spec.steps.0.waitForService.targets.1", {"postgres": {}}),
+            "spec.steps[0].waitForService.targets[1].postgres.urlFrom", "urlFrom: Required value"),
+    BadCase("postgres-table-not-a-name", _set("spec.steps.0.waitForService.targets.1", {"postgres": {
+        "urlFrom": {"secretKeyRef": {"name": "db", "key": "url"}}, "table": "users; DROP TABLE users"}}),
+            "spec.steps[0].waitForService.targets[1].postgres.table", "postgres.table: Invalid value"),
+    BadCase("dns-target-not-a-name", _set("spec.steps.0.waitForService.targets.1", {"dns": "not a name"}),
+            "spec.steps[0].waitForService.targets[1].dns", "targets[1].dns: Invalid value"),
+    BadCase("download-mode-not-octal", _set("spec.steps.2.configDownload.files.0.mode", "0999"),
+            "spec.steps[2].configDownload.files[0].mode", "files[0].mode: Invalid value"),
+    BadCase("download-format-unknown", _set("spec.steps.2.configDownload.files.0.format", "toml"),
+            "spec.steps[2].configDownload.files[0].format", "files[0].format: Unsupported value"),
+    BadCase("download-validate-with-extract", _then(_set("spec.steps.2.configDownload.files.0.validate", "json"),
+                                                    _set("spec.steps.2.configDownload.files.0.extract", "data.data")),
+            "spec.steps[2].configDownload.files[0].validate", "validate applies to a body written as is"),
+    BadCase("git-url-with-credentials", _set("spec.steps.3", {"name": "clone", "gitClone": {
+        "repository": "https://user:token@git.example.com/site.git", "volume": "config", "path": "site"}}),
+            "spec.steps[3].gitClone.repository", "gitClone.repository: Invalid value"),
+    BadCase("git-commit-not-an-id", _set("spec.steps.3", {"name": "clone", "gitClone": {
+        "repository": "https://git.example.com/site.git", "commit": "main", "volume": "config", "path": "site"}}),
+            "spec.steps[3].gitClone.commit", "gitClone.commit: Invalid value"),
+    BadCase("git-volume-unknown", _set("spec.steps.3", {"name": "clone", "gitClone": {
+        "repository": "https://git.example.com/site.git", "volume": "nope", "path": "site"}}),
+            "spec.steps[3].gitClone.volume", "every gitClone.volume must name a volume"),
 ]
 
 

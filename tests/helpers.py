@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import glob
 import http.server
 import os
@@ -53,6 +54,18 @@ def run_step(*args: str, env: dict[str, str] | None = None, tmp: Path, timeout: 
 Handler = Callable[[http.server.BaseHTTPRequestHandler, int], None]
 
 
+@contextmanager
+def serving(server: http.server.ThreadingHTTPServer) -> Iterator[None]:
+    """Serve on a thread of its own until the block ends."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @dataclass
 class HttpServer:
     """A threaded HTTP server whose answer to the n-th request (0-based) is scripted."""
@@ -61,6 +74,7 @@ class HttpServer:
     tls: ssl.SSLContext | None = None
     requests: list[dict[str, str]] = field(default_factory=list)
     port: int = 0
+    address: str = "127.0.0.1"  # the end-to-end tests serve Pods on the node's bridge address
 
     @property
     def url(self) -> str:
@@ -79,18 +93,13 @@ class HttpServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server = http.server.ThreadingHTTPServer((self.address, 0), Handler)
         server.daemon_threads = True
         if self.tls:
             server.socket = self.tls.wrap_socket(server.socket, server_side=True)
         self.port = server.server_address[1]
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
+        with serving(server):
             yield self
-        finally:
-            server.shutdown()
-            server.server_close()
 
 
 def respond(handler: http.server.BaseHTTPRequestHandler, status: int, body: bytes = b"",
@@ -267,3 +276,127 @@ def run_migrate_together(url: str, folder: Path, count: int) -> list[tuple[int, 
     procs = [start_migrate(url, folder) for _ in range(count)]
     errors = [p.communicate(timeout=120)[1] for p in procs]
     return [(p.returncode, err) for p, err in zip(procs, errors, strict=True)]
+
+
+# --- Redis --------------------------------------------------------------------------------------
+
+@dataclass
+class Redis:
+    port: int
+    password: str
+
+    def url(self, password: str | None = None) -> str:
+        return f"redis://:{self.password if password is None else password}@127.0.0.1:{self.port}/0"
+
+
+@contextmanager
+def redis_server(folder: Path, delay: float = 0, *extra: str, port: int | None = None) -> Iterator[Redis]:
+    """Debian's redis-server on a free loopback port, with a password, started after `delay` seconds
+    (in the background: the caller is already waiting). Only the process started here is stopped."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: run hack/install-deps.sh")
+    server = Redis(port or free_port(), "r3dis-Passw0rd")
+    args = [binary, "--port", str(server.port), "--bind", "127.0.0.1", "--requirepass", server.password,
+            "--dir", str(folder), "--save", "", "--appendonly", "no", "--daemonize", "no", *extra]
+    started: list[subprocess.Popen[bytes]] = []
+    timer = threading.Timer(delay, lambda: started.append(subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+    timer.start()
+    try:
+        if not delay:
+            timer.join()
+            _wait_port(server.port)
+        yield server
+    finally:
+        timer.cancel()
+        timer.join()
+        for proc in started:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def _wait_port(port: int, limit: float = 10) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+# --- git ----------------------------------------------------------------------------------------
+
+def git(folder: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(folder)}
+    return subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()
+
+
+@dataclass
+class GitServer:
+    """Git's own smart HTTP server (`git http-backend`, as CGI) for the repositories under `root`; with a
+    token, only Basic auth with that password is let in (how GitHub and GitLab take an https token)."""
+
+    root: Path
+    token: str | None = None
+    port: int = 0
+    address: str = "127.0.0.1"
+
+    def url(self, repo: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{repo}"
+
+    @contextmanager
+    def running(self) -> Iterator[GitServer]:
+        server_root, token = self.root, self.token
+
+        class Backend(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.cgi()
+
+            def do_POST(self) -> None:
+                self.cgi()
+
+            def cgi(self) -> None:
+                if token is not None:
+                    sent = self.headers.get("Authorization", "")
+                    if not sent.startswith("Basic ") or base64.b64decode(sent[6:]).decode().partition(":")[2] != token:
+                        self.send_response(401)
+                        self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                path, _, query = self.path.partition("?")
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                env = {"GIT_PROJECT_ROOT": str(server_root), "GIT_HTTP_EXPORT_ALL": "1", "PATH_INFO": path,
+                       "QUERY_STRING": query, "REQUEST_METHOD": self.command, "REMOTE_ADDR": "127.0.0.1",
+                       "CONTENT_TYPE": self.headers.get("Content-Type", ""), "CONTENT_LENGTH": str(len(body)),
+                       "HTTP_GIT_PROTOCOL": self.headers.get("Git-Protocol", ""), "PATH": os.environ["PATH"]}
+                out = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True,
+                                     check=False).stdout
+                head, _, payload = out.partition(b"\r\n\r\n")
+                status = 200
+                headers = []
+                for line in head.decode().split("\r\n"):
+                    key, _, value = line.partition(": ")
+                    if key.lower() == "status":
+                        status = int(value.split()[0])
+                    elif key:
+                        headers.append((key, value))
+                self.send_response(status)
+                for key, value in headers:
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer((self.address, 0), Backend)
+        self.port = server.server_address[1]
+        with serving(server):
+            yield self

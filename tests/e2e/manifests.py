@@ -49,3 +49,15 @@ def pipeline(name: str, steps: list[dict[str, Any]], **spec: Any) -> dict[str, A
 def db_url_in(url: str, port: int) -> str:
     """The same database seen from the host (for the test's own checks)."""
     return url.replace("@postgres:5432/", f"@127.0.0.1:{port}/")
+
+
+def host_service(name: str, port: int, service_port: int = 80) -> list[dict[str, Any]]:
+    """A Service `name` whose only endpoint is a server of the test on the node (HOST_IP:port)."""
+    return [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+         "spec": {"ports": [{"name": "http", "port": service_port, "targetPort": port}]}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+         "metadata": {"name": f"{name}-host", "labels": {"kubernetes.io/service-name": name}},
+         "addressType": "IPv4", "endpoints": [{"addresses": [HOST_IP], "conditions": {"ready": True}}],
+         "ports": [{"name": "http", "port": port, "protocol": "TCP"}]},
+    ]

@@ -101,7 +101,7 @@ def test_https_with_own_ca(tmp_path: Path, ca: CertificateAuthority) -> None:
     (["--http", "http://x", "--header-from-env", "A=NOPE_NOT_SET"], "environment variable NOPE_NOT_SET is not set"),
     (["--http", "http://x", "--header", "no colon"], "--header: expected 'NAME: VALUE'"),
     (["--http", "http://x", "--ca-file", "/nonexistent/ca.crt"], "--ca-file: cannot load CA certificates"),
-    ([], "give at least one --tcp HOST:PORT or --http URL"),
+    ([], "give at least one --tcp HOST:PORT, --http URL"),
 ])
 def test_bad_arguments(tmp_path: Path, args: list[str], needle: str) -> None:
     result = run_step("wait", *args, tmp=tmp_path)

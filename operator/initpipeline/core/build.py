@@ -248,7 +248,8 @@ def build_step_container(step: Obj, index: int, runner_image: str) -> tuple[Obj,
     body = step[kind]
     if kind == "migration" and "image" in body:
         return _custom_migration(step, body), []
-    builders = {"waitForService": _wait_args, "migration": _migrate_args, "configDownload": _download_args}
+    builders = {"waitForService": _wait_args, "migration": _migrate_args, "configDownload": _download_args,
+                "gitClone": _git_args}
     args, env, mounts, volumes = builders[kind](body, index)
     container: Obj = {
         "name": step["name"],
@@ -299,8 +300,17 @@ def _http_options(body: Obj, index: int) -> Parts:
 
 def _wait_args(body: Obj, index: int) -> Parts:
     args = ["wait"]
-    for target in body["targets"]:
-        if "url" in target and "expectJSON" in target:
+    urls: list[Obj] = []  # the database URLs hold passwords: env vars from their Secrets, never arguments
+    for t, target in enumerate(body["targets"]):
+        service = next((k for k in ("postgres", "redis") if k in target), None)
+        if service is not None:
+            var = f"INITPIPELINE_TARGET_{t}_URL"
+            urls.append({"name": var, "valueFrom": {"secretKeyRef": dict(target[service]["urlFrom"]["secretKeyRef"])}})
+            table = target[service].get("table")
+            args += [f"--{service}", f"{var}:{table}" if table else var]
+        elif "dns" in target:
+            args += ["--dns", target["dns"]]
+        elif "url" in target and "expectJSON" in target:
             expect = target["expectJSON"]
             args += ["--http-json", target["url"], expect["path"], json.dumps(list(expect["in"]))]
         elif "url" in target:
@@ -312,7 +322,7 @@ def _wait_args(body: Obj, index: int) -> Parts:
     if body.get("expectStatus"):
         args += ["--expect-status", ",".join(str(code) for code in body["expectStatus"])]
     http_args, env, mounts, volumes = _http_options(body, index)
-    return args + http_args, env, mounts, volumes
+    return args + http_args, urls + env, mounts, volumes
 
 
 def _migrate_args(body: Obj, index: int) -> Parts:
@@ -341,11 +351,31 @@ def _download_args(body: Obj, index: int) -> Parts:
             args += ["--sha256", item["sha256"].lower()]
         if item.get("validate"):
             args += ["--validate", item["validate"]]
+        for field, option in (("extract", "--extract"), ("format", "--format"), ("mode", "--mode")):
+            if item.get(field):
+                args += [option, str(item[field])]
+        if item.get("requireKeys"):
+            args += ["--require-keys", ",".join(item["requireKeys"])]
     args += ["--timeout", str(body.get("timeoutSeconds", names.DEFAULT_DOWNLOAD_TIMEOUT))]
     args += ["--max-size", str(body.get("maxSizeBytes", names.DEFAULT_DOWNLOAD_MAX_BYTES))]
     http_args, env, mounts, volumes = _http_options(body, index)
     mounts = [{"name": body["volume"], "mountPath": OUT_DIR}, *mounts]
     return args + http_args, env, mounts, volumes
+
+
+def _git_args(body: Obj, _index: int) -> Parts:
+    args = ["git-clone", "--repository", body["repository"], "--dest", f"{OUT_DIR}/{body['path']}",
+            "--depth", str(body.get("depth", names.DEFAULT_GIT_DEPTH)),
+            "--timeout", str(body.get("timeoutSeconds", names.DEFAULT_GIT_TIMEOUT))]
+    for field, option in (("ref", "--ref"), ("commit", "--commit")):
+        if body.get(field):
+            args += [option, str(body[field])]
+    env: list[Obj] = []
+    if body.get("tokenFrom"):
+        env.append({"name": "INITPIPELINE_GIT_TOKEN",
+                    "valueFrom": {"secretKeyRef": dict(body["tokenFrom"]["secretKeyRef"])}})
+        args += ["--token-env", "INITPIPELINE_GIT_TOKEN"]
+    return args, env, [{"name": body["volume"], "mountPath": OUT_DIR}], []
 
 
 def _database_url_env(body: Obj, var: str) -> Obj:

@@ -37,8 +37,8 @@ STATEFULSET_FIELDS = ("serviceName", "podManagementPolicy", "updateStrategy", "v
                       "minReadySeconds", "revisionHistoryLimit", "persistentVolumeClaimRetentionPolicy")
 MAX_REPLICAS = 1000
 
-STEP_KINDS = ("waitForService", "migration", "configDownload", "container")
-BUILTIN_KINDS = ("waitForService", "migration", "configDownload")
+STEP_KINDS = ("waitForService", "migration", "configDownload", "gitClone", "container")
+BUILTIN_KINDS = ("waitForService", "migration", "configDownload", "gitClone")
 
 # Pipeline names end up in Pod names ("<name>-<generation>") and label values (<= 63 chars).
 MAX_PIPELINE_NAME = 50
@@ -52,6 +52,8 @@ DEFAULT_WAIT_TIMEOUT = 300
 DEFAULT_WAIT_MAX_INTERVAL = 1
 DEFAULT_DOWNLOAD_TIMEOUT = 300
 DEFAULT_DOWNLOAD_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_GIT_TIMEOUT = 300
+DEFAULT_GIT_DEPTH = 1
 DEFAULT_LOCK_TIMEOUT = 60
 DEFAULT_CONNECT_TIMEOUT = 30
 DEFAULT_HISTORY_TABLE = "initpipeline_schema_history"  # of the plain layout; the others use their tool's

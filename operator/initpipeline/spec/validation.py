@@ -321,6 +321,7 @@ def _check_step(c: _Checker, step: Obj, field: str, volume_names: Container[Any]
         "waitForService": _check_wait,
         "migration": _check_migration,
         "configDownload": _check_download,
+        "gitClone": _check_git,
         "container": _check_container,
     }
     checks[kind](c, body, f"{field}.{kind}", volume_names, str(step.get("name", "")))
@@ -366,9 +367,16 @@ def _check_wait(c: _Checker, body: Obj, field: str, _volumes: Container[Any], _s
         tfield = f"{field}.targets[{i}]"
         if c.obj(target, tfield) is None:
             continue
-        c.unknown(target, tfield, ("host", "port", "url", "expectJSON"))
-        if ("url" in target) == ("host" in target or "port" in target):
-            c.fail(tfield, "must set either url, or host and port")
+        c.unknown(target, tfield, ("host", "port", "url", "expectJSON", *SERVICE_TARGETS))
+        kinds = [k for k in ("url", "host", *SERVICE_TARGETS) if k in target or (k == "host" and "port" in target)]
+        if len(kinds) != 1:
+            c.fail(tfield, "must set exactly one of url, host and port, postgres, redis or dns")
+        elif kinds[0] in ("postgres", "redis"):
+            _check_service_target(c, target[kinds[0]], f"{tfield}.{kinds[0]}", kinds[0])
+        elif kinds[0] == "dns":
+            name = c.string(target["dns"], f"{tfield}.dns", required=True, max_len=253)
+            if name and not DNS_NAME.match(name):
+                c.fail(f"{tfield}.dns", f"must be a DNS name, got {name!r}")
         elif "url" in target:
             c.url(target["url"], f"{tfield}.url")
         else:
@@ -382,6 +390,26 @@ def _check_wait(c: _Checker, body: Obj, field: str, _volumes: Container[Any], _s
             if "url" not in target:
                 c.fail(f"{tfield}.expectJSON", "only applies with url (an HTTP target)")
             _check_expect_json(c, target["expectJSON"], f"{tfield}.expectJSON")
+
+
+SERVICE_TARGETS = ("postgres", "redis", "dns")
+DNS_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*\.?$")
+SQL_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
+
+
+def _check_service_target(c: _Checker, value: Any, field: str, kind: str) -> None:
+    """postgres or redis: the URL (with its password) from a Secret; postgres may name a table."""
+    body = c.obj(value, field, required=True)
+    if body is None:
+        return
+    c.unknown(body, field, ("urlFrom", "table") if kind == "postgres" else ("urlFrom",))
+    source = c.obj(body.get("urlFrom"), f"{field}.urlFrom", required=True)
+    if source is not None:
+        c.unknown(source, f"{field}.urlFrom", ("secretKeyRef",))
+        c.secret_key_ref(source.get("secretKeyRef"), f"{field}.urlFrom.secretKeyRef")
+    table = c.string(body.get("table"), f"{field}.table", max_len=127)
+    if table and not SQL_TABLE.match(table):
+        c.fail(f"{field}.table", f"must be a table name or schema.table, got {table!r}")
 
 
 def _check_expect_json(c: _Checker, value: Any, field: str) -> None:
@@ -463,7 +491,7 @@ def _check_download(c: _Checker, body: Obj, field: str, volumes: Container[Any],
         ffield = f"{field}.files[{i}]"
         if c.obj(item, ffield) is None:
             continue
-        c.unknown(item, ffield, ("url", "path", "sha256", "validate"))
+        c.unknown(item, ffield, ("url", "path", "sha256", "validate", "extract", "format", "requireKeys", "mode"))
         c.url(item.get("url"), f"{ffield}.url")
         path = c.string(item.get("path"), f"{ffield}.path", required=True, max_len=1024)
         if path is not None and path and not is_safe_relative_path(path):
@@ -479,6 +507,65 @@ def _check_download(c: _Checker, body: Obj, field: str, volumes: Container[Any],
         fmt = item.get("validate")
         if fmt is not None and fmt not in VALIDATE_FORMATS:
             c.fail(f"{ffield}.validate", f"must be one of {', '.join(VALIDATE_FORMATS)}, got {fmt!r}")
+        _check_extract(c, item, ffield)
+
+
+WRITE_FORMATS = ("json", "yaml", "files")
+JSON_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
+FILE_MODE = re.compile(r"^0?[0-7]{3}$")
+
+
+def _check_extract(c: _Checker, item: Obj, field: str) -> None:
+    """extract, format and requireKeys read the body as JSON; mode applies to every file."""
+    extract = c.string(item.get("extract"), f"{field}.extract", max_len=256)
+    if extract and not JSON_PATH.match(extract):
+        c.fail(f"{field}.extract", f"must be a dotted path into the JSON body, like data.data, got {extract!r}")
+    fmt = item.get("format")
+    if fmt is not None and fmt not in WRITE_FORMATS:
+        c.fail(f"{field}.format", f"must be one of {', '.join(WRITE_FORMATS)}, got {fmt!r}")
+    keys = c.lst(item.get("requireKeys"), f"{field}.requireKeys", min_items=1, max_items=64) \
+        if "requireKeys" in item else []
+    for k, key in enumerate(keys):
+        name = c.string(key, f"{field}.requireKeys[{k}]", required=True, max_len=253)
+        if name is not None and ("," in name or not name.strip()):
+            c.fail(f"{field}.requireKeys[{k}]", f"must be a key name without commas, got {name!r}")
+    mode = item.get("mode")
+    if mode is not None and not (isinstance(mode, str) and FILE_MODE.match(mode)):
+        c.fail(f"{field}.mode", f"must be an octal file mode in quotes, like \"0400\", got {mode!r}")
+    if "validate" in item and any(k in item for k in ("extract", "format", "requireKeys")):
+        c.fail(f"{field}.validate", "applies to a body written as is; extract, format and requireKeys read JSON "
+                                    "already")
+
+
+GIT_URL = re.compile(r"^https?://[^/\s@]+/\S*$")
+COMMIT_ID = re.compile(r"^[0-9a-f]{40}$")
+GIT_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+
+
+def _check_git(c: _Checker, body: Obj, field: str, volumes: Container[Any], _step: str) -> None:
+    c.unknown(body, field, ("repository", "ref", "commit", "volume", "path", "tokenFrom", "depth", "timeoutSeconds"))
+    repository = c.string(body.get("repository"), f"{field}.repository", required=True, max_len=2048)
+    if repository and not GIT_URL.match(repository):
+        c.fail(f"{field}.repository", "must be an http:// or https:// URL without credentials in it (use tokenFrom)")
+    ref = c.string(body.get("ref"), f"{field}.ref", max_len=255)
+    if ref and (not GIT_REF.match(ref) or ".." in ref):
+        c.fail(f"{field}.ref", f"must be a branch, tag or commit id, got {ref!r}")
+    commit = c.string(body.get("commit"), f"{field}.commit", max_len=40)
+    if commit and not COMMIT_ID.match(commit):
+        c.fail(f"{field}.commit", "must be a commit id: 40 lower-case hexadecimal characters")
+    volume = c.string(body.get("volume"), f"{field}.volume", required=True, max_len=63)
+    if volume and volume not in volumes:
+        c.fail(f"{field}.volume", f"{volume!r} is not a volume in spec.template.spec.volumes"
+                                  " (or spec.workload.volumeClaimTemplates)")
+    path = c.string(body.get("path"), f"{field}.path", required=True, max_len=1024)
+    if path and not is_safe_relative_path(path):
+        c.fail(f"{field}.path", f"must be a relative path inside the volume (no '..', no leading '/'), got {path!r}")
+    source = c.obj(body.get("tokenFrom"), f"{field}.tokenFrom")
+    if source is not None:
+        c.unknown(source, f"{field}.tokenFrom", ("secretKeyRef",))
+        c.secret_key_ref(source.get("secretKeyRef"), f"{field}.tokenFrom.secretKeyRef")
+    c.integer(body.get("depth"), f"{field}.depth", 1, 1 << 20)
+    c.integer(body.get("timeoutSeconds"), f"{field}.timeoutSeconds", 1, 86400)
 
 
 def _check_container(c: _Checker, body: Obj, field: str, volumes: Container[Any], step: str) -> None:

@@ -9,6 +9,7 @@ import ssl
 import sys
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 from ..spec.redaction import redact
 from ..spec.validation import HEADER_NAME
@@ -32,8 +33,10 @@ class Exit(IntEnum):
     HTTP_STATUS = 7     # an HTTP status that is not retried, or retries ran out
     CHECKSUM = 8        # sha256 of the body differs from --sha256
     TOO_LARGE = 9       # the body is over --max-size
-    INVALID_CONTENT = 10  # --validate yaml|json failed
+    INVALID_CONTENT = 10  # --validate yaml|json failed, or --extract found no JSON or no such path
     WRITE = 11          # the destination cannot be written
+    MISSING_KEYS = 12   # a --require-keys key is not in the extracted document
+    GIT = 13            # the repository, ref or commit cannot be had (refused, not found, another commit)
     MIGRATION = 20      # a migration failed and was rolled back
     DRIFT = 21          # the history and the folder disagree (a changed file, a missing version...)
     LOCK_TIMEOUT = 22   # another runner held the migration lock too long
@@ -148,3 +151,16 @@ def http_options(args: argparse.Namespace) -> HttpOptions:
 
 def format_seconds(seconds: float) -> str:
     return f"{seconds:.1f}s" if seconds < 100 else f"{seconds:.0f}s"
+
+
+def json_at(document: Any, path: str) -> tuple[bool, Any]:
+    """(found, value) at a dotted path; a number indexes a list."""
+    node = document
+    for key in path.split("."):
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            return False, None
+    return True, node

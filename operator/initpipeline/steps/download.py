@@ -7,6 +7,8 @@ import email.utils
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from typing import Any
 import yaml
 
 from ..spec.names import DEFAULT_DOWNLOAD_MAX_BYTES, DEFAULT_DOWNLOAD_TIMEOUT
-from ..spec.validation import SHA256, VALIDATE_FORMATS, is_http_url
+from ..spec.validation import SHA256, VALIDATE_FORMATS, WRITE_FORMATS, is_http_url
 from .common import (
     Exit,
     HttpOptions,
@@ -25,6 +27,7 @@ from .common import (
     finish,
     format_seconds,
     http_options,
+    json_at,
     log,
     positive_number,
     redact,
@@ -43,6 +46,14 @@ class FileSpec:
     dest: str
     sha256: str | None = None
     validate: str | None = None
+    extract: str | None = None  # a dotted path into the JSON body: only that part is written
+    write_as: str | None = None  # json, yaml or files (one file per key, dest a folder); None: the body as is
+    require_keys: tuple[str, ...] = ()
+    mode: int = 0o644
+
+    @property
+    def transforms(self) -> bool:
+        return bool(self.extract or self.write_as or self.require_keys)
 
 
 class Retryable(StepError):
@@ -92,11 +103,32 @@ def parse_files(argv_pairs: list[tuple[str, str]]) -> list[FileSpec]:
             if value not in VALIDATE_FORMATS:
                 raise UsageError(f"--validate: expected one of {', '.join(VALIDATE_FORMATS)}, got {value!r}")
             current.validate = value
+        elif option == "--extract":
+            if not value or any(not key for key in value.split(".")):
+                raise UsageError(f"--extract: expected a dotted path like data.data, got {value!r}")
+            current.extract = value
+        elif option == "--format":
+            if value not in WRITE_FORMATS:
+                raise UsageError(f"--format: expected one of {', '.join(WRITE_FORMATS)}, got {value!r}")
+            current.write_as = value
+        elif option == "--require-keys":
+            keys = tuple(k.strip() for k in value.split(",") if k.strip())
+            if not keys:
+                raise UsageError("--require-keys: expected comma-separated keys")
+            current.require_keys = keys
+        elif option == "--mode":
+            if not re.fullmatch(r"0?[0-7]{3}", value):
+                raise UsageError(f"--mode: expected an octal file mode like 0400, got {value!r}")
+            current.mode = int(value, 8)
     if not files:
         raise UsageError("give at least one --url URL --dest PATH")
     for item in files:
         if not item.dest:
             raise UsageError(f"--url {item.url} has no --dest")
+    for item in files:
+        if item.validate and item.transforms:
+            raise UsageError(f"--validate applies to a body written as is, not with --extract, --format or "
+                             f"--require-keys ({item.url})")
     dests = [os.path.abspath(f.dest) for f in files]
     if len(set(dests)) != len(dests):
         raise UsageError("--dest: two files have the same destination")
@@ -111,6 +143,75 @@ def _validate(content: bytes, fmt: str) -> None:
             list(yaml.safe_load_all(content))
     except (ValueError, yaml.YAMLError) as exc:
         raise StepError(Exit.INVALID_CONTENT, f"the body is not valid {fmt}: {str(exc).splitlines()[0]}") from None
+
+
+def shape(content: bytes, item: FileSpec) -> Any:
+    """The part of a JSON body to write (--extract), with its required keys checked. The messages name
+    paths and keys, never a value: the body is often a secret."""
+    try:
+        document = json.loads(content)
+    except ValueError:
+        raise StepError(Exit.INVALID_CONTENT, "the body is not JSON (--extract, --format and --require-keys "
+                                              "read JSON)") from None
+    value = document
+    if item.extract:
+        found, value = json_at(document, item.extract)
+        if not found:
+            raise StepError(Exit.INVALID_CONTENT, f"no {item.extract} in the JSON body")
+    if item.require_keys or item.write_as == "files":
+        if not isinstance(value, dict):
+            where = item.extract or "the JSON body"
+            raise StepError(Exit.INVALID_CONTENT, f"{where} is a {type(value).__name__}, not an object with keys")
+        missing = [k for k in item.require_keys if k not in value]
+        if missing:
+            raise StepError(Exit.MISSING_KEYS, f"missing key(s) {', '.join(missing)} in "
+                                               f"{item.extract or 'the JSON body'} (present: {len(value)} key(s))")
+    return value
+
+
+def _rendered(value: Any, write_as: str) -> bytes:
+    if write_as == "yaml":
+        return yaml.safe_dump(value, sort_keys=False, allow_unicode=True).encode()
+    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def write_shaped(value: Any, item: FileSpec, folder: str) -> None:
+    """Write the extracted value beside the destination, then move it into place in one rename: a file
+    (json, yaml), or a folder of one file per key (files), whose values are written as text."""
+    write_as = item.write_as or "json"
+    if write_as != "files":
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(item.dest)}.", suffix=".part", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(_rendered(value, write_as))
+            os.chmod(tmp, item.mode)
+            os.replace(tmp, item.dest)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return
+    bad = [k for k in value if not k or "/" in k or k in (".", "..") or "\0" in k]
+    if bad:
+        raise StepError(Exit.INVALID_CONTENT, f"{len(bad)} key(s) cannot be file names (empty, '.', '..' or with '/')")
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(item.dest)}.", suffix=".part", dir=folder)
+    try:
+        for key, text in value.items():
+            data = text if isinstance(text, str) else json.dumps(text, ensure_ascii=False)
+            path = os.path.join(staging, key)
+            with open(path, "w", encoding="utf-8") as out:
+                out.write(data)
+            os.chmod(path, item.mode)
+        os.chmod(staging, 0o755)
+        old = None
+        if os.path.lexists(item.dest):  # a restarted step: the earlier folder goes once the new one is in place
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(item.dest)}.", suffix=".old", dir=folder)
+            os.rename(item.dest, os.path.join(old, "previous"))
+        os.rename(staging, item.dest)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if os.path.exists(staging):
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def fetch_once(item: FileSpec, opts: HttpOptions, timeout: float, max_size: int) -> tuple[int, str]:
@@ -165,7 +266,11 @@ def fetch_once(item: FileSpec, opts: HttpOptions, timeout: float, max_size: int)
             if item.validate:
                 with open(tmp, "rb") as handle:
                     _validate(handle.read(), item.validate)
-            os.chmod(tmp, 0o644)
+            if item.transforms:
+                with open(tmp, "rb") as handle:
+                    write_shaped(shape(handle.read(), item), item, folder)
+                return size, actual
+            os.chmod(tmp, item.mode)
             os.replace(tmp, item.dest)
             return size, actual
         except OSError as exc:
@@ -214,6 +319,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         ("--dest", "PATH", "where to write it"),
         ("--sha256", "HEX", "expected sha256 of the body; checked before the file appears"),
         ("--validate", "FORMAT", "check that the body parses as yaml or json"),
+        ("--extract", "PATH", "write only this part of the JSON body (a dotted path: data.data)"),
+        ("--format", "FORMAT", "write the JSON (or its --extract part) as json, yaml, or files: one file per key "
+                               "in the folder --dest"),
+        ("--require-keys", "KEYS", "comma-separated keys that the JSON (or its --extract part) must have"),
+        ("--mode", "MODE", "the file's mode, octal (default 0644; 0400 for secrets)"),
     ):
         parser.add_argument(option, action=_Ordered, metavar=meta, help=text, dest="file_args")
     parser.add_argument("--timeout", type=positive_number, default=float(DEFAULT_DOWNLOAD_TIMEOUT), metavar="SECONDS",

@@ -1,12 +1,14 @@
-"""`initpipeline step wait`: wait until TCP ports accept and HTTP endpoints answer (optionally with a value
-in their JSON body)."""
+"""`initpipeline step wait`: wait until TCP ports accept, HTTP endpoints answer (optionally with a value
+in their JSON body), PostgreSQL and Redis answer a query, and DNS names resolve."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,11 +23,13 @@ from .common import (
     finish,
     format_seconds,
     http_options,
+    json_at,
     log,
     positive_number,
     redact,
 )
 from .net import classify, http_open, split_host_port, tcp_probe
+from .services import REDIS_SCHEMES, dns_probe, postgres_probe, redis_probe
 
 INITIAL_INTERVAL = 0.1
 # Nothing listens yet, the usual state while a dependency starts: a refused connection costs the
@@ -56,19 +60,6 @@ def json_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def json_at(document: Any, path: str) -> tuple[bool, Any]:
-    """(found, value) at a dotted path; a number indexes a list."""
-    node = document
-    for key in path.split("."):
-        if isinstance(node, dict) and key in node:
-            node = node[key]
-        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
-            node = node[int(key)]
-        else:
-            return False, None
-    return True, node
-
-
 def json_verdict(body: bytes, path: str, ready: tuple[str, ...]) -> str | None:
     """None when the body has a ready value at path, else why not (the value shown short)."""
     try:
@@ -88,10 +79,11 @@ def json_verdict(body: bytes, path: str, ready: tuple[str, ...]) -> str | None:
 @dataclass
 class Target:
     label: str
-    kind: str  # "tcp", "http" or "json"
-    host: str = ""
+    kind: str  # "tcp", "http", "json", "postgres", "redis" or "dns"
+    host: str = ""  # or the DNS name
     port: int = 0
     url: str = ""
+    table: str | None = None  # postgres: a table that must exist
     json_path: str = ""
     json_ready: tuple[str, ...] = ()
     ready_after: float | None = None
@@ -104,6 +96,12 @@ class Target:
             if self.kind == "tcp":
                 tcp_probe(self.host, self.port, timeout)
                 return None
+            if self.kind == "postgres":
+                return postgres_probe(self.url, self.table, timeout)
+            if self.kind == "redis":
+                return redis_probe(self.url, timeout)
+            if self.kind == "dns":
+                return dns_probe(self.host)
             with http_open(self.url, opts, timeout) as response:
                 status = int(response.status)
                 body = response.read(MAX_JSON_BODY + 1) if self.kind == "json" and status in expect else b""
@@ -141,9 +139,36 @@ def parse_targets(args: argparse.Namespace) -> list[Target]:
             raise UsageError(f"--http-json: the values must be a JSON list of strings, got {values!r}")
         targets.append(Target(label=f"{redact(url)} ({path})", kind="json", url=url, json_path=path,
                               json_ready=tuple(ready)))
+    for spec in args.postgres:
+        env, _, table = spec.partition(":")
+        url = _url_from_env("--postgres", env, ("postgres", "postgresql"))
+        targets.append(Target(label=f"postgres {_where(url)}" + (f" (table {table})" if table else ""),
+                              kind="postgres", url=url, table=table or None))
+    for env in args.redis:
+        url = _url_from_env("--redis", env, REDIS_SCHEMES)
+        targets.append(Target(label=f"redis {_where(url)}", kind="redis", url=url))
+    for name in args.dns:
+        targets.append(Target(label=f"dns {name}", kind="dns", host=name))
     if not targets:
-        raise UsageError("give at least one --tcp HOST:PORT or --http URL (or --http-json URL PATH VALUES)")
+        raise UsageError("give at least one --tcp HOST:PORT, --http URL, --http-json URL PATH VALUES, "
+                         "--postgres ENV, --redis ENV or --dns NAME")
     return targets
+
+
+def _url_from_env(flag: str, env: str, schemes: tuple[str, ...]) -> str:
+    """A database URL from the environment (a Secret's key in the Pod), never from the command line."""
+    url = os.environ.get(env, "")
+    if not url:
+        raise UsageError(f"{flag}: the environment variable {env!r} is not set or empty")
+    if urllib.parse.urlsplit(url).scheme not in schemes:
+        raise UsageError(f"{flag}: {env} must hold a {' or '.join(s + '://' for s in schemes)} URL")
+    return url
+
+
+def _where(url: str) -> str:
+    """host:port/database of a URL, without its credentials."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.hostname}:{parts.port}{parts.path}" if parts.port else f"{parts.hostname}{parts.path}"
 
 
 def _watch(target: Target, opts: HttpOptions, expect: frozenset[int], started: float,
@@ -188,7 +213,8 @@ def wait_for(targets: list[Target], opts: HttpOptions, expect: frozenset[int], t
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(
         "wait", help="wait until every target is ready",
-        description="Wait, all at once, until TCP ports accept connections and HTTP URLs answer.")
+        description="Wait, all at once, until TCP ports accept connections, HTTP URLs answer, databases answer "
+                    "a query and names resolve.")
     parser.add_argument("--tcp", action="append", default=[], metavar="HOST:PORT",
                         help="wait until a TCP connection succeeds (repeatable)")
     parser.add_argument("--http", action="append", default=[], metavar="URL",
@@ -196,6 +222,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser.add_argument("--http-json", action="append", default=[], nargs=3, metavar=("URL", "PATH", "VALUES"),
                         help="wait until GET URL answers with an expected status and a JSON body whose value at "
                              "the dotted PATH is one of VALUES (a JSON list of strings); repeatable")
+    parser.add_argument("--postgres", action="append", default=[], metavar="ENV[:TABLE]",
+                        help="wait until the PostgreSQL at the URL in environment variable ENV accepts its "
+                             "credentials and answers a query (and TABLE exists); repeatable")
+    parser.add_argument("--redis", action="append", default=[], metavar="ENV",
+                        help="wait until the Redis at the URL in environment variable ENV (redis:// or rediss://) "
+                             "accepts its credentials and answers PING; repeatable")
+    parser.add_argument("--dns", action="append", default=[], metavar="NAME",
+                        help="wait until NAME resolves; repeatable")
     parser.add_argument("--timeout", type=positive_number, default=float(DEFAULT_WAIT_TIMEOUT), metavar="SECONDS",
                         help="give up after this long (default: %(default)s)")
     parser.add_argument("--max-interval", type=positive_number, default=float(DEFAULT_WAIT_MAX_INTERVAL),

@@ -184,3 +184,48 @@ def test_a_json_expectation_reaches_the_wait_step_as_arguments() -> None:
     at = command.index("--http-json")
     assert command[at + 1:at + 4] == [target["url"], "status", '["green", "yellow"]']
     assert "--http" not in command
+
+
+def test_database_targets_take_their_urls_from_secrets_as_env_vars_never_as_arguments() -> None:
+    doc = shop()
+    step(doc, "wait-deps")["waitForService"]["targets"] += [
+        {"postgres": {"urlFrom": {"secretKeyRef": {"name": "db", "key": "url"}}, "table": "django_migrations"}},
+        {"redis": {"urlFrom": {"secretKeyRef": {"name": "cache", "key": "url"}}}},
+        {"dns": "config-server.default.svc"},
+    ]
+    container = by_name(build_pod(doc, "runner:1")["spec"]["initContainers"])["wait-deps"]
+    command = container["command"]
+    assert command[command.index("--postgres") + 1] == "INITPIPELINE_TARGET_2_URL:django_migrations"
+    assert command[command.index("--redis") + 1] == "INITPIPELINE_TARGET_3_URL"
+    assert command[command.index("--dns") + 1] == "config-server.default.svc"
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    assert env["INITPIPELINE_TARGET_2_URL"] == {"name": "db", "key": "url"}
+    assert env["INITPIPELINE_TARGET_3_URL"] == {"name": "cache", "key": "url"}
+
+
+def test_a_secret_download_reaches_the_step_as_arguments() -> None:
+    doc = shop()
+    item = step(doc, "fetch-config")["configDownload"]["files"][0]
+    item.pop("sha256")
+    item.update(extract="data.data", format="yaml", requireKeys=["api_key", "db_password"], mode="0400")
+    command = by_name(build_pod(doc, "runner:1")["spec"]["initContainers"])["fetch-config"]["command"]
+    at = command.index("--extract")
+    assert command[at:at + 8] == ["--extract", "data.data", "--format", "yaml", "--mode", "0400",
+                                  "--require-keys", "api_key,db_password"]
+
+
+def test_a_git_clone_runs_the_runner_with_the_token_from_its_secret() -> None:
+    doc = shop()
+    doc["spec"]["steps"].append({"name": "clone", "gitClone": {
+        "repository": "https://git.example.com/org/site.git", "ref": "v2.1", "volume": "config", "path": "site",
+        "tokenFrom": {"secretKeyRef": {"name": "git", "key": "token"}}}})
+    container = by_name(build_pod(doc, "runner:1")["spec"]["initContainers"])["clone"]
+    assert container["image"] == "runner:1"
+    assert container["command"][:3] == ["initpipeline", "step", "git-clone"]
+    command = container["command"]
+    assert command[command.index("--dest") + 1] == "/var/run/initpipeline/out/site"
+    assert command[command.index("--ref") + 1] == "v2.1" and command[command.index("--depth") + 1] == "1"
+    assert command[command.index("--token-env") + 1] == "INITPIPELINE_GIT_TOKEN"
+    assert container["env"] == [{"name": "INITPIPELINE_GIT_TOKEN",
+                                 "valueFrom": {"secretKeyRef": {"name": "git", "key": "token"}}}]
+    assert {"name": "config", "mountPath": "/var/run/initpipeline/out"} in container["volumeMounts"]

@@ -1,0 +1,131 @@
+"""`initpipeline step git-clone`: a repository at a branch, tag or commit, into a folder that appears whole.
+
+dulwich (git in Python) clones over http(s): the runner image needs no git, no shell and no ssh. A branch
+or tag is fetched shallow (--depth, 1 by default); a commit id is fetched with the history that leads to it
+(a server need not serve an arbitrary commit by itself). With --commit, the tree must be exactly that commit.
+The clone is made in a temporary folder beside the destination and renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from typing import Any
+
+from .common import Exit, StepError, UsageError, finish, format_seconds, log, positive_number, redact
+
+COMMIT_ID = re.compile(r"^[0-9a-f]{40}$")
+DEFAULT_TIMEOUT = 300.0
+
+
+def clone(repository: str, ref: str | None, commit: str | None, dest: str, depth: int, token: str | None) -> str:
+    """Clone into dest atomically; returns the commit id checked out."""
+    from dulwich import porcelain
+
+    folder = os.path.dirname(os.path.abspath(dest)) or "."
+    try:
+        os.makedirs(folder, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}.", suffix=".part", dir=folder)
+    except OSError as exc:
+        raise StepError(Exit.WRITE, f"cannot write into {folder}: {exc.strerror}") from None
+    by_id = ref is not None and COMMIT_ID.match(ref) is not None
+    auth: dict[str, Any] = {"username": "x-access-token", "password": token} if token else {}
+    try:
+        try:
+            repo = porcelain.clone(repository, staging, checkout=not by_id, depth=None if by_id else depth,
+                                   branch=None if by_id else ref, errstream=io.BytesIO(), **auth)
+            if by_id:
+                porcelain.reset(repo, "hard", str(ref))
+        except Exception as exc:  # dulwich raises many kinds: refused, not found, hung up, no such ref
+            raise StepError(Exit.GIT, _reason(exc, ref)) from None
+        head = repo.head().decode()
+        repo.close()
+        if commit and head != commit:
+            raise StepError(Exit.GIT, f"{ref or 'the default branch'} is at {head}, not at the expected {commit}")
+        shutil.rmtree(os.path.join(staging, ".git", "logs"), ignore_errors=True)  # nobody reads the reflog
+        if os.path.lexists(dest):  # a restarted step: the earlier clone goes once the new one is in place
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}.", suffix=".old", dir=folder)
+            os.rename(dest, os.path.join(old, "previous"))
+            os.rename(staging, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(staging, dest)
+        return head
+    except OSError as exc:
+        raise StepError(Exit.WRITE, f"cannot write {dest}: {exc.strerror}") from None
+    finally:
+        if os.path.exists(staging):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _reason(exc: BaseException, ref: str | None) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    name = type(exc).__name__
+    if isinstance(exc, KeyError) or (ref and ref in text and "not found" in text.lower()):
+        return f"no branch, tag or commit {ref} in the repository"
+    if name in ("HTTPUnauthorized", "HTTPProxyUnauthorized") or " 401" in text or " 403" in text:
+        return f"the server refused the credentials ({name})"
+    if name == "NotGitRepository" or " 404" in text:
+        return f"no repository there ({text})"
+    return f"{text} ({name})"
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "git-clone", help="clone a repository at a branch, tag or commit",
+        description="Clone --repository at --ref into --dest, shallow, and only whole.")
+    parser.add_argument("--repository", required=True, metavar="URL", help="an http:// or https:// git URL")
+    parser.add_argument("--ref", metavar="REF", help="a branch, tag or 40-character commit id (default: the "
+                                                     "repository's default branch)")
+    parser.add_argument("--commit", metavar="ID", help="the clone must be exactly this commit (40 hex characters)")
+    parser.add_argument("--dest", required=True, metavar="PATH", help="the folder to clone into")
+    parser.add_argument("--depth", type=int, default=1, help="commits of history for a branch or tag (default 1)")
+    parser.add_argument("--token-env", metavar="ENV",
+                        help="environment variable with an https token (sent as the Basic auth password)")
+    parser.add_argument("--timeout", type=positive_number, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help="give up after this long (default: %(default)s)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    token = os.environ.get(args.token_env, "") if args.token_env else None
+    try:
+        if not re.match(r"^https?://[^/\s]+", args.repository):
+            raise UsageError(f"--repository: expected an http:// or https:// URL, got {redact(args.repository)!r}")
+        if args.commit and not COMMIT_ID.match(args.commit):
+            raise UsageError(f"--commit: expected 40 hexadecimal characters, got {args.commit!r}")
+        if args.depth < 1:
+            raise UsageError(f"--depth: must be 1 or more, got {args.depth}")
+        if args.token_env and not token:
+            raise UsageError(f"--token-env: the environment variable {args.token_env!r} is not set or empty")
+    except StepError as exc:
+        return finish(exc.code, f"git-clone: {exc.message}")
+    where = f"{redact(args.repository)} at {args.ref or 'its default branch'}"
+    log(f"cloning {where} into {args.dest}")
+    started = time.monotonic()
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["head"] = clone(args.repository, args.ref, args.commit, args.dest, args.depth, token)
+        except StepError as exc:
+            outcome["error"] = exc
+        except Exception as exc:  # a bug of ours or dulwich's: still a message, never a hang
+            outcome["error"] = StepError(Exit.FAILED, f"{type(exc).__name__}: {exc}")
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(args.timeout)
+    if worker.is_alive():
+        return finish(Exit.TIMEOUT, f"git-clone of {where} timed out after {format_seconds(args.timeout)}; "
+                                    f"{args.dest} was not written")
+    if "error" in outcome:
+        error: StepError = outcome["error"]
+        return finish(error.code, redact(f"git-clone of {where} failed: {error.message}", *([token] if token else [])))
+    return finish(Exit.OK, f"cloned {where} into {args.dest}: commit {outcome['head']}, "
+                           f"{format_seconds(time.monotonic() - started)}")

@@ -1,0 +1,105 @@
+"""Readiness by protocol, against real servers: a PostgreSQL that must answer a query (and have a table), a
+Redis that must accept its password and answer PING (also while it loads a dataset), a name that resolves."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from initpipeline.steps import services
+from initpipeline.steps.common import Exit
+from tests.helpers import Postgres, free_port, redis_server, run_step
+
+
+def test_postgres_answers_a_query_and_the_table_appears_later(tmp_path: Path, db: Postgres) -> None:
+    def migrate() -> None:
+        with psycopg.connect(db.app_url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE django_migrations (id serial)")
+    later = threading.Timer(1.5, migrate)
+    later.start()
+    try:
+        result = run_step("wait", "--postgres", "DB_URL:django_migrations", "--timeout", "30",
+                          env={"DB_URL": db.app_url}, tmp=tmp_path)
+    finally:
+        later.join()
+    assert result.code == 0, result.stderr
+    assert result.seconds > 1.4
+    assert "not ready: table django_migrations does not exist yet" in result.stderr
+    assert f"postgres 127.0.0.1:{db.port}/app (table django_migrations): ready after" in result.termination
+    assert db.password not in result.stderr + result.termination
+
+
+def test_postgres_that_refuses_the_password_is_never_ready_and_says_why(tmp_path: Path, db: Postgres) -> None:
+    wrong = db.app_url.replace(db.password, "not-the-password")
+    result = run_step("wait", "--postgres", "DB_URL", "--timeout", "2", env={"DB_URL": wrong}, tmp=tmp_path)
+    assert result.code == Exit.TIMEOUT, result.stderr
+    assert "password authentication failed" in result.termination
+    assert "not-the-password" not in result.stderr + result.termination
+
+
+def test_postgres_that_is_not_up_yet(tmp_path: Path) -> None:
+    url = f"postgresql://app:pw@127.0.0.1:{free_port()}/app"
+    result = run_step("wait", "--postgres", "DB_URL", "--timeout", "1", env={"DB_URL": url}, tmp=tmp_path)
+    assert result.code == Exit.TIMEOUT and "last: connection refused" in result.termination, result.termination
+
+
+def test_redis_that_starts_late(tmp_path: Path) -> None:
+    with redis_server(tmp_path, 1.5) as redis:
+        result = run_step("wait", "--redis", "REDIS_URL", "--timeout", "30", env={"REDIS_URL": redis.url()},
+                          tmp=tmp_path)
+    assert result.code == 0, result.stderr
+    assert result.seconds > 1.4
+    assert f"redis 127.0.0.1:{redis.port}/0: ready after" in result.termination
+    assert redis.password not in result.stderr + result.termination
+
+
+def test_redis_that_refuses_the_password(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as redis:
+        result = run_step("wait", "--redis", "REDIS_URL", "--timeout", "1",
+                          env={"REDIS_URL": redis.url("wrong-one")}, tmp=tmp_path)
+    assert result.code == Exit.TIMEOUT
+    assert "authentication refused (WRONGPASS)" in result.termination, result.termination
+    assert "wrong-one" not in result.stderr + result.termination
+
+
+def test_redis_loading_its_dataset_is_not_ready_until_it_answers(tmp_path: Path) -> None:
+    """A real Redis restarted on a large dump answers LOADING for a while; the step waits it out."""
+    with redis_server(tmp_path, 0, "--enable-debug-command", "yes", "--save", "3600 1") as redis:
+        cli = ["redis-cli", "-p", str(redis.port), "--no-auth-warning", "-a", redis.password]
+        subprocess.run([*cli, "DEBUG", "POPULATE", "3000000", "key", "64"], check=True, capture_output=True)
+        subprocess.run([*cli, "SAVE"], check=True, capture_output=True)
+    # the same folder and port: the new server loads the dump before it answers
+    with redis_server(tmp_path, 0.5, "--save", "3600 1", port=redis.port) as again:
+        result = run_step("wait", "--redis", "REDIS_URL", "--timeout", "60", "--max-interval", "0.1",
+                          env={"REDIS_URL": again.url(redis.password)}, tmp=tmp_path)
+    assert result.code == 0, result.stderr
+    assert "not ready: Redis is loading its dataset (LOADING)" in result.stderr
+
+
+def test_dns_name_that_resolves(tmp_path: Path) -> None:
+    result = run_step("wait", "--dns", "localhost", "--timeout", "5", tmp=tmp_path)
+    assert result.code == 0 and "dns localhost: ready after" in result.termination, result.stderr
+
+
+def test_a_name_that_does_not_resolve_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    # no lookup leaves the machine in the tests: the resolver's answer is given
+    def nowhere(*_: object) -> None:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    monkeypatch.setattr(socket, "getaddrinfo", nowhere)
+    assert services.dns_probe("config-server.default.svc") == \
+        "config-server.default.svc does not resolve (Name or service not known)"
+
+
+@pytest.mark.parametrize(("args", "env", "needle"), [
+    (["--postgres", "NOPE"], {}, "--postgres: the environment variable 'NOPE' is not set or empty"),
+    (["--postgres", "U"], {"U": "mysql://x@y/z"}, "U must hold a postgres:// or postgresql:// URL"),
+    (["--redis", "U"], {"U": "http://x"}, "U must hold a redis:// or rediss:// URL"),
+])
+def test_service_arguments_are_checked(tmp_path: Path, args: list[str], env: dict[str, str], needle: str) -> None:
+    result = run_step("wait", *args, env=env, tmp=tmp_path)
+    assert result.code == Exit.USAGE and needle in result.stderr, result.stderr
