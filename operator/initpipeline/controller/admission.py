@@ -10,16 +10,12 @@ from .kubeapi import ApiError
 from .reconciler import Controller
 
 
-def pipeline_path(namespace: str, name: str) -> str:
-    return f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{namespace}/{names.PLURAL}/{name}"
-
-
 def admit_pod(ctl: Controller, pod: Obj) -> Obj:
     """The patch for a new Pod that carries the inject label; Refusal when it must not start."""
     meta = pod.get("metadata") or {}
     namespace, wanted = meta.get("namespace") or "default", (meta.get("labels") or {})[names.LABEL_INJECT]
     try:
-        pipeline = ctl.client.request("GET", pipeline_path(namespace, wanted))
+        pipeline = ctl.client.get_pipeline(namespace, wanted)
     except ApiError as exc:
         if exc.status != 404:
             raise

@@ -16,6 +16,10 @@ def collection(kind: str, namespace: str) -> str:
     return _COLLECTIONS[kind].format(namespace)
 
 
+def pipeline_path(namespace: str, name: str) -> str:
+    return f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{namespace}/{names.PLURAL}/{name}"
+
+
 class KubeClient:
     """Creates are idempotent (a 409 is "it exists"), deletes too (a 404 is "it is gone")."""
 
@@ -80,7 +84,10 @@ class KubeClient:
         self.request("PATCH", f"{collection('Pod', namespace)}/{name}", {"spec": {"schedulingGates": gates}},
                      fieldManager=FIELD_MANAGER)
 
+    def get_pipeline(self, namespace: str, name: str) -> Obj:
+        """One pipeline as the API server has it now (the Pod webhook's one read)."""
+        return self.request("GET", pipeline_path(namespace, name))
+
     def write_status(self, namespace: str, name: str, status: Obj) -> None:
-        self.request("PATCH",
-                     f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{namespace}/{names.PLURAL}/{name}/status",
-                     {"status": status}, fieldManager=FIELD_MANAGER)
+        self.request("PATCH", f"{pipeline_path(namespace, name)}/status", {"status": status},
+                     fieldManager=FIELD_MANAGER)

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import kopf
 
-from ..core.attach import attach_status, job_template, plan_attached
+from ..core.attach import attach_status, attached_job, other_gates, plan_attached
 from ..core.build import build_once_job, build_pod, build_workload
 from ..core.children import Children, owned_by, stale_children
 from ..core.hold import write_hold
@@ -249,8 +249,7 @@ def _reconcile_attached(ctl: Controller, pipeline: Obj, previous: Obj, children:
         _delete_stale(ctl, namespace, stale_children(uid, children.pods + children.workloads, lambda _: False), log,
                       "the pipeline now attaches to a workload of yours")
         if step.run_job is not None and step.job_pod is not None:
-            job = build_once_job({**pipeline, "spec": {**pipeline["spec"], "template": job_template(step.job_pod)}},
-                                 ctl.config.runner_image, step.run_job)
+            job = attached_job(pipeline, step.job_pod, step.run_job, ctl.config.runner_image)
             if job is not None:
                 kopf.adopt(job, owner=cast(kopf.Body, pipeline))
                 created = ctl.client.create_child(job)
@@ -259,9 +258,8 @@ def _reconcile_attached(ctl: Controller, pipeline: Obj, previous: Obj, children:
                              step.run_job)
         by_name = {p["metadata"]["name"]: p for p in children.pods}
         for name in step.ungate:
-            gates = [g for g in by_name[name]["spec"].get("schedulingGates") or [] if g.get("name") != names.ONCE_GATE]
             log.info("once-steps succeeded: letting Pod %s start", name)
-            ctl.client.set_pod_gates(namespace, name, gates)
+            ctl.client.set_pod_gates(namespace, name, other_gates(by_name[name]["spec"]))
         for name in step.delete_jobs:
             log.info("deleting Job %s of an earlier revision", name)
             ctl.client.delete_child("Job", namespace, name)

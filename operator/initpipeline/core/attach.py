@@ -28,7 +28,7 @@ from .build import (
     init_pod_spec,
     job_steps,
     pod_steps,
-    selector_labels,
+    selector_text,
 )
 from .pod_status import NOT_SO, STUCK_REASONS, Condition, merge_conditions
 from .workload_plan import Plan, job_state
@@ -45,6 +45,11 @@ def labels_of(obj: Obj) -> dict[str, str]:
 
 def gates_of(pod: Obj) -> list[str]:
     return [str(g.get("name")) for g in (pod.get("spec") or {}).get("schedulingGates") or []]
+
+
+def other_gates(pod_spec: Obj) -> list[Obj]:
+    """A Pod's scheduling gates but ours: what it keeps when ours is lifted (or before it is added)."""
+    return [g for g in pod_spec.get("schedulingGates") or [] if g.get("name") != names.ONCE_GATE]
 
 
 def attach_revision(spec: Obj, pod_labels: dict[str, str]) -> str | None:
@@ -90,8 +95,7 @@ def inject(pipeline: Obj, pod: Obj, runner_image: str) -> Obj:
     if built.get("volumes"):
         out_spec["volumes"] = built["volumes"]
     if job_steps(spec) and rev not in succeeded_revisions(pipeline.get("status") or {}):
-        gates = [g for g in pod_spec.get("schedulingGates") or [] if g.get("name") != names.ONCE_GATE]
-        out_spec["schedulingGates"] = [*gates, {"name": names.ONCE_GATE}]
+        out_spec["schedulingGates"] = [*other_gates(pod_spec), {"name": names.ONCE_GATE}]
     labels = {names.LABEL_PIPELINE: meta["name"], names.LABEL_UID: meta["uid"], names.LABEL_REVISION: rev,
               names.LABEL_ROLE: ROLE_APP, names.LABEL_MANAGED_BY: names.MANAGED_BY}
     return {"metadata": {"labels": labels}, "spec": out_spec}
@@ -130,6 +134,12 @@ def job_template(pod: Obj) -> Obj:
     kept["volumes"] = [copy.deepcopy(v) for v in pod_spec.get("volumes") or []
                        if not str(v.get("name", "")).startswith(STEP_VOLUME_PREFIX)]
     return {"metadata": {}, "spec": kept}
+
+
+def attached_job(pipeline: Obj, pod: Obj, rev: str, runner_image: str) -> Obj | None:
+    """The once-steps Job of a revision, with the images and volumes of a Pod of it (None: no once-steps)."""
+    return build_once_job({**pipeline, "spec": {**pipeline["spec"], "template": job_template(pod)}}, runner_image,
+                          rev)
 
 
 DEPLOYMENT_REVISION = "deployment.kubernetes.io/revision"
@@ -226,9 +236,8 @@ def plan_attached(spec: Obj, pods: list[Obj], jobs: list[Obj], revisions: list[O
             out.waiting_for_job = running[0]
         else:
             out.run_job, out.job_pod = out.revision, waiting[-1]
-    keep = {out.revision}
     out.delete_jobs = sorted(str(j["metadata"]["name"]) for j in jobs if labels_of(j).get(names.LABEL_REVISION)
-                             not in keep and (job_state(j) != "Active" or j["metadata"]["name"] in stuck))
+                             != out.revision and (job_state(j) != "Active" or j["metadata"]["name"] in stuck))
     return out
 
 
@@ -261,7 +270,7 @@ def attach_status(pipeline: Obj, step: AttachPlan, pods: list[Obj], now: str) ->
         return {"phase": "Pending", "message": msg, "observedGeneration": int(meta.get("generation", 1)),
                 "workload": extra["workload"], "attached": extra["attached"], "replicas": 0, "readyReplicas": 0,
                 "updatedReplicas": 0, "ready": "0/0",
-                "selector": ",".join(f"{k}={v}" for k, v in selector_labels(pipeline).items()),
+                "selector": selector_text(pipeline),
                 "conditions": merge_conditions((pipeline.get("status") or {}).get("conditions"), {
                     "Initialized": pending, "Ready": pending, "Degraded": NOT_SO, "Failed": NOT_SO},
                     int(meta.get("generation", 1)), now)}
@@ -293,7 +302,5 @@ def render_attached(pipeline: Obj, workload: Obj, runner_image: str) -> list[Obj
                    runner_image)
     pod["metadata"]["labels"].update(patch["metadata"]["labels"])
     pod["spec"] = {**pod["spec"], **patch["spec"]}
-    out = [pod]
-    job = build_once_job({**pipeline, "spec": {**pipeline["spec"], "template": job_template(pod)}}, runner_image,
-                         patch["metadata"]["labels"][names.LABEL_REVISION])
-    return out + ([job] if job else [])
+    job = attached_job(pipeline, pod, patch["metadata"]["labels"][names.LABEL_REVISION], runner_image)
+    return [pod, *([job] if job else [])]

@@ -82,6 +82,11 @@ def selector_labels(pipeline: Obj) -> dict[str, str]:
     return {names.LABEL_PIPELINE: meta["name"]}
 
 
+def selector_text(pipeline: Obj) -> str:
+    """The selector of a workload pipeline's Pods as a label selector string (status.selector)."""
+    return ",".join(f"{k}={v}" for k, v in selector_labels(pipeline).items())
+
+
 def _own_labels(pipeline: Obj, role: str, rev: str | None = None) -> dict[str, str]:
     meta = pipeline["metadata"]
     labels = {names.LABEL_PIPELINE: meta["name"], names.LABEL_MANAGED_BY: names.MANAGED_BY, names.LABEL_ROLE: role,

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..spec import names, views
 from ..spec.names import Obj
-from .build import job_steps, once_job_name, pod_steps, selector_labels
+from .build import job_steps, once_job_name, pod_steps, selector_text
 from .pod_status import (
     NOT_SO,
     STUCK_REASONS,
@@ -230,7 +230,7 @@ def workload_status(pipeline: Obj, plan_: Plan, workload: Obj | None, pods: list
         "readyReplicas": replicas.ready,
         "updatedReplicas": replicas.updated,
         "ready": f"{replicas.ready}/{desired}",
-        "selector": ",".join(f"{k}={v}" for k, v in selector_labels(pipeline).items()),
+        "selector": selector_text(pipeline),
         "steps": steps,
         "conditions": merge_conditions(previous.get("conditions"), {
             "Initialized": stand.initialized, "Ready": stand.ready, "Degraded": stand.degraded,

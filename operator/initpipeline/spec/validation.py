@@ -477,12 +477,17 @@ def _check_sql(c: _Checker, sql: Obj, field: str) -> None:
         c.fail(f"{field}.rollbackTo", "the plain layout has no undo files to roll back with")
 
 
-def _check_download(c: _Checker, body: Obj, field: str, volumes: Container[Any], _step: str) -> None:
-    c.unknown(body, field, ("volume", "files", "timeoutSeconds", "maxSizeBytes", "headers", "caBundle"))
+def _check_volume(c: _Checker, body: Obj, field: str, volumes: Container[Any]) -> None:
+    """A step's `volume`: one of the Pod's (an attached workload's are checked when a Pod comes)."""
     volume = c.string(body.get("volume"), f"{field}.volume", required=True, max_len=63)
     if volume and volume not in volumes:
         c.fail(f"{field}.volume", f"{volume!r} is not a volume in spec.template.spec.volumes"
                                   " (or spec.workload.volumeClaimTemplates)")
+
+
+def _check_download(c: _Checker, body: Obj, field: str, volumes: Container[Any], _step: str) -> None:
+    c.unknown(body, field, ("volume", "files", "timeoutSeconds", "maxSizeBytes", "headers", "caBundle"))
+    _check_volume(c, body, field, volumes)
     c.integer(body.get("timeoutSeconds"), f"{field}.timeoutSeconds", 1, 86400)
     c.integer(body.get("maxSizeBytes"), f"{field}.maxSizeBytes", 1, 1 << 40)
     _check_http_options(c, body, field)
@@ -553,10 +558,7 @@ def _check_git(c: _Checker, body: Obj, field: str, volumes: Container[Any], _ste
     commit = c.string(body.get("commit"), f"{field}.commit", max_len=40)
     if commit and not COMMIT_ID.match(commit):
         c.fail(f"{field}.commit", "must be a commit id: 40 lower-case hexadecimal characters")
-    volume = c.string(body.get("volume"), f"{field}.volume", required=True, max_len=63)
-    if volume and volume not in volumes:
-        c.fail(f"{field}.volume", f"{volume!r} is not a volume in spec.template.spec.volumes"
-                                  " (or spec.workload.volumeClaimTemplates)")
+    _check_volume(c, body, field, volumes)
     path = c.string(body.get("path"), f"{field}.path", required=True, max_len=1024)
     if path and not is_safe_relative_path(path):
         c.fail(f"{field}.path", f"must be a relative path inside the volume (no '..', no leading '/'), got {path!r}")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shutil
 import ssl
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -151,6 +153,18 @@ def http_options(args: argparse.Namespace) -> HttpOptions:
 
 def format_seconds(seconds: float) -> str:
     return f"{seconds:.1f}s" if seconds < 100 else f"{seconds:.0f}s"
+
+
+def replace_folder(staging: str, dest: str) -> None:
+    """Move a finished folder to dest in one rename. A folder already there (a restarted step's) is moved
+    aside first, in the same parent, and removed once the new one is in place."""
+    if not os.path.lexists(dest):
+        os.rename(staging, dest)
+        return
+    aside = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}.", suffix=".old", dir=os.path.dirname(dest) or ".")
+    os.rename(dest, os.path.join(aside, "previous"))
+    os.rename(staging, dest)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def json_at(document: Any, path: str) -> tuple[bool, Any]:

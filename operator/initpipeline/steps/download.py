@@ -31,6 +31,7 @@ from .common import (
     log,
     positive_number,
     redact,
+    replace_folder,
 )
 from .net import classify, http_open
 
@@ -202,13 +203,7 @@ def write_shaped(value: Any, item: FileSpec, folder: str) -> None:
                 out.write(data)
             os.chmod(path, item.mode)
         os.chmod(staging, 0o755)
-        old = None
-        if os.path.lexists(item.dest):  # a restarted step: the earlier folder goes once the new one is in place
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(item.dest)}.", suffix=".old", dir=folder)
-            os.rename(item.dest, os.path.join(old, "previous"))
-        os.rename(staging, item.dest)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_folder(staging, item.dest)
     finally:
         if os.path.exists(staging):
             shutil.rmtree(staging, ignore_errors=True)

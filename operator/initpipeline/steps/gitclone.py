@@ -18,7 +18,17 @@ import threading
 import time
 from typing import Any
 
-from .common import Exit, StepError, UsageError, finish, format_seconds, log, positive_number, redact
+from .common import (
+    Exit,
+    StepError,
+    UsageError,
+    finish,
+    format_seconds,
+    log,
+    positive_number,
+    redact,
+    replace_folder,
+)
 
 COMMIT_ID = re.compile(r"^[0-9a-f]{40}$")
 DEFAULT_TIMEOUT = 300.0
@@ -49,13 +59,7 @@ def clone(repository: str, ref: str | None, commit: str | None, dest: str, depth
         if commit and head != commit:
             raise StepError(Exit.GIT, f"{ref or 'the default branch'} is at {head}, not at the expected {commit}")
         shutil.rmtree(os.path.join(staging, ".git", "logs"), ignore_errors=True)  # nobody reads the reflog
-        if os.path.lexists(dest):  # a restarted step: the earlier clone goes once the new one is in place
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}.", suffix=".old", dir=folder)
-            os.rename(dest, os.path.join(old, "previous"))
-            os.rename(staging, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(staging, dest)
+        replace_folder(staging, dest)
         return head
     except OSError as exc:
         raise StepError(Exit.WRITE, f"cannot write {dest}: {exc.strerror}") from None
