@@ -91,9 +91,9 @@ BAD_CASES = [
             "spec.steps[0].name"),
     BadCase("duplicate-step-name", _duplicate_name, "spec.steps[1].name", "Duplicate value"),
     BadCase("two-kinds-in-one-step", _two_kinds, "spec.steps[1]",
-            "must set exactly one of waitForService, migration, configDownload, gitClone, container"),
+            "must set exactly one of waitForService, waitForObject, migration, configDownload, gitClone, container"),
     BadCase("no-kind", _delete("spec.steps.1.migration"), "spec.steps[1]",
-            "must set exactly one of waitForService, migration, configDownload, gitClone, container"),
+            "must set exactly one of waitForService, waitForObject, migration, configDownload, gitClone, container"),
     BadCase("port-out-of-range", _set("spec.steps.0.waitForService.targets.0.port", 70000),
             "spec.steps[0].waitForService.targets[0].port", "spec.steps[0].waitForService.targets[0].port"),
     BadCase("port-zero", _set("spec.steps.0.waitForService.targets.0.port", 0),
@@ -206,6 +206,18 @@ BAD_CASES = [
     BadCase("git-volume-unknown", _set("spec.steps.3", {"name": "clone", "gitClone": {
         "repository": "https://git.example.com/site.git", "volume": "nope", "path": "site"}}),
             "spec.steps[3].gitClone.volume", "every gitClone.volume must name a volume"),
+    BadCase("object-wait-without-condition", _set("spec.steps.3", {"name": "wait-cert", "waitForObject": {
+        "apiVersion": "cert-manager.io/v1", "kind": "Certificate", "name": "shop-tls"}}),
+            "spec.steps[3].waitForObject.condition", "waitForObject.condition: Invalid value"),
+    BadCase("object-wait-kind-lower-case", _set("spec.steps.3", {"name": "wait-seed", "waitForObject": {
+        "apiVersion": "batch/v1", "kind": "job", "name": "seed"}}),
+            "spec.steps[3].waitForObject.kind", "waitForObject.kind: Invalid value"),
+    BadCase("object-wait-condition-status", _set("spec.steps.3", {"name": "wait-seed", "waitForObject": {
+        "apiVersion": "batch/v1", "kind": "Job", "name": "seed", "condition": {"type": "Complete", "status": "yes"}}}),
+            "spec.steps[3].waitForObject.condition.status", "condition.status: Unsupported value"),
+    BadCase("object-wait-once", _set("spec.steps.3", {"name": "wait-seed", "once": True, "waitForObject": {
+        "apiVersion": "batch/v1", "kind": "Job", "name": "seed"}}),
+            "spec.steps[3].once", "only migration and container steps can run once"),
 ]
 
 

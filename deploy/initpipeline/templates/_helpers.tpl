@@ -53,4 +53,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: ["", events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+{{- with .Values.objectWaits.rules }}
+# waitForObject: the other kinds that steps wait for (read only)
+{{ toYaml . }}
+{{- end }}
 {{- end -}}

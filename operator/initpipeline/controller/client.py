@@ -84,6 +84,10 @@ class KubeClient:
         self.request("PATCH", f"{collection('Pod', namespace)}/{name}", {"spec": {"schedulingGates": gates}},
                      fieldManager=FIELD_MANAGER)
 
+    def set_pod_annotation(self, namespace: str, name: str, key: str, value: str) -> None:
+        self.request("PATCH", f"{collection('Pod', namespace)}/{name}", {"metadata": {"annotations": {key: value}}},
+                     fieldManager=FIELD_MANAGER)
+
     def get_pipeline(self, namespace: str, name: str) -> Obj:
         """One pipeline as the API server has it now (the Pod webhook's one read)."""
         return self.request("GET", pipeline_path(namespace, name))

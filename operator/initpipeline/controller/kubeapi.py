@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
 import kopf
@@ -108,10 +109,7 @@ class KubeApi:
         conn: http.client.HTTPConnection | None = getattr(self.local, "conn", None)
         if conn is not None:
             return conn, True
-        if self.https:
-            conn = http.client.HTTPSConnection(self.host, self.port, timeout=TIMEOUT, context=self.context)
-        else:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT)
+        conn = self._new_connection(TIMEOUT)
         self.local.conn = conn
         return conn, False
 
@@ -119,13 +117,42 @@ class KubeApi:
         conn.close()
         self.local.conn = None
 
-    def request(self, method: str, path: str, body: Obj | None = None, params: dict[str, str] | None = None) -> Obj:
-        """The response's JSON object; ApiError for a status of 400 and up. A PATCH is a JSON merge patch."""
-        url = self.prefix + path + ("?" + urllib.parse.urlencode(params) if params else "")
+    def _new_connection(self, timeout: float) -> http.client.HTTPConnection:
+        if self.https:
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.context)
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": "initpipeline-operator"}
         auth = self._authorization()
         if auth:
             headers["Authorization"] = auth
+        return headers
+
+    def watch(self, path: str, params: dict[str, str], seconds: int) -> Iterator[Obj]:
+        """The events of one watch request ({type, object}), on a connection of its own, until the API server
+        ends it after `seconds`. ApiError when the server refuses the request."""
+        query = urllib.parse.urlencode({**params, "watch": "1", "timeoutSeconds": str(seconds)})
+        url = f"{self.prefix}{path}?{query}"
+        conn = self._new_connection(seconds + TIMEOUT)
+        try:
+            conn.request("GET", url, headers=self._headers())
+            response = conn.getresponse()
+            if response.status >= 400:
+                raise ApiError(response.status, response.reason, response.read().decode("utf-8", "replace"))
+            while True:
+                line = response.readline()
+                if not line:
+                    return
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            conn.close()
+
+    def request(self, method: str, path: str, body: Obj | None = None, params: dict[str, str] | None = None) -> Obj:
+        """The response's JSON object; ApiError for a status of 400 and up. A PATCH is a JSON merge patch."""
+        url = self.prefix + path + ("?" + urllib.parse.urlencode(params) if params else "")
+        headers = self._headers()
         payload = None
         if body is not None:
             payload = json.dumps(body, separators=(",", ":")).encode()

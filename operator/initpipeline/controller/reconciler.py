@@ -20,6 +20,7 @@ from ..core.attach import attach_status, attached_job, other_gates, plan_attache
 from ..core.build import build_once_job, build_pod, build_workload
 from ..core.children import Children, owned_by, stale_children
 from ..core.hold import write_hold
+from ..core.objects import object_waits, plan_objects
 from ..core.pod_plan import plan_pod, rejected
 from ..core.pod_status import build_status, finished_steps, invalid_status, same_status, step_events
 from ..core.workload_plan import ANNOTATION_SPEC_HASH, plan, spec_hash
@@ -33,6 +34,7 @@ from .errors import TryAgain
 from .kubeapi import ApiError
 from .memory import PipelineMemory
 from .metrics import Metrics
+from .objectwatch import ObjectWatches
 from .settings import OperatorConfig
 from .workqueue import WorkQueue
 
@@ -78,6 +80,10 @@ class Controller:
     memory: dict[str, PipelineMemory] = field(default_factory=dict)  # by pipeline uid
     # Namespaces seen being deleted (when): the deletions of their Pods recreate nothing.
     terminating: dict[str, dt.datetime] = field(default_factory=dict)
+    objects: ObjectWatches = field(init=False)  # of waitForObject steps
+
+    def __post_init__(self) -> None:
+        self.objects = ObjectWatches(self.client, self.queue.wake)
 
     def remember(self, uid: str) -> PipelineMemory:
         return self.memory.setdefault(uid, PipelineMemory())
@@ -85,6 +91,7 @@ class Controller:
     def forget(self, uid: str, namespace: str, name: str) -> None:
         """A deleted pipeline: nothing of it stays in memory or in the metrics, and none of its alarms fires."""
         self.memory.pop(uid, None)
+        self.objects.forget(uid)
         for purpose in ("", WRITE_KEY, RETRY_KEY):
             self.alarms.cancel(purpose + uid)
         self.metrics.forget(namespace, name)
@@ -117,13 +124,15 @@ def reconcile(ctl: Controller, uid: str, view: View, log: Logger) -> Obj:
     try:
         errors = validate_pipeline(pipeline)
         if errors:
+            ctl.objects.forget(uid)
             return publish(ctl, pipeline, previous, invalid_status(pipeline, [str(e) for e in errors],
                                                                    rfc3339(utcnow())))
+        objects = _objects_status(ctl, pipeline, previous, children, log)
         if views.attached(pipeline["spec"]):
-            return _reconcile_attached(ctl, pipeline, previous, children, log)
+            return _reconcile_attached(ctl, pipeline, previous, children, log, objects)
         if views.workload_kind(pipeline["spec"]) == "Pod":
-            return _reconcile_pod(ctl, pipeline, previous, children, log)
-        return _reconcile_workload(ctl, pipeline, previous, children, log)
+            return _reconcile_pod(ctl, pipeline, previous, children, log, objects)
+        return _reconcile_workload(ctl, pipeline, previous, children, log, objects)
     except ApiError as exc:
         if _terminating(exc):
             ctl.terminating[namespace] = utcnow()
@@ -151,7 +160,26 @@ def _in_terminating_namespace(ctl: Controller, pipeline: Obj) -> bool:
     return True
 
 
-def _reconcile_pod(ctl: Controller, pipeline: Obj, previous: Obj, children: Children, log: Logger) -> Obj:
+def _objects_status(ctl: Controller, pipeline: Obj, previous: Obj, children: Children, log: Logger) -> Obj:
+    """waitForObject: watch what the steps still wait for, tell the Pods which steps may pass, and return
+    status.objects (a null clears the entries of steps that are gone: the status is a merge patch)."""
+    uid, namespace = pipeline["metadata"]["uid"], pipeline["metadata"]["namespace"]
+    waits = object_waits(pipeline)
+    plan = plan_objects(waits, previous.get("objects"), {w.ref: ctl.objects.seen(w.ref) for w in waits},
+                        children.pods, rfc3339(utcnow()))
+    ctl.objects.want(uid, plan.watch)
+    for name in plan.annotate:
+        log.info("objects waited for are there: steps %s of Pod %s may pass", plan.met_value, name)
+        try:
+            ctl.client.set_pod_annotation(namespace, name, names.ANNOTATION_OBJECTS_MET, plan.met_value)
+        except ApiError as exc:
+            if exc.status != 404:  # a Pod gone meanwhile needs nothing
+                raise
+    return {"objects": plan.entries or None}
+
+
+def _reconcile_pod(ctl: Controller, pipeline: Obj, previous: Obj, children: Children, log: Logger,
+                   objects: Obj) -> Obj:
     """A pipeline of kind Pod: its Pod of this generation, recreated when deleted, stopped at its deadline."""
     meta = pipeline["metadata"]
     namespace, generation, now = meta["namespace"], int(meta.get("generation", 1)), utcnow()
@@ -182,7 +210,7 @@ def _reconcile_pod(ctl: Controller, pipeline: Obj, previous: Obj, children: Chil
         ctl.client.set_pod_deadline(namespace, step.wanted, step.stop_steps)
     elif step.wake_at is not None:
         ctl.wake_at(step.wake_at, meta["uid"])
-    status = build_status(pipeline, current, rfc3339(now), extra)
+    status = {**build_status(pipeline, current, rfc3339(now), extra), **objects}
     if current is None:
         # keep the name: it is how the next pass knows that the Pod it creates is a recreation
         status["podName"] = step.wanted
@@ -191,7 +219,8 @@ def _reconcile_pod(ctl: Controller, pipeline: Obj, previous: Obj, children: Chil
     return publish(ctl, pipeline, previous, status, created_child=created and "podRecreations" not in extra)
 
 
-def _reconcile_workload(ctl: Controller, pipeline: Obj, previous: Obj, children: Children, log: Logger) -> Obj:
+def _reconcile_workload(ctl: Controller, pipeline: Obj, previous: Obj, children: Children, log: Logger,
+                        objects: Obj) -> Obj:
     """A Deployment or StatefulSet: the once-steps' Job first, then the workload at this revision."""
     meta = pipeline["metadata"]
     namespace, uid, now = meta["namespace"], meta["uid"], utcnow()
@@ -232,12 +261,13 @@ def _reconcile_workload(ctl: Controller, pipeline: Obj, previous: Obj, children:
         if exc.status == 409 and not _terminating(exc):  # the workload changed since the cache saw it
             raise TryAgain("the workload changed meanwhile; trying again", delay=1) from None
         return _refused(ctl, pipeline, previous, exc, "WorkloadRejected")
-    status = workload_status(pipeline, step, workload, children.pods, rfc3339(now))
+    status = {**workload_status(pipeline, step, workload, children.pods, rfc3339(now)), **objects}
     # as for a Pod: a new child's ADDED event brings the status
     return publish(ctl, pipeline, previous, status, created_child=step.create_job or step.write_workload == "create")
 
 
-def _reconcile_attached(ctl: Controller, pipeline: Obj, previous: Obj, children: Children, log: Logger) -> Obj:
+def _reconcile_attached(ctl: Controller, pipeline: Obj, previous: Obj, children: Children, log: Logger,
+                        objects: Obj) -> Obj:
     """A user's Deployment or StatefulSet, never written: each revision's once-steps in one Job, then the
     gates of that revision's Pods lifted."""
     meta = pipeline["metadata"]
@@ -269,7 +299,7 @@ def _reconcile_attached(ctl: Controller, pipeline: Obj, previous: Obj, children:
         if exc.status == 422 and step.ungate:  # another gate went meanwhile: the cache is behind
             raise TryAgain("a Pod's gates changed meanwhile; trying again", delay=1) from None
         return _refused(ctl, pipeline, previous, exc, "JobRejected")
-    status = attach_status(pipeline, step, children.pods, rfc3339(utcnow()))
+    status = {**attach_status(pipeline, step, children.pods, rfc3339(utcnow())), **objects}
     return publish(ctl, pipeline, previous, status, created_child=created)
 
 

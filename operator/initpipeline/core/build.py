@@ -16,6 +16,8 @@ RUN_DIR = "/var/run/initpipeline"
 CA_FILE = f"{RUN_DIR}/ca/ca.crt"
 SQL_DIR = f"{RUN_DIR}/sql"
 OUT_DIR = f"{RUN_DIR}/out"
+OBJECTS_DIR = f"{RUN_DIR}/objects"  # waitForObject: the downward API file of the objects-met annotation
+OBJECTS_VOLUME = "ipl-objects"
 DATABASE_URL_ENV = "INITPIPELINE_DATABASE_URL"
 RUNNER_UID = 65532
 STEP_VOLUME_PREFIX = "ipl-"  # the volumes that the steps bring (scratch space, a CA, SQL files)
@@ -71,7 +73,7 @@ def job_steps(spec: Obj) -> list[Obj]:
     steps = spec["steps"]
     last = max((i for i, s in enumerate(steps) if views.is_once(s, kind)), default=-1)
     return [s for s in steps[:last + 1]
-            if views.is_once(s, kind) or "waitForService" in s or is_sidecar(s)]
+            if views.is_once(s, kind) or step_kind(s) in names.WAIT_KINDS or is_sidecar(s)]
 
 
 def selector_labels(pipeline: Obj) -> dict[str, str]:
@@ -110,6 +112,10 @@ def init_pod_spec(pod_spec: Obj, steps: list[Obj], runner_image: str, keep_volum
         volumes.extend(extra_volumes)
     if any(step_kind(s) in names.BUILTIN_KINDS for s in steps):
         volumes.append({"name": f"{STEP_VOLUME_PREFIX}tmp", "emptyDir": {"sizeLimit": "64Mi"}})
+    if any(step_kind(s) == "waitForObject" for s in steps):
+        # the kubelet rewrites the file when the annotation changes, also while an init container runs
+        volumes.append({"name": OBJECTS_VOLUME, "downwardAPI": {"items": [{
+            "path": "met", "fieldRef": {"fieldPath": f"metadata.annotations['{names.ANNOTATION_OBJECTS_MET}']"}}]}})
     template_volumes = list(pod_spec.get("volumes", []))
     if not keep_volumes:
         mounted = {m.get("name") for c in init_containers for m in c.get("volumeMounts") or []}
@@ -255,7 +261,10 @@ def build_step_container(step: Obj, index: int, runner_image: str) -> tuple[Obj,
         return _custom_migration(step, body), []
     builders = {"waitForService": _wait_args, "migration": _migrate_args, "configDownload": _download_args,
                 "gitClone": _git_args}
-    args, env, mounts, volumes = builders[kind](body, index)
+    if kind == "waitForObject":
+        args, env, mounts, volumes = _object_wait_args(body, step["name"])
+    else:
+        args, env, mounts, volumes = builders[kind](body, index)
     container: Obj = {
         "name": step["name"],
         "image": step.get("image", runner_image),
@@ -328,6 +337,21 @@ def _wait_args(body: Obj, index: int) -> Parts:
         args += ["--expect-status", ",".join(str(code) for code in body["expectStatus"])]
     http_args, env, mounts, volumes = _http_options(body, index)
     return args + http_args, urls + env, mounts, volumes
+
+
+def object_condition(body: Obj) -> tuple[str, str]:
+    """The (type, status) of status.conditions that a waitForObject step waits for."""
+    condition = body.get("condition") or {}
+    ctype = condition.get("type") or names.DEFAULT_OBJECT_CONDITIONS.get((body["apiVersion"], body["kind"]), "")
+    return str(ctype), str(condition.get("status", "True"))
+
+
+def _object_wait_args(body: Obj, step_name: str) -> Parts:
+    ctype, cstatus = object_condition(body)
+    args = ["wait-object", "--met-file", f"{OBJECTS_DIR}/met", "--step", step_name,
+            "--object", f"{body['kind']} {body['name']}", "--condition", f"{ctype}={cstatus}",
+            "--timeout", str(body.get("timeoutSeconds", names.DEFAULT_OBJECT_WAIT_TIMEOUT))]
+    return args, [], [{"name": OBJECTS_VOLUME, "mountPath": OBJECTS_DIR, "readOnly": True}], []
 
 
 def _migrate_args(body: Obj, index: int) -> Parts:

@@ -31,14 +31,21 @@ LABEL_INJECT = f"{GROUP}/inject"
 WORKLOAD_REVISION_LABELS = {"Deployment": "pod-template-hash", "StatefulSet": "controller-revision-hash"}
 # Holds an attached Pod of a revision whose once-steps have not succeeded yet.
 ONCE_GATE = f"{GROUP}/once-steps"
+# waitForObject: the operator watches the object and, once its condition holds, names the step in this
+# annotation of the pipeline's Pods; the step reads it through a downward API volume (no RBAC in the Pod).
+ANNOTATION_OBJECTS_MET = f"{GROUP}/objects-met"
+# The condition a waitForObject step waits for when it names none, by (apiVersion, kind).
+DEFAULT_OBJECT_CONDITIONS = {("batch/v1", "Job"): "Complete", ("apps/v1", "Deployment"): "Available"}
 MAX_SUCCEEDED_REVISIONS = 20  # of an attached workload, kept in status so a rollback runs nothing again
 DEPLOYMENT_FIELDS = ("strategy", "minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds")
 STATEFULSET_FIELDS = ("serviceName", "podManagementPolicy", "updateStrategy", "volumeClaimTemplates",
                       "minReadySeconds", "revisionHistoryLimit", "persistentVolumeClaimRetentionPolicy")
 MAX_REPLICAS = 1000
 
-STEP_KINDS = ("waitForService", "migration", "configDownload", "gitClone", "container")
-BUILTIN_KINDS = ("waitForService", "migration", "configDownload", "gitClone")
+STEP_KINDS = ("waitForService", "waitForObject", "migration", "configDownload", "gitClone", "container")
+BUILTIN_KINDS = ("waitForService", "waitForObject", "migration", "configDownload", "gitClone")
+# The steps that wait, and so also run before the once-steps in their Job.
+WAIT_KINDS = ("waitForService", "waitForObject")
 
 # Pipeline names end up in Pod names ("<name>-<generation>") and label values (<= 63 chars).
 MAX_PIPELINE_NAME = 50
@@ -50,6 +57,7 @@ DEFAULT_RESTART_POLICY = "Always"
 # Per-kind defaults; the CRD's descriptions quote the same numbers.
 DEFAULT_WAIT_TIMEOUT = 300
 DEFAULT_WAIT_MAX_INTERVAL = 1
+DEFAULT_OBJECT_WAIT_TIMEOUT = 300
 DEFAULT_DOWNLOAD_TIMEOUT = 300
 DEFAULT_DOWNLOAD_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_GIT_TIMEOUT = 300

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from .names import (
     ATTACH_KINDS,
+    DEFAULT_OBJECT_CONDITIONS,
     DEPLOYMENT_FIELDS,
     MAX_PIPELINE_NAME,
     MAX_REPLICAS,
@@ -319,6 +320,7 @@ def _check_step(c: _Checker, step: Obj, field: str, volume_names: Container[Any]
         return
     checks = {
         "waitForService": _check_wait,
+        "waitForObject": _check_object_wait,
         "migration": _check_migration,
         "configDownload": _check_download,
         "gitClone": _check_git,
@@ -425,6 +427,43 @@ def _check_expect_json(c: _Checker, value: Any, field: str) -> None:
         c.fail(f"{field}.in", "is required: the values that mean ready")
     for i, item in enumerate(values):
         c.string(item, f"{field}.in[{i}]", required=True, max_len=256)
+
+
+API_VERSION = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?v[0-9]+((alpha|beta)[0-9]+)?$")  # v1, batch/v1
+KIND_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+CONDITION_TYPE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+CONDITION_STATUSES = ("True", "False", "Unknown")
+
+
+def _check_object_wait(c: _Checker, body: Obj, field: str, _volumes: Container[Any], _step: str) -> None:
+    """An object of the pipeline's namespace and the condition of its status to wait for."""
+    c.unknown(body, field, ("apiVersion", "kind", "name", "condition", "timeoutSeconds"))
+    api_version = c.string(body.get("apiVersion"), f"{field}.apiVersion", required=True, max_len=253)
+    if api_version and not API_VERSION.match(api_version):
+        c.fail(f"{field}.apiVersion", f"must be group/version or v1 (batch/v1, cert-manager.io/v1), "
+                                      f"got {api_version!r}")
+    kind = c.string(body.get("kind"), f"{field}.kind", required=True, max_len=63)
+    if kind and not KIND_NAME.match(kind):
+        c.fail(f"{field}.kind", f"must be a kind such as Job or Certificate, got {kind!r}")
+    name = c.string(body.get("name"), f"{field}.name", required=True, max_len=253)
+    if name and not DNS_SUBDOMAIN.match(name):
+        c.fail(f"{field}.name", f"must be the name of an object (lower-case DNS subdomain), got {name!r}")
+    c.integer(body.get("timeoutSeconds"), f"{field}.timeoutSeconds", 1, 86400)
+    if "condition" not in body:
+        if (api_version, kind) not in DEFAULT_OBJECT_CONDITIONS and api_version and kind:
+            c.fail(f"{field}.condition", "is required: only a batch/v1 Job (Complete) and an apps/v1 Deployment "
+                                         "(Available) have a default")
+        return
+    condition = c.obj(body["condition"], f"{field}.condition", required=True)
+    if condition is None:
+        return
+    c.unknown(condition, f"{field}.condition", ("type", "status"))
+    ctype = c.string(condition.get("type"), f"{field}.condition.type", required=True, max_len=316)
+    if ctype and not CONDITION_TYPE.match(ctype):
+        c.fail(f"{field}.condition.type", f"must be a condition type such as Ready or Complete, got {ctype!r}")
+    status = condition.get("status", "True")
+    if status not in CONDITION_STATUSES:
+        c.fail(f"{field}.condition.status", f"must be one of True, False, Unknown, got {status!r}")
 
 
 def _check_migration(c: _Checker, body: Obj, field: str, _volumes: Container[Any], _step: str) -> None:

@@ -1,4 +1,4 @@
-"""Built-in steps: `initpipeline step wait|migrate|download|git-clone`."""
+"""Built-in steps: `initpipeline step wait|wait-object|migrate|download|git-clone`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 
 def add_step_parsers(sub: Any) -> None:
-    from . import download, gitclone, migrate, wait
+    from . import download, gitclone, migrate, objectwait, wait
 
-    for module in (wait, migrate, download, gitclone):
+    for module in (wait, objectwait, migrate, download, gitclone):
         parser: argparse.ArgumentParser = module.add_parser(sub)
         parser.set_defaults(func=module.run)

@@ -1,0 +1,55 @@
+"""`initpipeline step wait-object`: wait until the operator says that an object's condition holds.
+
+The step reads no Kubernetes object itself, so its Pod needs no RBAC: the operator watches the
+object and, once the condition holds, names the step in an annotation of the Pod, which the kubelet
+writes into a downward API file (--met-file) that this step polls. What the operator saw last is in
+the pipeline's status.objects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from ..spec.names import DEFAULT_OBJECT_WAIT_TIMEOUT
+from .common import Exit, finish, format_seconds, log, positive_number
+
+POLL_INTERVAL = 0.1  # a local file read: cheap, and the step passes within this of the kubelet's write
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "wait-object", help="wait until the operator names this step in --met-file",
+        description="Wait until --met-file (the downward API file of the Pod's initpipeline.dev/objects-met "
+                    "annotation) names --step: the operator writes it once the object's condition holds.")
+    parser.add_argument("--met-file", required=True, metavar="PATH", help="the file that lists the met steps")
+    parser.add_argument("--step", required=True, metavar="NAME", help="this step's name")
+    parser.add_argument("--object", required=True, metavar="'KIND NAME'", help="the object, for the log")
+    parser.add_argument("--condition", required=True, metavar="TYPE=STATUS", help="for the log")
+    parser.add_argument("--timeout", type=positive_number, default=DEFAULT_OBJECT_WAIT_TIMEOUT, metavar="SECONDS",
+                        help="give up after this long (default: %(default)s)")
+    return parser
+
+
+def met_steps(path: str) -> set[str]:
+    """The steps named in the file; none while it is missing or empty (the annotation is not set yet)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return {name.strip() for name in handle.read().split(",") if name.strip()}
+    except OSError:
+        return set()
+
+
+def run(args: argparse.Namespace) -> int:
+    log(f"waiting for {args.object} to be {args.condition} (the operator watches it; the pipeline's "
+        "status.objects shows what it saw last)")
+    started = time.monotonic()
+    deadline = started + args.timeout
+    while args.step not in met_steps(args.met_file):
+        if time.monotonic() >= deadline:
+            return finish(Exit.TIMEOUT, f"wait-object: {args.object} was not {args.condition} after "
+                                        f"{format_seconds(args.timeout)}; `kubectl get initpipeline -o yaml` shows "
+                                        "in status.objects what the operator saw last")
+        time.sleep(POLL_INTERVAL)
+    return finish(Exit.OK, f"{args.object} is {args.condition} (waited {format_seconds(time.monotonic() - started)})")
