@@ -6,8 +6,9 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 PACKAGES=(
-  # step tests and the benchmark (Redis: the redis wait target; git: the server of the gitClone tests)
-  postgresql openssl netcat-openbsd redis-server redis-tools git
+  # step tests and the benchmark (Redis and MariaDB: the redis and mysql wait targets and the MySQL
+  # migrations; git: the server of the gitClone tests)
+  postgresql openssl netcat-openbsd redis-server redis-tools mariadb-server mariadb-client git
   # make lint
   shellcheck
   # the local cluster
@@ -31,7 +32,7 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # Debian starts these on install; the tests run their own instances.
-for service in postgresql containerd redis-server; do
+for service in postgresql containerd redis-server mariadb; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
     systemctl stop "$service" || true
   fi

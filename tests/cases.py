@@ -182,7 +182,7 @@ BAD_CASES = [
             "spec.workload", "workload and restartPolicy must not be set with attach"),
     BadCase("target-of-two-kinds", _set("spec.steps.0.waitForService.targets.0.dns", "db.example.com"),
             "spec.steps[0].waitForService.targets[0]",
-            "must set exactly one of url, host and port, postgres, redis or dns"),
+            "must set exactly one of url, host and port, postgres, mysql, redis or dns"),
     BadCase("postgres-target-without-url", _set("spec.steps.0.waitForService.targets.1", {"postgres": {}}),
             "spec.steps[0].waitForService.targets[1].postgres.urlFrom", "urlFrom: Required value"),
     BadCase("postgres-table-not-a-name", _set("spec.steps.0.waitForService.targets.1", {"postgres": {

@@ -6,6 +6,7 @@ import base64
 import glob
 import http.server
 import os
+import pwd
 import shutil
 import socket
 import ssl
@@ -325,6 +326,56 @@ def _wait_port(port: int, limit: float = 10) -> None:
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listens on port {port}")
+
+
+# --- MariaDB --------------------------------------------------------------------------------------
+
+@dataclass
+class MariaDB:
+    port: int
+    password: str
+    socket: Path
+
+    def url(self, password: str | None = None, database: str = "app") -> str:
+        return f"mysql://app:{self.password if password is None else password}@127.0.0.1:{self.port}/{database}"
+
+
+@contextmanager
+def mariadb_server(folder: Path, delay: float = 0, port: int | None = None) -> Iterator[MariaDB]:
+    """Debian's MariaDB on a free loopback port, with a user `app` (all privileges) and a database `app`,
+    started after `delay` seconds (in the background: the caller is already waiting). Only the process
+    started here is stopped."""
+    install, daemon = shutil.which("mariadb-install-db"), shutil.which("mariadbd", path="/usr/sbin:/usr/bin")
+    if install is None or daemon is None:
+        raise RuntimeError("MariaDB is not installed: run hack/install-deps.sh")
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    data = folder / "data"
+    server = MariaDB(port or free_port(), "m4ria-Passw0rd", folder / "mariadb.sock")
+    subprocess.run([install, "--no-defaults", f"--datadir={data}", f"--user={user}", "--skip-test-db",
+                    "--auth-root-authentication-method=socket"], check=True, capture_output=True)
+    # runs once at start with every privilege: no root login is needed
+    init = folder / "init.sql"
+    init.write_text(f"CREATE USER IF NOT EXISTS 'app'@'%' IDENTIFIED BY '{server.password}';\n"
+                    "CREATE DATABASE IF NOT EXISTS app;\nGRANT ALL ON *.* TO 'app'@'%' WITH GRANT OPTION;\n")
+    args = [daemon, "--no-defaults", f"--datadir={data}", f"--user={user}", f"--port={server.port}",
+            "--bind-address=127.0.0.1", f"--socket={server.socket}", f"--pid-file={folder / 'mariadb.pid'}",
+            f"--init-file={init}", "--skip-name-resolve", "--innodb-buffer-pool-size=32M",
+            "--innodb-flush-log-at-trx-commit=0", f"--log-error={folder / 'error.log'}"]
+    started: list[subprocess.Popen[bytes]] = []
+    timer = threading.Timer(delay, lambda: started.append(subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+    timer.start()
+    try:
+        if not delay:
+            timer.join()
+            _wait_port(server.port, limit=60)
+        yield server
+    finally:
+        timer.cancel()
+        timer.join()
+        for proc in started:
+            proc.terminate()
+            proc.wait(timeout=60)
 
 
 # --- git ----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.helpers import CertificateAuthority, Postgres, make_ca, postgres_server
+from tests.helpers import CertificateAuthority, MariaDB, Postgres, make_ca, mariadb_server, postgres_server
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +35,13 @@ def db(postgres: Postgres) -> Iterator[Postgres]:
         conn.execute("DROP DATABASE IF EXISTS app")
         conn.execute("CREATE DATABASE app OWNER app")
     yield postgres
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDB]:
+    folder = Path(tempfile.mkdtemp(prefix="initpipeline-mariadb-"))
+    try:
+        with mariadb_server(folder) as server:
+            yield server
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -6,14 +6,16 @@ from __future__ import annotations
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import psycopg
+import pymysql
 import pytest
 
 from initpipeline.steps import services
 from initpipeline.steps.common import Exit
-from tests.helpers import Postgres, free_port, redis_server, run_step
+from tests.helpers import MariaDB, Postgres, free_port, mariadb_server, redis_server, run_step
 
 
 def test_postgres_answers_a_query_and_the_table_appears_later(tmp_path: Path, db: Postgres) -> None:
@@ -81,6 +83,50 @@ def test_redis_loading_its_dataset_is_not_ready_until_it_answers(tmp_path: Path)
     assert "not ready: Redis is loading its dataset (LOADING)" in result.stderr
 
 
+def test_mysql_that_starts_late_and_gets_its_table_later(tmp_path: Path) -> None:
+    """A real MariaDB: refused while it starts, then a table that a migration makes."""
+    with mariadb_server(tmp_path, 1.0) as maria:
+        def migrate() -> None:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with pymysql.connect(unix_socket=str(maria.socket), user="app", password=maria.password,
+                                         database="app") as conn, conn.cursor() as cursor:
+                        cursor.execute("CREATE TABLE schema_migrations (version bigint)")
+                        return
+                except pymysql.MySQLError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+        later = threading.Timer(1.0, migrate)
+        later.start()
+        try:
+            result = run_step("wait", "--mysql", "DB_URL:schema_migrations", "--timeout", "60",
+                              env={"DB_URL": maria.url()}, tmp=tmp_path)
+        finally:
+            later.join()
+    assert result.code == 0, result.stderr
+    assert "not ready: connection refused" in result.stderr
+    assert f"mysql 127.0.0.1:{maria.port}/app (table schema_migrations): ready after" in result.termination
+    assert maria.password not in result.stderr + result.termination
+
+
+def test_mysql_table_not_there_yet_and_wrong_password(tmp_path: Path, mariadb: MariaDB) -> None:
+    result = run_step("wait", "--mysql", "DB_URL:app.no_such_table", "--timeout", "1",
+                      env={"DB_URL": mariadb.url()}, tmp=tmp_path)
+    assert result.code == Exit.TIMEOUT and "table app.no_such_table does not exist yet" in result.termination
+    result = run_step("wait", "--mysql", "DB_URL", "--timeout", "1",
+                      env={"DB_URL": mariadb.url("not-the-password")}, tmp=tmp_path)
+    assert result.code == Exit.TIMEOUT
+    assert "authentication refused (1045 Access denied for user 'app'" in result.termination, result.termination
+    assert "not-the-password" not in result.stderr + result.termination
+    result = run_step("wait", "--mysql", "DB_URL", "--timeout", "1", env={"DB_URL": mariadb.url(database="nope")},
+                      tmp=tmp_path)
+    assert "the database does not exist (1049 Unknown database 'nope')" in result.termination, result.termination
+    result = run_step("wait", "--mysql", "DB_URL", "--timeout", "5", env={"DB_URL": mariadb.url()}, tmp=tmp_path)
+    assert result.code == 0, result.stderr
+
+
 def test_dns_name_that_resolves(tmp_path: Path) -> None:
     result = run_step("wait", "--dns", "localhost", "--timeout", "5", tmp=tmp_path)
     assert result.code == 0 and "dns localhost: ready after" in result.termination, result.stderr
@@ -99,6 +145,7 @@ def test_a_name_that_does_not_resolve_says_so(monkeypatch: pytest.MonkeyPatch) -
     (["--postgres", "NOPE"], {}, "--postgres: the environment variable 'NOPE' is not set or empty"),
     (["--postgres", "U"], {"U": "mysql://x@y/z"}, "U must hold a postgres:// or postgresql:// URL"),
     (["--redis", "U"], {"U": "http://x"}, "U must hold a redis:// or rediss:// URL"),
+    (["--mysql", "U"], {"U": "postgres://x@y/z"}, "U must hold a mysql:// or mariadb:// URL"),
 ])
 def test_service_arguments_are_checked(tmp_path: Path, args: list[str], env: dict[str, str], needle: str) -> None:
     result = run_step("wait", *args, env=env, tmp=tmp_path)

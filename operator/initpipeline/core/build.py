@@ -316,7 +316,7 @@ def _wait_args(body: Obj, index: int) -> Parts:
     args = ["wait"]
     urls: list[Obj] = []  # the database URLs hold passwords: env vars from their Secrets, never arguments
     for t, target in enumerate(body["targets"]):
-        service = next((k for k in ("postgres", "redis") if k in target), None)
+        service = next((k for k in ("postgres", "mysql", "redis") if k in target), None)
         if service is not None:
             var = f"INITPIPELINE_TARGET_{t}_URL"
             urls.append({"name": var, "valueFrom": {"secretKeyRef": dict(target[service]["urlFrom"]["secretKeyRef"])}})

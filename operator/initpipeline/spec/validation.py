@@ -372,8 +372,8 @@ def _check_wait(c: _Checker, body: Obj, field: str, _volumes: Container[Any], _s
         c.unknown(target, tfield, ("host", "port", "url", "expectJSON", *SERVICE_TARGETS))
         kinds = [k for k in ("url", "host", *SERVICE_TARGETS) if k in target or (k == "host" and "port" in target)]
         if len(kinds) != 1:
-            c.fail(tfield, "must set exactly one of url, host and port, postgres, redis or dns")
-        elif kinds[0] in ("postgres", "redis"):
+            c.fail(tfield, "must set exactly one of url, host and port, postgres, mysql, redis or dns")
+        elif kinds[0] in ("postgres", "mysql", "redis"):
             _check_service_target(c, target[kinds[0]], f"{tfield}.{kinds[0]}", kinds[0])
         elif kinds[0] == "dns":
             name = c.string(target["dns"], f"{tfield}.dns", required=True, max_len=253)
@@ -394,17 +394,17 @@ def _check_wait(c: _Checker, body: Obj, field: str, _volumes: Container[Any], _s
             _check_expect_json(c, target["expectJSON"], f"{tfield}.expectJSON")
 
 
-SERVICE_TARGETS = ("postgres", "redis", "dns")
+SERVICE_TARGETS = ("postgres", "mysql", "redis", "dns")
 DNS_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*\.?$")
 SQL_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 
 
 def _check_service_target(c: _Checker, value: Any, field: str, kind: str) -> None:
-    """postgres or redis: the URL (with its password) from a Secret; postgres may name a table."""
+    """postgres, mysql or redis: the URL (with its password) from a Secret; the databases may name a table."""
     body = c.obj(value, field, required=True)
     if body is None:
         return
-    c.unknown(body, field, ("urlFrom", "table") if kind == "postgres" else ("urlFrom",))
+    c.unknown(body, field, ("urlFrom",) if kind == "redis" else ("urlFrom", "table"))
     source = c.obj(body.get("urlFrom"), f"{field}.urlFrom", required=True)
     if source is not None:
         c.unknown(source, f"{field}.urlFrom", ("secretKeyRef",))

@@ -1,13 +1,14 @@
-"""Readiness by protocol, for `initpipeline step wait`: a PostgreSQL that answers a query (not one that
-only accepts connections while it starts up), a Redis that answers PING (not one still LOADING its
-dataset), a DNS name that resolves. Each probe returns None when ready, else why not, in words that never
-carry a password."""
+"""Readiness by protocol, for `initpipeline step wait`: a PostgreSQL or MySQL/MariaDB that answers a query
+(not one that only accepts connections while it starts up or loads its grant tables), a Redis that answers
+PING (not one still LOADING its dataset), a DNS name that resolves. Each probe returns None when ready,
+else why not, in words that never carry a password."""
 
 from __future__ import annotations
 
 import socket
 import ssl
 import urllib.parse
+from typing import Any
 
 from ..spec.redaction import redact
 from .net import classify
@@ -36,6 +37,52 @@ def postgres_probe(url: str, table: str | None, timeout: float) -> str | None:
         text = first_line(exc)
         # as for a TCP target: refused while nothing listens yet, and retried at the fast pace
         return "connection refused" if "Connection refused" in text else redact(text, password)
+
+
+MYSQL_SCHEMES = ("mysql", "mariadb")
+# MySQL's client and server error numbers that the message explains better than the text
+_MYSQL_REASONS = {1045: "authentication refused", 1044: "access to the database refused",
+                  1049: "the database does not exist"}
+_MYSQL_REFUSED = (2002, 2003)  # cannot connect: nothing listens yet
+
+
+def mysql_connect(url: str, timeout: float) -> Any:
+    """A PyMySQL connection from a mysql:// URL (user, password, host, port, database; the password as given)."""
+    import pymysql  # the runner image has it (the migration step's MySQL driver)
+
+    parts = urllib.parse.urlsplit(url)
+    return pymysql.connect(host=parts.hostname or "localhost", port=parts.port or 3306,
+                           user=urllib.parse.unquote(parts.username or ""),
+                           password=urllib.parse.unquote(parts.password or ""),
+                           database=urllib.parse.unquote(parts.path.strip("/")) or None,
+                           connect_timeout=max(1, round(timeout)), read_timeout=max(1, round(timeout)),
+                           autocommit=True, charset="utf8mb4")
+
+
+def mysql_probe(url: str, table: str | None, timeout: float) -> str | None:
+    """Connect, authenticate and run a query; with a table, it must exist in the URL's database (or in the
+    schema that `schema.table` names)."""
+    import pymysql
+
+    password = urllib.parse.unquote(urllib.parse.urlsplit(url).password or "")
+    try:
+        db = mysql_connect(url, timeout)
+        with db, db.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            if table is None:
+                return None
+            schema, _, name = table.rpartition(".")
+            cursor.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = "
+                           "COALESCE(NULLIF(%s, ''), DATABASE()) AND table_name = %s", (schema, name))
+            row = cursor.fetchone()
+            return None if row and row[0] else f"table {table} does not exist yet"
+    except pymysql.MySQLError as exc:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+        if code in _MYSQL_REFUSED:
+            return "connection refused"
+        text = redact(str(exc.args[1]) if len(exc.args) > 1 else first_line(exc), password)
+        reason = _MYSQL_REASONS.get(code)
+        return f"{reason} ({code} {text})" if reason else f"{code} {text}" if code else text
 
 
 def redis_probe(url: str, timeout: float) -> str | None:

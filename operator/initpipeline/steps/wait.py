@@ -29,7 +29,7 @@ from .common import (
     redact,
 )
 from .net import classify, http_open, split_host_port, tcp_probe
-from .services import REDIS_SCHEMES, dns_probe, postgres_probe, redis_probe
+from .services import MYSQL_SCHEMES, REDIS_SCHEMES, dns_probe, mysql_probe, postgres_probe, redis_probe
 
 INITIAL_INTERVAL = 0.1
 # Nothing listens yet, the usual state while a dependency starts: a refused connection costs the
@@ -79,11 +79,11 @@ def json_verdict(body: bytes, path: str, ready: tuple[str, ...]) -> str | None:
 @dataclass
 class Target:
     label: str
-    kind: str  # "tcp", "http", "json", "postgres", "redis" or "dns"
+    kind: str  # "tcp", "http", "json", "postgres", "mysql", "redis" or "dns"
     host: str = ""  # or the DNS name
     port: int = 0
     url: str = ""
-    table: str | None = None  # postgres: a table that must exist
+    table: str | None = None  # postgres, mysql: a table that must exist
     json_path: str = ""
     json_ready: tuple[str, ...] = ()
     ready_after: float | None = None
@@ -98,6 +98,8 @@ class Target:
                 return None
             if self.kind == "postgres":
                 return postgres_probe(self.url, self.table, timeout)
+            if self.kind == "mysql":
+                return mysql_probe(self.url, self.table, timeout)
             if self.kind == "redis":
                 return redis_probe(self.url, timeout)
             if self.kind == "dns":
@@ -144,6 +146,11 @@ def parse_targets(args: argparse.Namespace) -> list[Target]:
         url = _url_from_env("--postgres", env, ("postgres", "postgresql"))
         targets.append(Target(label=f"postgres {_where(url)}" + (f" (table {table})" if table else ""),
                               kind="postgres", url=url, table=table or None))
+    for spec in args.mysql:
+        env, _, table = spec.partition(":")
+        url = _url_from_env("--mysql", env, MYSQL_SCHEMES)
+        targets.append(Target(label=f"mysql {_where(url)}" + (f" (table {table})" if table else ""),
+                              kind="mysql", url=url, table=table or None))
     for env in args.redis:
         url = _url_from_env("--redis", env, REDIS_SCHEMES)
         targets.append(Target(label=f"redis {_where(url)}", kind="redis", url=url))
@@ -151,7 +158,7 @@ def parse_targets(args: argparse.Namespace) -> list[Target]:
         targets.append(Target(label=f"dns {name}", kind="dns", host=name))
     if not targets:
         raise UsageError("give at least one --tcp HOST:PORT, --http URL, --http-json URL PATH VALUES, "
-                         "--postgres ENV, --redis ENV or --dns NAME")
+                         "--postgres ENV, --mysql ENV, --redis ENV or --dns NAME")
     return targets
 
 
@@ -225,6 +232,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser.add_argument("--postgres", action="append", default=[], metavar="ENV[:TABLE]",
                         help="wait until the PostgreSQL at the URL in environment variable ENV accepts its "
                              "credentials and answers a query (and TABLE exists); repeatable")
+    parser.add_argument("--mysql", action="append", default=[], metavar="ENV[:TABLE]",
+                        help="wait until the MySQL or MariaDB at the URL in environment variable ENV (mysql://) "
+                             "accepts its credentials and answers a query (and TABLE exists); repeatable")
     parser.add_argument("--redis", action="append", default=[], metavar="ENV",
                         help="wait until the Redis at the URL in environment variable ENV (redis:// or rediss://) "
                              "accepts its credentials and answers PING; repeatable")

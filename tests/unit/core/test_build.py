@@ -192,6 +192,7 @@ def test_database_targets_take_their_urls_from_secrets_as_env_vars_never_as_argu
         {"postgres": {"urlFrom": {"secretKeyRef": {"name": "db", "key": "url"}}, "table": "django_migrations"}},
         {"redis": {"urlFrom": {"secretKeyRef": {"name": "cache", "key": "url"}}}},
         {"dns": "config-server.default.svc"},
+        {"mysql": {"urlFrom": {"secretKeyRef": {"name": "orders-db", "key": "url"}}, "table": "app.schema_migrations"}},
     ]
     container = by_name(build_pod(doc, "runner:1")["spec"]["initContainers"])["wait-deps"]
     command = container["command"]
@@ -201,6 +202,8 @@ def test_database_targets_take_their_urls_from_secrets_as_env_vars_never_as_argu
     env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
     assert env["INITPIPELINE_TARGET_2_URL"] == {"name": "db", "key": "url"}
     assert env["INITPIPELINE_TARGET_3_URL"] == {"name": "cache", "key": "url"}
+    assert command[command.index("--mysql") + 1] == "INITPIPELINE_TARGET_5_URL:app.schema_migrations"
+    assert env["INITPIPELINE_TARGET_5_URL"] == {"name": "orders-db", "key": "url"}
 
 
 def test_a_secret_download_reaches_the_step_as_arguments() -> None:

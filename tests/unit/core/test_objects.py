@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from initpipeline.core.build import build_pod, build_workload, job_steps
 from initpipeline.core.objects import ObjectRef, Observation, evaluate, object_waits, plan_objects
 from initpipeline.spec import names
-from tests.cases import shop
+from tests.cases import ROOT, shop
 
 NOW = "2026-11-30T12:00:00Z"
 
@@ -59,7 +61,8 @@ def test_a_condition_is_met_only_with_the_status_asked_for() -> None:
 def test_a_failed_job_says_so() -> None:
     wait = object_waits(pipeline(SEED))[0]
     failed = Observation({"status": {"conditions": [
-        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the limit"}]}})
+        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+         "message": "Job has reached the limit"}]}})
     assert evaluate(wait, failed) == (False, "Failed=True (BackoffLimitExceeded: Job has reached the limit)")
 
 
@@ -68,8 +71,8 @@ def test_a_deployment_mid_rollout_is_not_available_yet() -> None:
     stale = Observation({"metadata": {"generation": 3},
                          "status": {"observedGeneration": 2, "conditions": [{"type": "Available", "status": "True"}]}})
     assert evaluate(wait, stale) == (False, "its controller has not observed generation 3 yet (at 2)")
-    current = Observation({"metadata": {"generation": 3},
-                           "status": {"observedGeneration": 3, "conditions": [{"type": "Available", "status": "True"}]}})
+    available = [{"type": "Available", "status": "True"}]
+    current = Observation({"metadata": {"generation": 3}, "status": {"observedGeneration": 3, "conditions": available}})
     assert evaluate(wait, current)[0] is True
 
 
@@ -125,7 +128,8 @@ def test_the_step_reads_the_annotation_through_a_downward_api_file() -> None:
     assert step["command"] == ["initpipeline", "step", "wait-object", "--met-file", "/var/run/initpipeline/objects/met",
                                "--step", "wait-0", "--object", "Job seed", "--condition", "Complete=True",
                                "--timeout", "300"]
-    assert {"name": "ipl-objects", "mountPath": "/var/run/initpipeline/objects", "readOnly": True} in step["volumeMounts"]
+    mount = {"name": "ipl-objects", "mountPath": "/var/run/initpipeline/objects", "readOnly": True}
+    assert mount in step["volumeMounts"]
     volume = next(v for v in built["spec"]["volumes"] if v["name"] == "ipl-objects")
     assert volume["downwardAPI"]["items"] == [
         {"path": "met", "fieldRef": {"fieldPath": "metadata.annotations['initpipeline.dev/objects-met']"}}]
@@ -139,3 +143,12 @@ def test_a_workload_runs_the_wait_before_its_once_steps_too() -> None:
     template = build_workload(doc)["spec"]["template"]
     assert template["spec"]["initContainers"][0]["name"] == "wait-0"
     assert "annotations" not in template["metadata"]  # met steps are told to Pods, never to the template
+
+
+def test_the_crd_keeps_every_field_of_an_entry() -> None:
+    """The API server prunes status fields that the CRD's schema does not name."""
+    crd = yaml.safe_load((ROOT / "crds" / "initpipelines.initpipeline.dev.yaml").read_text())
+    status = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+    waits = object_waits(pipeline(SEED))
+    entry = plan_objects(waits, None, {waits[0].ref: job(("Complete", "True"))}, [], NOW).entries[0]
+    assert set(entry) <= set(status["objects"]["items"]["properties"])
