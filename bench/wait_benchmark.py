@@ -11,10 +11,13 @@ Side by side, in one run, for each kind of wait:
 - postgres: `initpipeline step wait --postgres ENV` and `until pg_isready -q; do sleep 2; done` wait for a
   PostgreSQL (Debian's) that starts after a random delay. pg_isready only asks whether the server accepts
   connections; ours logs in and runs a query, so it is the stricter check of the two.
+- mysql: `initpipeline step wait --mysql ENV` and `until mysqladmin ping --silent; do sleep 2; done` wait for a
+  MariaDB (Debian's) that starts after a random delay. mysqladmin ping counts a server that refuses the login as
+  alive; ours logs in and runs a query.
 The figure is the time from the dependency being ready (it answers PING, or a query) to each waiter exiting.
 Prints each round, the median and mean of both, and their ratio.
 
-    python bench/wait_benchmark.py [--kind tcp|json|redis|postgres|all] [--rounds 10] [--seed 1]
+    python bench/wait_benchmark.py [--kind tcp|json|redis|postgres|mysql|all] [--rounds 10] [--seed 1]
 """
 
 from __future__ import annotations
@@ -113,6 +116,7 @@ def one_json_round(delay: float) -> tuple[float, float]:
 
 CLASSIC_REDIS = "until redis-cli -h 127.0.0.1 -p {port} ping 2>/dev/null | grep -q PONG; do sleep 2; done"
 CLASSIC_POSTGRES = "until pg_isready -h 127.0.0.1 -p {port} -q; do sleep 2; done"
+CLASSIC_MYSQL = "until mysqladmin ping -h 127.0.0.1 -P {port} -u app --silent 2>/dev/null; do sleep 2; done"
 REDIS_PASSWORD = "bench-Passw0rd"
 
 
@@ -230,11 +234,59 @@ class PostgresFolder:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+class MariaDBFolder:
+    """One mariadb-install-db for all rounds; each round starts the server late and stops it after."""
+
+    def __init__(self) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from tests.helpers import MARIADB_PASSWORD, mariadb_install
+
+        self.password = MARIADB_PASSWORD
+        self.folder = Path(subprocess.run(["mktemp", "-d", "/tmp/initpipeline-bench-mariadb-XXXXXX"], check=True,
+                                          capture_output=True, text=True).stdout.strip())
+        mariadb_install(self.folder)
+
+    def round(self, delay: float) -> tuple[float, float]:
+        import pymysql
+        from tests.helpers import mariadb_command
+
+        port = free_port()
+        url = f"mysql://app:{self.password}@127.0.0.1:{port}/app"
+        started: list[subprocess.Popen[bytes]] = []
+
+        def start() -> None:
+            started.append(subprocess.Popen(mariadb_command(self.folder, port), stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL))
+
+        def answers() -> bool:
+            try:
+                with pymysql.connect(host="127.0.0.1", port=port, user="app", password=self.password,
+                                     database="app", connect_timeout=1) as db, db.cursor() as cursor:
+                    cursor.execute("SELECT 1")
+                return True
+            except pymysql.MySQLError:
+                return False
+        ours = [sys.executable, "-m", "initpipeline.cli", "step", "wait", "--mysql", "DB_URL", "--timeout", "60"]
+        try:
+            # mysqladmin reads the password from MYSQL_PWD: the snippet stays fixed
+            return race(ours, CLASSIC_MYSQL.format(port=port), {"DB_URL": url, "MYSQL_PWD": self.password},
+                        start, answers, delay)
+        finally:
+            for proc in started:
+                proc.terminate()
+                proc.wait()
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def run_kind(kind: str, rounds: int, rng: random.Random) -> None:
-    classic_name = {"tcp": "nc loop", "json": "curl loop", "redis": "redis-cli", "postgres": "pg_isready"}[kind]
-    postgres = PostgresFolder() if kind == "postgres" else None
-    measure = {"tcp": one_round, "json": one_json_round, "redis": one_redis_round,
-               "postgres": postgres.round if postgres else one_round}[kind]
+    classic_name = {"tcp": "nc loop", "json": "curl loop", "redis": "redis-cli", "postgres": "pg_isready",
+                    "mysql": "mysqladmin"}[kind]
+    server = PostgresFolder() if kind == "postgres" else MariaDBFolder() if kind == "mysql" else None
+    rounds_of: dict[str, Callable[[float], tuple[float, float]]] = {
+        "tcp": one_round, "json": one_json_round, "redis": one_redis_round}
+    measure = server.round if server is not None else rounds_of[kind]
     ours_all, classic_all = [], []
     print(f"\n{kind}: {'round':>5} {'ready after':>12} {'initpipeline':>13} {classic_name:>10}")
     for index in range(1, rounds + 1):
@@ -250,22 +302,26 @@ def run_kind(kind: str, rounds: int, rng: random.Random) -> None:
           f"{classic_name} {statistics.mean(classic_all):.3f}s "
           f"({statistics.mean(classic_all) / statistics.mean(ours_all):.1f}x faster)")
     print(f"{kind} ready -> exit, worst:  initpipeline {max(ours_all):.3f}s, {classic_name} {max(classic_all):.3f}s")
-    if postgres:
-        postgres.remove()
+    if server is not None:
+        server.remove()
+
+
+KINDS = ["tcp", "json", "redis", "postgres", "mysql"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kind", choices=["tcp", "json", "redis", "postgres", "all"], default="all")
+    parser.add_argument("--kind", choices=[*KINDS, "all"], default="all")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     for tool, package in (("nc", "netcat-openbsd"), ("curl", "curl"), ("redis-server", "redis-server"),
-                          ("redis-cli", "redis-tools"), ("pg_isready", "postgresql")):
-        if not shutil.which(tool):
+                          ("redis-cli", "redis-tools"), ("pg_isready", "postgresql"), ("mysqladmin", "mariadb-client"),
+                          ("mariadbd", "mariadb-server")):
+        if not shutil.which(tool, path=f"{os.environ.get('PATH', '')}:/usr/sbin"):
             raise SystemExit(f"{tool} is missing: run hack/install-deps.sh ({package})")
     rng = random.Random(args.seed)
-    for kind in (["tcp", "json", "redis", "postgres"] if args.kind == "all" else [args.kind]):
+    for kind in (KINDS if args.kind == "all" else [args.kind]):
         run_kind(kind, args.rounds, rng)
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the migration tools that the migration step's tests run against our runner, each from its
-# own registry at the version pinned under hack/tools/: golang-migrate (Go module proxy), dbmate (its
+# own registry at the version pinned under hack/tools/: golang-migrate with its PostgreSQL and MySQL
+# drivers (Go module proxy), dbmate (its
 # released binary from npm) and Flyway (Maven Central, with a small Java front end). Into
 # $CACHE_DIR/bin; a tool whose pinned files have not changed is skipped.
 set -euo pipefail
@@ -21,7 +22,7 @@ if stale golang-migrate; then
   work=$CACHE_DIR/src/golang-migrate
   rm -rf "$work" && mkdir -p "$work" && cp "$HACK_DIR"/tools/golang-migrate/go.* "$work/"
   version=$(sed -n 's|^require github.com/golang-migrate/migrate/v4 v||p' "$work/go.mod")
-  (cd "$work" && go build -mod=mod -trimpath -ldflags "-s -w -X main.Version=$version" -tags "postgres file" \
+  (cd "$work" && go build -mod=mod -trimpath -ldflags "-s -w -X main.Version=$version" -tags "postgres mysql file" \
     -o "$BIN_DIR/golang-migrate" github.com/golang-migrate/migrate/v4/cmd/migrate)
   done_with golang-migrate
 fi

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -330,6 +331,9 @@ def _wait_port(port: int, limit: float = 10) -> None:
 
 # --- MariaDB --------------------------------------------------------------------------------------
 
+MARIADB_PASSWORD = "m4ria-Passw0rd"
+
+
 @dataclass
 class MariaDB:
     port: int
@@ -339,28 +343,71 @@ class MariaDB:
     def url(self, password: str | None = None, database: str = "app") -> str:
         return f"mysql://app:{self.password if password is None else password}@127.0.0.1:{self.port}/{database}"
 
+    def fresh(self, name: str) -> str:
+        """A new, empty database (dropped first if a test left it): its URL."""
+        mysql_run(self.url(), f"DROP DATABASE IF EXISTS `{name}`; CREATE DATABASE `{name}`")
+        return self.url(database=name)
+
+
+def mysql_rows(url: str, sql: str, params: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
+    import pymysql
+
+    parts = urllib.parse.urlsplit(url)
+    with pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=parts.username or "",
+                         password=urllib.parse.unquote(parts.password or ""), database=parts.path.strip("/"),
+                         autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
+def mysql_run(url: str, sql: str) -> None:
+    """Run statements (a script, ;-separated) as one multi-statement request."""
+    import pymysql
+    from pymysql.constants import CLIENT
+
+    parts = urllib.parse.urlsplit(url)
+    with pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=parts.username or "",
+                         password=urllib.parse.unquote(parts.password or ""), database=parts.path.strip("/"),
+                         autocommit=True, client_flag=CLIENT.MULTI_STATEMENTS) as conn, conn.cursor() as cursor:
+        cursor.execute(sql)
+        while cursor.nextset():
+            pass
+
+
+def mariadb_install(folder: Path) -> Path:
+    """A MariaDB data folder with a user `app` (all privileges) and a database `app`; the file of SQL that the
+    server runs at each start (with every privilege: no root login is needed)."""
+    install = shutil.which("mariadb-install-db")
+    if install is None:
+        raise RuntimeError("MariaDB is not installed: run hack/install-deps.sh")
+    subprocess.run([install, "--no-defaults", f"--datadir={folder / 'data'}",
+                    f"--user={pwd.getpwuid(os.geteuid()).pw_name}", "--skip-test-db",
+                    "--auth-root-authentication-method=socket"], check=True, capture_output=True)
+    init = folder / "init.sql"
+    init.write_text(f"CREATE USER IF NOT EXISTS 'app'@'%' IDENTIFIED BY '{MARIADB_PASSWORD}';\n"
+                    "CREATE DATABASE IF NOT EXISTS app;\nGRANT ALL ON *.* TO 'app'@'%' WITH GRANT OPTION;\n")
+    return init
+
+
+def mariadb_command(folder: Path, port: int) -> list[str]:
+    """The server of mariadb_install's folder, on a loopback port, in the foreground."""
+    daemon = shutil.which("mariadbd", path="/usr/sbin:/usr/bin")
+    if daemon is None:
+        raise RuntimeError("MariaDB is not installed: run hack/install-deps.sh")
+    return [daemon, "--no-defaults", f"--datadir={folder / 'data'}", f"--user={pwd.getpwuid(os.geteuid()).pw_name}",
+            f"--port={port}", "--bind-address=127.0.0.1", f"--socket={folder / 'mariadb.sock'}",
+            f"--pid-file={folder / 'mariadb.pid'}", f"--init-file={folder / 'init.sql'}", "--skip-name-resolve",
+            "--innodb-buffer-pool-size=32M", "--innodb-flush-log-at-trx-commit=0",
+            f"--log-error={folder / 'error.log'}"]
+
 
 @contextmanager
 def mariadb_server(folder: Path, delay: float = 0, port: int | None = None) -> Iterator[MariaDB]:
-    """Debian's MariaDB on a free loopback port, with a user `app` (all privileges) and a database `app`,
-    started after `delay` seconds (in the background: the caller is already waiting). Only the process
-    started here is stopped."""
-    install, daemon = shutil.which("mariadb-install-db"), shutil.which("mariadbd", path="/usr/sbin:/usr/bin")
-    if install is None or daemon is None:
-        raise RuntimeError("MariaDB is not installed: run hack/install-deps.sh")
-    user = pwd.getpwuid(os.geteuid()).pw_name
-    data = folder / "data"
-    server = MariaDB(port or free_port(), "m4ria-Passw0rd", folder / "mariadb.sock")
-    subprocess.run([install, "--no-defaults", f"--datadir={data}", f"--user={user}", "--skip-test-db",
-                    "--auth-root-authentication-method=socket"], check=True, capture_output=True)
-    # runs once at start with every privilege: no root login is needed
-    init = folder / "init.sql"
-    init.write_text(f"CREATE USER IF NOT EXISTS 'app'@'%' IDENTIFIED BY '{server.password}';\n"
-                    "CREATE DATABASE IF NOT EXISTS app;\nGRANT ALL ON *.* TO 'app'@'%' WITH GRANT OPTION;\n")
-    args = [daemon, "--no-defaults", f"--datadir={data}", f"--user={user}", f"--port={server.port}",
-            "--bind-address=127.0.0.1", f"--socket={server.socket}", f"--pid-file={folder / 'mariadb.pid'}",
-            f"--init-file={init}", "--skip-name-resolve", "--innodb-buffer-pool-size=32M",
-            "--innodb-flush-log-at-trx-commit=0", f"--log-error={folder / 'error.log'}"]
+    """Debian's MariaDB on a free loopback port (see mariadb_install), started after `delay` seconds (in the
+    background: the caller is already waiting). Only the process started here is stopped."""
+    server = MariaDB(port or free_port(), MARIADB_PASSWORD, folder / "mariadb.sock")
+    mariadb_install(folder)
+    args = mariadb_command(folder, server.port)
     started: list[subprocess.Popen[bytes]] = []
     timer = threading.Timer(delay, lambda: started.append(subprocess.Popen(
         args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))

@@ -1,8 +1,10 @@
-"""`initpipeline step migrate`: apply a folder of SQL migrations to PostgreSQL, each exactly once.
+"""`initpipeline step migrate`: apply a folder of SQL migrations to PostgreSQL, or to MySQL or MariaDB (a
+mysql:// URL), each exactly once.
 
 The folder's layout (golang-migrate, Flyway, dbmate or plain numbered files) decides which files apply,
 in which order, which undo them, and which history table records them: the tool's own, kept as the tool
-keeps it. Session advisory locks serialise concurrent runners (replicas, restarts) and the tool itself.
+keeps it. Session locks (PostgreSQL's advisory locks, MySQL's named locks) serialise concurrent runners
+(replicas, restarts) and the tool itself.
 Undo files run only with --to.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import urllib.parse
 from typing import Any
 
 from ...spec.names import DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCK_TIMEOUT
@@ -19,6 +22,7 @@ from ..common import Exit, StepError, UsageError, finish, format_seconds, log
 from .database import Database, lock_key
 from .history import DEFAULT_TABLES, LEDGERS, ForeignTable, Ledger
 from .layouts import FLYWAY, GOLANG_MIGRATE, LAYOUTS, PLAIN, Folder, FolderError, SqlFile, natural_key, parse_folder
+from .mysql import MySQLDatabase
 from .plan import Plan, PlanError, plan_migrate, plan_rollback
 
 __all__ = ["add_parser", "lock_key", "natural_key", "run"]
@@ -47,12 +51,13 @@ def read_files(folder: str) -> list[SqlFile]:
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(
-        "migrate", help="apply a folder of SQL migrations to PostgreSQL exactly once",
+        "migrate", help="apply a folder of SQL migrations to PostgreSQL or MySQL/MariaDB exactly once",
         description="Apply the migrations of --sql-dir (golang-migrate, Flyway, dbmate or plain numbered files), "
                     "each once, recorded in the layout's own history table. Undo files run only with --to.")
     parser.add_argument("--sql-dir", required=True, metavar="DIR", help="folder of migration files")
     parser.add_argument("--database-url-env", required=True, metavar="NAME",
-                        help="environment variable that holds the PostgreSQL URL (never logged)")
+                        help="environment variable that holds the database URL: postgresql:// or mysql:// "
+                             "(never logged)")
     parser.add_argument("--layout", choices=LAYOUTS, metavar="|".join(LAYOUTS),
                         help="the folder's layout (default: detected from its files)")
     parser.add_argument("--to", metavar="VERSION",
@@ -83,13 +88,13 @@ def run(args: argparse.Namespace) -> int:
     log(f"layout {folder.layout}{'' if args.layout else ' (detected)'}: {len(folder.migrations)} migration(s)"
         + (f", {len(folder.repeatables)} repeatable" if folder.repeatables else "") + f"; history in {table}")
     started = time.monotonic()
-    db: Database | None = None
+    db: Database | MySQLDatabase | None = None
     try:
-        db = Database(url, args.connect_timeout)
-        ledger = LEDGERS[folder.layout](db.conn, table)
+        db = connect(url, args.connect_timeout)
+        ledger = LEDGERS[folder.layout](db.conn, table, db.dialect)
         if args.dry_run:
             return _dry_run(db, ledger, folder, args.to)
-        db.lock([lock_key(table), *ledger.tool_lock_keys()], args.lock_timeout)
+        db.lock([db.own_lock(table), *ledger.tool_lock_keys()], args.lock_timeout)
         plan = _plan(db, ledger, folder, args.to)
         for note in plan.notes:
             log(note)
@@ -111,7 +116,13 @@ def run(args: argparse.Namespace) -> int:
         return finish(Exit.DATABASE, f"migrate: {db.redact(str(exc).strip() or type(exc).__name__)}")
     finally:
         if db is not None:
-            db.close()  # also releases the session's advisory locks
+            db.close()  # also releases the session's locks
+
+
+def connect(url: str, timeout: float) -> Database | MySQLDatabase:
+    if urllib.parse.urlsplit(url).scheme in ("mysql", "mariadb"):
+        return MySQLDatabase(url, timeout)
+    return Database(url, timeout)
 
 
 def _check_arguments(args: argparse.Namespace) -> str:
@@ -128,7 +139,7 @@ def _check_arguments(args: argparse.Namespace) -> str:
     return str(url)
 
 
-def _plan(db: Database, ledger: Ledger, folder: Folder, target: str | None) -> Plan:
+def _plan(db: Database | MySQLDatabase, ledger: Ledger, folder: Folder, target: str | None) -> Plan:
     try:
         history = ledger.read()
     except ForeignTable as exc:
@@ -138,9 +149,9 @@ def _plan(db: Database, ledger: Ledger, folder: Folder, target: str | None) -> P
     return plan_migrate(folder, history) if target is None else plan_rollback(folder, history, target)
 
 
-def _refuse_plain_history(db: Database, folder: Folder) -> None:
+def _refuse_plain_history(db: Database | MySQLDatabase, folder: Folder) -> None:
     """Files that an earlier release's plain runner applied must not be applied again under a new layout."""
-    plain = LEDGERS[PLAIN](db.conn, DEFAULT_TABLES[PLAIN])
+    plain = LEDGERS[PLAIN](db.conn, DEFAULT_TABLES[PLAIN], db.dialect)
     if not plain.exists():
         return
     recorded = {a.name for a in plain.read().applied}
@@ -162,7 +173,7 @@ def _summary(plan: Plan, done: list[str], target: str | None, seconds: float) ->
             + (f": {', '.join(done)}" if done else "") + f"; {plan.already} already applied" + notes)
 
 
-def _dry_run(db: Database, ledger: Ledger, folder: Folder, target: str | None) -> int:
+def _dry_run(db: Database | MySQLDatabase, ledger: Ledger, folder: Folder, target: str | None) -> int:
     try:
         plan = _plan(db, ledger, folder, target)
     except PlanError as exc:

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from ..common import Exit, StepError, format_seconds, log, redact
-from .history import Ledger
+from .history import POSTGRESQL, Ledger, LockKey
 from .layouts import DBMATE, PLAIN, PLAIN_NO_TRANSACTION
 from .plan import Action
 from .sqltext import has_code, split_statements
@@ -26,6 +26,8 @@ def lock_key(table: str) -> int:
 
 
 class Database:
+    dialect = POSTGRESQL
+
     def __init__(self, url: str, connect_timeout: float = 0):
         import psycopg
 
@@ -62,7 +64,10 @@ class Database:
             pass
         return redact(text.strip(), password, self.url)
 
-    def lock(self, keys: list[int], timeout: float) -> None:
+    def own_lock(self, table: str) -> LockKey:
+        return lock_key(table)
+
+    def lock(self, keys: list[LockKey], timeout: float) -> None:
         """Take every key's session advisory lock, in order, within timeout."""
         deadline = time.monotonic() + timeout
         for key in keys:

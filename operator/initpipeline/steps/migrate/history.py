@@ -6,8 +6,13 @@
 - plain: initpipeline's own `initpipeline_schema_history`, one row per file with its sha256.
 
 `begin` records that an action has started (golang-migrate's dirty flag, a Flyway row with success
-false, a plain row marked dirty; dbmate has no such state) and `finish` that it is done. Both run in the
-action's transaction when it has one, so a rolled-back action leaves no trace.
+false, a plain row marked dirty; dbmate has no such state) and `finish` that it is done. On PostgreSQL both
+run in the action's transaction when it has one, so a rolled-back action leaves no trace. MySQL commits
+DDL at once, so there `begin` is committed first and `abandon` takes it back when nothing of the action
+was applied.
+
+Each table is kept in both dialects, `postgresql` and `mysql` (MariaDB too), with the columns and types
+that its tool uses on that database.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from typing import Any
 from ...spec.names import DEFAULT_HISTORY_TABLE
 from .layouts import DBMATE, FLYWAY, GOLANG_MIGRATE, PLAIN, flyway_version
 from .plan import Action, Applied, History
+
+POSTGRESQL, MYSQL = "postgresql", "mysql"
+LockKey = int | str  # a PostgreSQL advisory lock's key, a MySQL named lock's name
 
 DEFAULT_TABLES = {GOLANG_MIGRATE: "schema_migrations", FLYWAY: "flyway_schema_history",
                   DBMATE: "schema_migrations", PLAIN: DEFAULT_HISTORY_TABLE}
@@ -43,28 +51,35 @@ class Ledger:
     columns: tuple[str, ...] = ()
     other_tool = ""
 
-    def __init__(self, conn: Any, table: str):
-        from psycopg import sql
-
-        self.conn, self.sql, self.table = conn, sql, table
+    def __init__(self, conn: Any, table: str, dialect: str = POSTGRESQL):
+        self.conn, self.table, self.dialect = conn, table, dialect
+        self.mysql = dialect == MYSQL
         self.schema, _, self.name = table.rpartition(".")
-        self.ident = sql.Identifier(*table.split("."))
+        # validated names ([schema.]table of lower-case letters, digits and _): quoting cannot be escaped
+        mark = "`" if self.mysql else '"'
+        self.quoted = ".".join(f"{mark}{part}{mark}" for part in table.split("."))
 
-    def q(self, template: str) -> Any:
-        return self.sql.SQL(template).format(t=self.ident)
+    def q(self, template: str) -> str:
+        return template.format(t=self.quoted)
 
     def exists(self) -> bool:
-        row = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", (self._regclass(),)).fetchone()
+        if self.mysql:
+            row = self.conn.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = "
+                                    "COALESCE(NULLIF(%s, ''), DATABASE()) AND table_name = %s",
+                                    (self.schema, self.name)).fetchone()
+        else:
+            row = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", (self.quoted,)).fetchone()
         return bool(row and row[0])
 
-    def _regclass(self) -> str:
-        return ".".join(f'"{part}"' for part in self.table.split("."))
-
     def existing_columns(self) -> set[str]:
-        rows = self.conn.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
-            (self._regclass(),)).fetchall()
-        return {r[0] for r in rows}
+        if self.mysql:
+            rows = self.conn.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                                     "COALESCE(NULLIF(%s, ''), DATABASE()) AND table_name = %s",
+                                     (self.schema, self.name)).fetchall()
+        else:
+            rows = self.conn.execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                                     "AND attnum > 0 AND NOT attisdropped", (self.quoted,)).fetchall()
+        return {str(r[0]) for r in rows}
 
     def check_shape(self) -> None:
         have = self.existing_columns()
@@ -88,21 +103,25 @@ class Ledger:
     def ensure(self) -> None:
         """Create the table as its tool creates it (the run holds the migration lock)."""
         if not self.exists():
-            self.conn.execute(self.q(self.create_sql()))
+            for statement in self.create_sql():
+                self.conn.execute(self.q(statement))
         else:
             self.check_shape()
 
-    def create_sql(self) -> str:
+    def create_sql(self) -> list[str]:
         raise NotImplementedError
 
     def begin(self, action: Action) -> None:
         pass
 
+    def abandon(self, action: Action) -> None:
+        """Take back what `begin` recorded: nothing of the action was applied (MySQL)."""
+
     def finish(self, action: Action, millis: int) -> None:
         raise NotImplementedError
 
-    def tool_lock_keys(self) -> list[int]:
-        """The advisory locks that the tool itself takes, so that it and this runner never run at once."""
+    def tool_lock_keys(self) -> list[LockKey]:
+        """The locks that the tool itself takes, so that it and this runner never run at once."""
         return []
 
     def dirty_help(self, version: str) -> str:
@@ -117,8 +136,12 @@ class GolangMigrateLedger(Ledger):
     def other_tool_hint(self, have: set[str]) -> str:
         return " (a version column without dirty is dbmate's)" if "dirty" not in have and "version" in have else ""
 
-    def create_sql(self) -> str:
-        return "CREATE TABLE {t} (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)"
+    def __init__(self, conn: Any, table: str, dialect: str = POSTGRESQL):
+        super().__init__(conn, table, dialect)
+        self._before: tuple[Any, ...] | None = None
+
+    def create_sql(self) -> list[str]:
+        return ["CREATE TABLE {t} (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)"]
 
     def _read(self) -> History:
         row = self.conn.execute(self.q("SELECT version, dirty FROM {t} LIMIT 1")).fetchone()
@@ -139,12 +162,22 @@ class GolangMigrateLedger(Ledger):
                               (int(version) if version is not None else -1, dirty))
 
     def begin(self, action: Action) -> None:
+        self._before = self.conn.execute(self.q("SELECT version, dirty FROM {t} LIMIT 1")).fetchone()
         self._set(action.record, True)
+
+    def abandon(self, action: Action) -> None:
+        self.conn.execute(self.q("DELETE FROM {t}"))
+        if self._before is not None:
+            self.conn.execute(self.q("INSERT INTO {t} (version, dirty) VALUES (%s, %s)"), tuple(self._before))
 
     def finish(self, action: Action, millis: int) -> None:
         self._set(action.record, False)
 
-    def tool_lock_keys(self) -> list[int]:
+    def tool_lock_keys(self) -> list[LockKey]:
+        if self.mysql:
+            # golang-migrate's MySQL driver: GET_LOCK of a number made from "<database>:<table>"
+            database = self.schema or self.conn.execute("SELECT DATABASE()").fetchone()[0]
+            return [str((zlib.crc32(f"{database}:{self.name}".encode()) * _GOLANG_MIGRATE_LOCK_SALT) & 0xFFFFFFFF)]
         # golang-migrate names the database by the URL's path ("/app") when run from its command line, and
         # by current_database() ("app") as a library: take both.
         row = self.conn.execute("SELECT current_database(), current_schema()").fetchone()
@@ -164,18 +197,23 @@ class FlywayLedger(Ledger):
     columns = ("installed_rank", "version", "description", "type", "script", "checksum", "installed_by",
                "installed_on", "execution_time", "success")
 
-    def __init__(self, conn: Any, table: str):
-        super().__init__(conn, table)
+    def __init__(self, conn: Any, table: str, dialect: str = POSTGRESQL):
+        super().__init__(conn, table, dialect)
         self._ranks: dict[tuple[str, bool], int] = {}
 
-    def create_sql(self) -> str:
-        name = self.name.replace('"', "")
-        return ("CREATE TABLE {t} (installed_rank INT NOT NULL, version VARCHAR(50), description VARCHAR(200) NOT NULL,"
-                " type VARCHAR(20) NOT NULL, script VARCHAR(1000) NOT NULL, checksum INTEGER,"
-                " installed_by VARCHAR(100) NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT now(),"
-                " execution_time INTEGER NOT NULL, success BOOLEAN NOT NULL);"
-                f' ALTER TABLE {{t}} ADD CONSTRAINT "{name}_pk" PRIMARY KEY (installed_rank);'
-                f' CREATE INDEX "{name}_s_idx" ON {{t}} (success)')
+    def create_sql(self) -> list[str]:
+        mark = "`" if self.mysql else '"'
+        columns = ("installed_rank INT NOT NULL, version VARCHAR(50), description VARCHAR(200) NOT NULL,"
+                   " type VARCHAR(20) NOT NULL, script VARCHAR(1000) NOT NULL, checksum INT,"
+                   " installed_by VARCHAR(100) NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,"
+                   " execution_time INT NOT NULL, success BOOLEAN NOT NULL")
+        if self.mysql:
+            return ["CREATE TABLE {t} (" + columns + f", CONSTRAINT {mark}{self.name}_pk{mark} "
+                    "PRIMARY KEY (installed_rank)) ENGINE=InnoDB",
+                    f"CREATE INDEX {mark}{self.name}_s_idx{mark} ON {{t}} (success)"]
+        return ["CREATE TABLE {t} (" + columns + ")",
+                f"ALTER TABLE {{t}} ADD CONSTRAINT {mark}{self.name}_pk{mark} PRIMARY KEY (installed_rank)",
+                f"CREATE INDEX {mark}{self.name}_s_idx{mark} ON {{t}} (success)"]
 
     def _read(self) -> History:
         rows = self.conn.execute(self.q(
@@ -209,19 +247,28 @@ class FlywayLedger(Ledger):
 
     def begin(self, action: Action) -> None:
         m = action.migration
-        row = self.conn.execute(self.q(
+        rank = int(self.conn.execute(self.q("SELECT coalesce(max(installed_rank), 0) + 1 FROM {t}")).fetchone()[0])
+        user = "SUBSTRING_INDEX(CURRENT_USER(), '@', 1)" if self.mysql else "current_user"  # as Flyway records it
+        self.conn.execute(self.q(
             "INSERT INTO {t} (installed_rank, version, description, type, script, checksum, installed_by,"
-            " execution_time, success) SELECT coalesce(max(installed_rank), 0) + 1, %s, %s, %s, %s, %s,"
-            " left(current_user, 100), 0, false FROM {t} RETURNING installed_rank"),
-            (m.version or None, m.description[:200], "UNDO_SQL" if action.undo else "SQL", action.file[:1000],
-             int(m.down_checksum if action.undo else m.checksum))).fetchone()
-        self._ranks[(action.file, action.undo)] = row[0]
+            f" execution_time, success) VALUES (%s, %s, %s, %s, %s, %s, left({user}, 100), 0, false)"),
+            (rank, m.version or None, m.description[:200], "UNDO_SQL" if action.undo else "SQL", action.file[:1000],
+             int(m.down_checksum if action.undo else m.checksum)))
+        self._ranks[(action.file, action.undo)] = rank
+
+    def abandon(self, action: Action) -> None:
+        self.conn.execute(self.q("DELETE FROM {t} WHERE installed_rank = %s"),
+                          (self._ranks.pop((action.file, action.undo)),))
 
     def finish(self, action: Action, millis: int) -> None:
         self.conn.execute(self.q("UPDATE {t} SET success = true, execution_time = %s, installed_on = now() "
                                  "WHERE installed_rank = %s"), (millis, self._ranks.pop((action.file, action.undo))))
 
-    def tool_lock_keys(self) -> list[int]:
+    def tool_lock_keys(self) -> list[LockKey]:
+        if self.mysql:
+            # Flyway's MySQL named lock: "Flyway-" and the Java hash of the table's quoted name
+            database = self.schema or self.conn.execute("SELECT DATABASE()").fetchone()[0]
+            return [f"Flyway-{_java_string_hash(f'`{database}`.`{self.name}`')}"]
         schema = self.schema or self.conn.execute("SELECT current_schema()").fetchone()[0]
         return [_FLYWAY_LOCK_MAGIC + _java_string_hash(f'"{schema}"."{self.name}"')]
 
@@ -243,8 +290,8 @@ class DbmateLedger(Ledger):
                                f"{'golang-migrate' if 'dirty' in have else 'Flyway'}'s. Set the layout that wrote it, "
                                "or another historyTable")
 
-    def create_sql(self) -> str:
-        return "CREATE TABLE {t} (version varchar(128) PRIMARY KEY)"
+    def create_sql(self) -> list[str]:
+        return ["CREATE TABLE {t} (version varchar(128) PRIMARY KEY)"]
 
     def _read(self) -> History:
         rows = self.conn.execute(self.q("SELECT version FROM {t}")).fetchall()
@@ -265,10 +312,14 @@ class PlainLedger(Ledger):
     layout = PLAIN
     columns = ("name", "checksum")
 
-    def create_sql(self) -> str:
-        return ("CREATE TABLE {t} (name text PRIMARY KEY, checksum text NOT NULL, "
+    def create_sql(self) -> list[str]:
+        if self.mysql:  # a MySQL key cannot be of type text
+            return ["CREATE TABLE {t} (name varchar(255) PRIMARY KEY, checksum varchar(64) NOT NULL, "
+                    "applied_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, execution_ms integer NOT NULL, "
+                    "dirty boolean NOT NULL DEFAULT false)"]
+        return ["CREATE TABLE {t} (name text PRIMARY KEY, checksum text NOT NULL, "
                 "applied_at timestamptz NOT NULL DEFAULT now(), execution_ms integer NOT NULL, "
-                "dirty boolean NOT NULL DEFAULT false)")
+                "dirty boolean NOT NULL DEFAULT false)"]
 
     def ensure(self) -> None:
         super().ensure()
@@ -287,6 +338,9 @@ class PlainLedger(Ledger):
     def begin(self, action: Action) -> None:
         self.conn.execute(self.q("INSERT INTO {t} (name, checksum, execution_ms, dirty) VALUES (%s, %s, 0, true)"),
                           (action.migration.name, action.migration.checksum))
+
+    def abandon(self, action: Action) -> None:
+        self.conn.execute(self.q("DELETE FROM {t} WHERE name = %s"), (action.migration.name,))
 
     def finish(self, action: Action, millis: int) -> None:
         self.conn.execute(self.q("UPDATE {t} SET dirty = false, execution_ms = %s, applied_at = now() "

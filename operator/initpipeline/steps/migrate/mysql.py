@@ -1,0 +1,254 @@
+"""The connection to MySQL or MariaDB (a mysql:// URL): connecting with retries, named locks, and running
+one action with what MySQL allows.
+
+What differs from PostgreSQL, and what the runner does about it:
+- MySQL commits DDL (CREATE, ALTER, DROP...) at once, before and after the statement, even inside a
+  transaction, and even when the statement fails. So a file runs in a transaction, which keeps a file of
+  data changes all or nothing; once a DDL statement has run, what ran before the failure stays. The
+  runner then leaves the history saying so (golang-migrate's dirty flag, a failed Flyway row, a dirty plain
+  row; dbmate records nothing) and exits 26, as on PostgreSQL for a file outside a transaction. A file
+  whose first statement fails, or whose transaction was still open, leaves nothing: exit 20.
+- A file goes to the server as one multi-statement request, as golang-migrate and dbmate send it, so the
+  server's own parser splits it (stored procedures need no DELIMITER). `DELIMITER` lines, a mysql client
+  command that Flyway understands, are honoured: the statements between them are sent one by one.
+- Locks are named locks (GET_LOCK), server-wide, so their names carry the database's name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import urllib.parse
+from typing import Any
+
+from ..common import Exit, StepError, format_seconds, log, redact
+from .history import Ledger, LockKey
+from .plan import Action
+
+CONNECT_TIMEOUT = 10
+# Client errors that waiting cures: the server is not up or not reachable yet, or restarting.
+RETRIED_ERRORS = {2002, 2003, 2006, 2013, 1040, 1053}
+_DELIMITER = re.compile(r"^[ \t]*DELIMITER[ \t]+(\S+)[ \t]*$", re.IGNORECASE | re.MULTILINE)
+
+
+def own_lock_name(database: str, table: str) -> str:
+    """The runner's named lock for one history table (at most 64 characters, as MySQL allows)."""
+    return "initpipeline-" + hashlib.sha256(f"{database}.{table}".encode()).hexdigest()[:40]
+
+
+def mysql_chunks(sql: str) -> list[str]:
+    """What to send, in order: the text between DELIMITER lines as one request while the delimiter is ';',
+    else split at the custom delimiter into single statements. Blank pieces are dropped."""
+    chunks: list[str] = []
+    delimiter, start = ";", 0
+    for match in _DELIMITER.finditer(sql):
+        chunks += _pieces(sql[start:match.start()], delimiter)
+        delimiter, start = match.group(1), match.end()
+    chunks += _pieces(sql[start:], delimiter)
+    return [c for c in chunks if _has_code(c)]
+
+
+def _pieces(text: str, delimiter: str) -> list[str]:
+    if delimiter == ";":
+        return [text]
+    pieces, start, i = [], 0, 0
+    while i < len(text):
+        ch = text[i]
+        if ch in "'\"`":
+            i = _skip_quoted(text, i, ch)
+        elif text.startswith("--", i) or ch == "#":
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end + 1
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = len(text) if end < 0 else end + 2
+        elif text.startswith(delimiter, i):
+            pieces.append(text[start:i])
+            start = i = i + len(delimiter)
+        else:
+            i += 1
+    pieces.append(text[start:])
+    return pieces
+
+
+def _skip_quoted(text: str, i: int, quote: str) -> int:
+    i += 1
+    while i < len(text):
+        if text[i] == "\\" and quote != "`":
+            i += 2
+        elif text[i] == quote:
+            if text.startswith(quote * 2, i):
+                i += 2
+            else:
+                return i + 1
+        else:
+            i += 1
+    return i
+
+
+def _has_code(text: str) -> bool:
+    """Whether text holds more than blanks and comments."""
+    stripped = re.sub(r"/\*.*?\*/", " ", text, flags=re.DOTALL)
+    stripped = re.sub(r"(--|#)[^\n]*", " ", stripped)
+    return bool(stripped.strip(" \t\r\n;"))
+
+
+class _Connection:
+    """psycopg's conn.execute(...).fetchone() over a PyMySQL connection, for the history tables."""
+
+    def __init__(self, raw: Any):
+        self.raw = raw
+
+    def execute(self, query: str, params: tuple[Any, ...] | None = None) -> Any:
+        cursor = self.raw.cursor()
+        cursor.execute(query, params)
+        return cursor
+
+
+class MySQLDatabase:
+    dialect = "mysql"
+
+    def __init__(self, url: str, connect_timeout: float = 0):
+        import pymysql
+
+        self._pymysql, self.url = pymysql, url
+        self.errors = pymysql.MySQLError
+        parts = urllib.parse.urlsplit(url)
+        self.password = urllib.parse.unquote(parts.password or "")
+        self.database = urllib.parse.unquote(parts.path.strip("/"))
+        if not self.database:
+            raise StepError(Exit.DATABASE, f"the database URL names no database: {self.redact(url)}")
+        self.raw = self._connect(parts, connect_timeout)
+        self.conn = _Connection(self.raw)
+
+    def _connect(self, parts: urllib.parse.SplitResult, timeout: float) -> Any:
+        from pymysql.constants import CLIENT
+
+        deadline = time.monotonic() + timeout
+        interval, announced = 0.2, ""
+        while True:
+            try:
+                return self._pymysql.connect(
+                    host=parts.hostname or "localhost", port=parts.port or 3306,
+                    user=urllib.parse.unquote(parts.username or ""), password=self.password, database=self.database,
+                    connect_timeout=CONNECT_TIMEOUT, autocommit=True, charset="utf8mb4",
+                    client_flag=CLIENT.MULTI_STATEMENTS, program_name="initpipeline-migrate")
+            except self._pymysql.MySQLError as exc:
+                code = exc.args[0] if exc.args else 0
+                reason = self.redact(_describe(exc))
+                if code not in RETRIED_ERRORS or time.monotonic() + interval > deadline:
+                    raise StepError(Exit.DATABASE, f"cannot connect to the database: {reason}") from None
+                if reason != announced:
+                    log(f"database not reachable yet ({reason}); retrying for up to {format_seconds(timeout)}")
+                    announced = reason
+                time.sleep(interval)
+                interval = min(interval * 2, 2.0)
+
+    def redact(self, text: str) -> str:
+        return redact(text.strip(), self.password, self.url)
+
+    def own_lock(self, table: str) -> LockKey:
+        return own_lock_name(self.database, table)
+
+    def lock(self, keys: list[LockKey], timeout: float) -> None:
+        """Take every named lock, in order, within timeout (they are the session's until it ends)."""
+        deadline = time.monotonic() + timeout
+        for key in keys:
+            interval, announced = 0.05, False
+            while True:
+                row = self.conn.execute("SELECT GET_LOCK(%s, 0)", (str(key),)).fetchone()
+                if row and row[0] == 1:
+                    break
+                if not announced:
+                    log("another runner holds the migration lock; waiting for it")
+                    announced = True
+                if time.monotonic() + interval > deadline:
+                    raise StepError(Exit.LOCK_TIMEOUT,
+                                    f"could not take the migration lock within {format_seconds(timeout)}")
+                time.sleep(interval)
+                interval = min(interval * 2, 1.0)
+
+    def atomic(self, *writes: Any) -> None:
+        """Run history writes in one transaction of their own."""
+        self.raw.begin()
+        try:
+            for write in writes:
+                write()
+            self.raw.commit()
+        except BaseException:
+            self.raw.rollback()
+            raise
+
+    def _in_transaction(self) -> bool:
+        row = self.conn.execute("SELECT @@in_transaction").fetchone()
+        return bool(row and row[0])
+
+    def _send(self, chunk: str) -> int:
+        """Run one request; the results it gave before an error (or all of them)."""
+        cursor = self.raw.cursor()
+        done = 0
+        try:
+            cursor.execute(chunk)
+            done += 1
+            while cursor.nextset():
+                done += 1
+        except self._pymysql.MySQLError as exc:
+            raise _Failed(exc, done) from None
+        return done
+
+    def run(self, action: Action, ledger: Ledger, may_leave_transaction: bool) -> float:
+        """Run an action's parts and record it; see the module's words on DDL."""
+        started = time.monotonic()
+        self.atomic(lambda: ledger.begin(action))
+        for index, part in enumerate(action.parts or ()):
+            ran = 0
+            if part.transactional:
+                self.raw.begin()
+            try:
+                for chunk in mysql_chunks(part.sql):
+                    ran += self._send(chunk)
+                if part.transactional:
+                    self.raw.commit()
+            except _Failed as failed:
+                self._refuse_broken(action, failed.exc)
+                rolled_back = part.transactional and self._in_transaction()
+                if rolled_back:
+                    self.raw.rollback()
+                ran += failed.done
+                if index == 0 and (rolled_back or ran == 0):
+                    self.atomic(lambda: ledger.abandon(action))
+                    how = "was rolled back" if rolled_back and ran else "changed nothing: its first statement failed"
+                    raise StepError(Exit.MIGRATION, f"migration {action.label} failed and {how}: "
+                                                    f"{self.redact(_describe(failed.exc))}") from None
+                kept = (f"the {index} section(s) before this one stay applied" if index and (rolled_back or not ran)
+                        else "what ran of it before the failure stays applied: MySQL commits DDL statements at once")
+                recorded = "" if ledger.layout == "dbmate" else f"{ledger.table} says so. "
+                raise StepError(Exit.DIRTY, self.redact(
+                    f"migration {action.label} failed: {_describe(failed.exc)}; {kept}. {recorded}"
+                    f"{ledger.dirty_help(action.migration.version)}")) from None
+        millis = int((time.monotonic() - started) * 1000)
+        self.atomic(lambda: ledger.finish(action, millis))
+        return time.monotonic() - started
+
+    def _refuse_broken(self, action: Action, exc: Any) -> None:
+        code = exc.args[0] if exc.args else 0
+        if code in (2006, 2013):  # server has gone away, lost connection
+            raise StepError(Exit.DATABASE, self.redact(
+                f"the connection to the database broke during {action.label}: {_describe(exc)}. What a DDL "
+                "statement did stays; the history says what is known. Check the database before the next run"))
+
+    def close(self) -> None:
+        self.raw.close()  # also releases the session's named locks
+
+
+class _Failed(Exception):
+    def __init__(self, exc: Any, done: int):
+        super().__init__()
+        self.exc, self.done = exc, done
+
+
+def _describe(exc: Any) -> str:
+    if len(exc.args) >= 2:
+        return f"{exc.args[1]} (MySQL error {exc.args[0]})"
+    return str(exc) or type(exc).__name__
