@@ -15,8 +15,14 @@
 4. Attach mode: the time the Pod webhook adds to creating a Pod, next to the same Pods unlabelled; and an
    attached Deployment of 100 Pods created at once, next to a raw one.
 
+5. waitForObject: a Job that completes after a random 3 to 6 s, waited for by a pipeline's waitForObject step
+   and, side by side, by the classic init container (what k8s-wait-for does: ask the API server for the Job
+   every 2 s, with a Role and RoleBinding written by hand). The time from the Job's Complete condition (this
+   script's watch, wall clock) to each waiting program's exit (its own last log line's time, same clock):
+   the kubelet reports a container's end only at its next relist, once a second, which would hide the rest.
+
     python bench/operator_benchmark.py [--pipelines 30] [--intervals 0.5,0.1] [--replicas 10] [--scale 1000]
-                                      [--quiet 60] [--attach-pods 50] [--attach-replicas 100]
+                                      [--quiet 60] [--attach-pods 50] [--attach-replicas 100] [--object-rounds 10]
 """
 
 from __future__ import annotations
@@ -483,6 +489,105 @@ def attach(core: Any, apps: Any, custom: Any, pods: int, replicas: int) -> None:
         delete_namespace(core, ns)
 
 
+RUNNER = "docker.io/initpipeline/initpipeline:0.1.0"
+# The classic wait for a Job, as k8s-wait-for does it: ask the API server every 2 s with the Pod's token. A
+# fixed program: the Job's name comes from the environment.
+CLASSIC_JOB_WAIT = """
+import json, os, ssl, time, urllib.request
+sa = "/var/run/secrets/kubernetes.io/serviceaccount/"
+url = (f"https://{os.environ['KUBERNETES_SERVICE_HOST']}:{os.environ['KUBERNETES_SERVICE_PORT']}"
+       f"/apis/batch/v1/namespaces/{open(sa + 'namespace').read()}/jobs/{os.environ['JOB']}")
+context = ssl.create_default_context(cafile=sa + "ca.crt")
+while True:
+    request = urllib.request.Request(url, headers={"Authorization": "Bearer " + open(sa + "token").read()})
+    try:
+        job = json.load(urllib.request.urlopen(request, context=context))
+        if any(c["type"] == "Complete" and c["status"] == "True" for c in job["status"].get("conditions", [])):
+            break
+    except Exception:
+        pass
+    time.sleep(2)
+print(f"exit {time.time():.3f}")  # for the benchmark: when the wait ended
+"""
+
+
+def log_end(core: Any, ns: str, pod: str, around: float) -> float:
+    """When the wait-seed container's program ended, by its last log line: the step's "HH:MM:SS.mmm ..." (UTC,
+    on the day of `around`) or the classic program's "exit <epoch>"."""
+    import datetime as dt
+
+    last = core.read_namespaced_pod_log(pod, ns, container="wait-seed").strip().splitlines()[-1]
+    if last.startswith("exit "):
+        return float(last.split()[1])
+    day = dt.datetime.fromtimestamp(around, dt.UTC).date()
+    clock = dt.datetime.strptime(last.split()[0], "%H:%M:%S.%f").time()
+    return dt.datetime.combine(day, clock, dt.UTC).timestamp()
+
+
+def object_waits(core: Any, batch: Any, rbac: Any, custom: Any, rounds: int) -> None:
+    """5. waitForObject against the classic polling init container, on the same Jobs."""
+    import random
+
+    ns = namespace(core, "bench-objects")
+    seen, stop = Seen(), threading.Event()
+
+    completed: dict[str, float] = {}
+
+    def on_job(job: Obj) -> None:
+        if cond(job, "Complete"):
+            completed.setdefault(job["metadata"]["name"], time.time())
+            seen.mark(f"complete/{job['metadata']['name']}")
+
+    def on_pod(pod: Obj) -> None:
+        for status in (pod.get("status") or {}).get("initContainerStatuses") or []:
+            if (status.get("state") or {}).get("terminated"):
+                seen.mark(f"exit/{pod['metadata']['name']}/{status['name']}")
+    try:
+        rbac.create_namespaced_role(ns, {"metadata": {"name": "read-jobs"}, "rules": [
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]}]})
+        rbac.create_namespaced_role_binding(ns, {
+            "metadata": {"name": "read-jobs"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-jobs"},
+            "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": ns}]})
+        watch_in_background(batch.list_namespaced_job, (ns,), on_job, stop)
+        watch_in_background(core.list_namespaced_pod, (ns,), on_pod, stop)
+        rng = random.Random(1)
+        ours, classic = [], []
+        for i in range(rounds):
+            job, seconds = f"seed-{i}", rng.uniform(3, 6)
+            app = {"name": "app", "image": BUSYBOX, "command": ["sleep", "3600"]}
+            custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, {
+                "apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": f"ours-{i}"},
+                "spec": {"steps": [{"name": "wait-seed", "waitForObject": {
+                    "apiVersion": "batch/v1", "kind": "Job", "name": job}}],
+                    "template": {"spec": {"terminationGracePeriodSeconds": 0, "containers": [app]}}}})
+            core.create_namespaced_pod(ns, {"metadata": {"name": f"classic-{i}"}, "spec": {
+                "terminationGracePeriodSeconds": 0, "containers": [app],
+                "initContainers": [{"name": "wait-seed", "image": RUNNER, "imagePullPolicy": "IfNotPresent",
+                                    "command": ["python", "-c", CLASSIC_JOB_WAIT],
+                                    "env": [{"name": "JOB", "value": job}]}]}})
+            batch.create_namespaced_job(ns, {"metadata": {"name": job}, "spec": {"backoffLimit": 0, "template": {
+                "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 0, "containers": [
+                    {"name": "seed", "image": BUSYBOX, "command": ["sleep", f"{seconds:.1f}"]}]}}}})
+            deadline = time.monotonic() + 120
+            keys = (f"complete/{job}", f"exit/ours-{i}-1/wait-seed", f"exit/classic-{i}/wait-seed")
+            while any(seen.get(k) is None for k in keys):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"round {i}: {[k for k in keys if seen.get(k) is None]} never seen")
+                time.sleep(0.05)
+            ours.append(log_end(core, ns, f"ours-{i}-1", completed[job]) - completed[job])
+            classic.append(log_end(core, ns, f"classic-{i}", completed[job]) - completed[job])
+            print(f"  round {i + 1:>2}: Job ran {seconds:.1f} s; after its Complete: waitForObject "
+                  f"{ours[-1]:6.3f} s, classic poll {classic[-1]:6.3f} s", flush=True)
+        print(f"5. waitForObject: Job Complete -> the waiting program exits ({rounds} rounds)")
+        print(line("waitForObject (operator's watch, Pod annotation)", ours))
+        print(line("classic: GET the Job every 2 s (RBAC by hand)", classic))
+        print(f"  {'mean':44} waitForObject {statistics.mean(ours):.3f} s, classic {statistics.mean(classic):.3f} s")
+    finally:
+        stop.set()
+        delete_namespace(core, ns)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pipelines", type=int, default=30)
@@ -495,6 +600,7 @@ def main() -> None:
     parser.add_argument("--attach-pods", type=int, default=50,
                         help="Pods created through the webhook and as many without (0: no attach run)")
     parser.add_argument("--attach-replicas", type=int, default=100)
+    parser.add_argument("--object-rounds", type=int, default=10, help="waitForObject rounds (0: none)")
     args = parser.parse_args()
     config.load_kube_config()
     core, apps, custom = client.CoreV1Api(), client.AppsV1Api(), client.CustomObjectsApi()
@@ -509,6 +615,9 @@ def main() -> None:
     if args.attach_pods:
         calm_node()
         attach(core, apps, custom, args.attach_pods, args.attach_replicas)
+    if args.object_rounds:
+        calm_node()
+        object_waits(core, client.BatchV1Api(), client.RbacAuthorizationV1Api(), custom, args.object_rounds)
     if args.scale:
         calm_node()
         scale(core, custom, args.scale, args.quiet)
