@@ -77,6 +77,7 @@ def render_status(pipeline: Obj, now: dt.datetime, paint: Paint) -> str:
         return "\n".join(lines) + "\n"
     lines += _summary(pipeline, status, paint)
     lines += _step_table(status, now, paint)
+    lines += _objects(status, paint)
     lines += _troubles(status, paint)
     return "\n".join(lines) + "\n"
 
@@ -141,6 +142,19 @@ def _step_table(status: Obj, now: dt.datetime, paint: Paint) -> list[str]:
         # colour only the state cell, keeping the alignment of the plain text
         start = text.index(state, len(row[0]) + len(row[1]))
         lines.append(text[:start] + paint(state, STATE_COLOURS.get(state, "")) + text[start + len(state):])
+    return lines
+
+
+def _objects(status: Obj, paint: Paint) -> list[str]:
+    """What waitForObject steps wait for, and what the operator saw of it last."""
+    entries: list[Obj] = status.get("objects") or []
+    if not entries:
+        return []
+    lines = ["", paint("Objects waited for:", BOLD)]
+    for entry in entries:
+        verdict = paint("met", GREEN) if entry.get("met") else paint("waiting", YELLOW)
+        lines.append(f"  {entry.get('step')}: {entry.get('kind')} {entry.get('name')} {entry.get('condition')}  "
+                     f"{verdict}, last seen: {entry.get('lastSeen', '-')}")
     return lines
 
 

@@ -171,6 +171,20 @@ def test_status_of_a_deployment_shows_replicas_once_steps_and_stuck_pods() -> No
     assert "  shop-a  step fetch-config: CrashLoopBackOff: 404" in lines
 
 
+def test_status_shows_what_each_object_wait_saw_last() -> None:
+    doc = workload_pipeline()
+    doc["status"]["objects"] = [
+        {"step": "wait-seed", "kind": "Job", "name": "seed", "condition": "Complete=True", "met": True,
+         "lastSeen": "Complete=True"},
+        {"step": "wait-cert", "kind": "Certificate", "name": "tls", "condition": "Ready=True", "met": False,
+         "lastSeen": "Ready=False (Issuing: the order is pending)"}]
+    lines = render_status(doc, NOW, Paint(False)).splitlines()
+    at = lines.index("Objects waited for:")
+    assert lines[at + 1:at + 3] == [
+        "  wait-seed: Job seed Complete=True  met, last seen: Complete=True",
+        "  wait-cert: Certificate tls Ready=True  waiting, last seen: Ready=False (Issuing: the order is pending)"]
+
+
 def test_sections_of_a_deployment_split_the_job_from_the_pods() -> None:
     doc = workload_pipeline()
     once = sections(doc, None, "once")
