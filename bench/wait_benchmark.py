@@ -14,10 +14,14 @@ Side by side, in one run, for each kind of wait:
 - mysql: `initpipeline step wait --mysql ENV` and `until mysqladmin ping --silent; do sleep 2; done` wait for a
   MariaDB (Debian's) that starts after a random delay. mysqladmin ping counts a server that refuses the login as
   alive; ours logs in and runs a query.
+- dns: `initpipeline step wait --dns NAME` and `until nslookup NAME; do sleep 2; done` (the loop of the
+  Kubernetes docs' init container example) wait for a name that a DNS server of this script's starts to know
+  after a random delay (as CoreDNS does once a Service is created). Both run in a network namespace that this
+  script makes (root only), whose /etc/resolv.conf names that server and nothing else.
 The figure is the time from the dependency being ready (it answers PING, or a query) to each waiter exiting.
 Prints each round, the median and mean of both, and their ratio.
 
-    python bench/wait_benchmark.py [--kind tcp|json|redis|postgres|mysql|all] [--rounds 10] [--seed 1]
+    python bench/wait_benchmark.py [--kind tcp|json|redis|postgres|mysql|dns|all] [--rounds 10] [--seed 1]
 """
 
 from __future__ import annotations
@@ -121,8 +125,9 @@ REDIS_PASSWORD = "bench-Passw0rd"
 
 
 def race(ours: list[str], classic: str, env: dict[str, str], start: Callable[[], None],
-         ready_yet: Callable[[], bool], delay: float) -> tuple[float, float]:
-    """Both waiters against a server that `start` starts after `delay`; ready is when `ready_yet` first holds."""
+         ready_yet: Callable[[], bool], delay: float, prefix: tuple[str, ...] = ()) -> tuple[float, float]:
+    """Both waiters against a server that `start` starts after `delay`; ready is when `ready_yet` first holds.
+    prefix: what both commands run under (ip netns exec NS)."""
     ends: dict[str, float] = {}
     full_env = {**os.environ, **env}
 
@@ -130,8 +135,8 @@ def race(ours: list[str], classic: str, env: dict[str, str], start: Callable[[],
         proc = subprocess.run(command, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               check=False)
         ends[key], ends[key + ".code"] = time.monotonic(), proc.returncode
-    threads = [threading.Thread(target=waiter, args=(ours, "ours")),
-               threading.Thread(target=waiter, args=(["sh", "-c", classic], "classic"))]
+    threads = [threading.Thread(target=waiter, args=([*prefix, *ours], "ours")),
+               threading.Thread(target=waiter, args=([*prefix, "sh", "-c", classic], "classic"))]
     for thread in threads:
         thread.start()
     time.sleep(delay)
@@ -280,21 +285,84 @@ class MariaDBFolder:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+CLASSIC_DNS = "until nslookup {name} >/dev/null 2>&1; do sleep 2; done"
+# A DNS server for one name, which it answers (an A record) only once the flag file exists: NXDOMAIN before.
+# A fixed program: the flag's path and the name are its arguments.
+DNS_SERVER = r"""
+import os, socket, struct, sys
+flag, name = sys.argv[1], sys.argv[2]
+server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+server.bind(("127.0.0.1", 53))
+while True:
+    data, peer = server.recvfrom(512)
+    at, labels = 12, []
+    while data[at]:
+        labels.append(data[at + 1:at + 1 + data[at]].decode().lower())
+        at += 1 + data[at]
+    qtype = struct.unpack(">H", data[at + 1:at + 3])[0]
+    known = ".".join(labels) == name and os.path.exists(flag)
+    answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 5, 4) + bytes([198, 18, 0, 9]) if known and qtype == 1 else b""
+    header = struct.pack(">HHHHHH", struct.unpack(">H", data[:2])[0], 0x8180 | (0 if known else 3), 1,
+                         1 if answer else 0, 0, 0)
+    server.sendto(header + data[12:at + 5] + answer, peer)
+"""
+
+
+class DnsNamespace:
+    """A network namespace of this run's own (its name has our pid), with its own resolv.conf and the DNS
+    server above on its loopback; removed by remove(), which touches only what this made."""
+
+    NAME = "config-server.bench.test"
+
+    def __init__(self) -> None:
+        if os.geteuid() != 0:
+            raise SystemExit("the dns kind makes a network namespace: run it as root")
+        self.netns = f"ipl-bench-dns-{os.getpid()}"
+        self.etc = Path("/etc/netns") / self.netns
+        self.flag = Path(subprocess.run(["mktemp", "-u", "/tmp/initpipeline-bench-dns-XXXXXX"], check=True,
+                                        capture_output=True, text=True).stdout.strip())
+        subprocess.run(["ip", "netns", "add", self.netns], check=True)
+        subprocess.run(["ip", "-n", self.netns, "link", "set", "lo", "up"], check=True)
+        self.etc.mkdir(parents=True)
+        (self.etc / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+        self.server = subprocess.Popen(["ip", "netns", "exec", self.netns, sys.executable, "-c", DNS_SERVER,
+                                        str(self.flag), self.NAME])
+
+    def round(self, delay: float) -> tuple[float, float]:
+        self.flag.unlink(missing_ok=True)
+        ours = [sys.executable, "-m", "initpipeline.cli", "step", "wait", "--dns", self.NAME, "--timeout", "60"]
+        return race(ours, CLASSIC_DNS.format(name=self.NAME), {}, self.flag.touch, lambda: True, delay,
+                    prefix=("ip", "netns", "exec", self.netns))
+
+    def remove(self) -> None:
+        self.server.terminate()
+        self.server.wait()
+        self.flag.unlink(missing_ok=True)
+        shutil.rmtree(self.etc, ignore_errors=True)
+        subprocess.run(["ip", "netns", "delete", self.netns], check=False)
+
+
 def run_kind(kind: str, rounds: int, rng: random.Random) -> None:
     classic_name = {"tcp": "nc loop", "json": "curl loop", "redis": "redis-cli", "postgres": "pg_isready",
-                    "mysql": "mysqladmin"}[kind]
-    server = PostgresFolder() if kind == "postgres" else MariaDBFolder() if kind == "mysql" else None
+                    "mysql": "mysqladmin", "dns": "nslookup"}[kind]
+    servers: dict[str, Callable[[], PostgresFolder | MariaDBFolder | DnsNamespace]] = {
+        "postgres": PostgresFolder, "mysql": MariaDBFolder, "dns": DnsNamespace}
+    server = servers[kind]() if kind in servers else None
     rounds_of: dict[str, Callable[[float], tuple[float, float]]] = {
         "tcp": one_round, "json": one_json_round, "redis": one_redis_round}
     measure = server.round if server is not None else rounds_of[kind]
     ours_all, classic_all = [], []
     print(f"\n{kind}: {'round':>5} {'ready after':>12} {'initpipeline':>13} {classic_name:>10}")
-    for index in range(1, rounds + 1):
-        delay = rng.uniform(1.0, 5.0)
-        ours, classic = measure(delay)
-        ours_all.append(ours)
-        classic_all.append(classic)
-        print(f"      {index:>5} {delay:>11.2f}s {ours:>12.3f}s {classic:>9.3f}s", flush=True)
+    try:
+        for index in range(1, rounds + 1):
+            delay = rng.uniform(1.0, 5.0)
+            ours, classic = measure(delay)
+            ours_all.append(ours)
+            classic_all.append(classic)
+            print(f"      {index:>5} {delay:>11.2f}s {ours:>12.3f}s {classic:>9.3f}s", flush=True)
+    finally:
+        if server is not None:
+            server.remove()
     med_ours, med_classic = statistics.median(ours_all), statistics.median(classic_all)
     print(f"{kind} ready -> exit, median: initpipeline {med_ours:.3f}s, {classic_name} {med_classic:.3f}s "
           f"({med_classic / med_ours:.1f}x faster)")
@@ -302,11 +370,9 @@ def run_kind(kind: str, rounds: int, rng: random.Random) -> None:
           f"{classic_name} {statistics.mean(classic_all):.3f}s "
           f"({statistics.mean(classic_all) / statistics.mean(ours_all):.1f}x faster)")
     print(f"{kind} ready -> exit, worst:  initpipeline {max(ours_all):.3f}s, {classic_name} {max(classic_all):.3f}s")
-    if server is not None:
-        server.remove()
 
 
-KINDS = ["tcp", "json", "redis", "postgres", "mysql"]
+KINDS = ["tcp", "json", "redis", "postgres", "mysql", "dns"]
 
 
 def main() -> None:
@@ -317,7 +383,7 @@ def main() -> None:
     args = parser.parse_args()
     for tool, package in (("nc", "netcat-openbsd"), ("curl", "curl"), ("redis-server", "redis-server"),
                           ("redis-cli", "redis-tools"), ("pg_isready", "postgresql"), ("mysqladmin", "mariadb-client"),
-                          ("mariadbd", "mariadb-server")):
+                          ("mariadbd", "mariadb-server"), ("nslookup", "dnsutils"), ("ip", "iproute2")):
         if not shutil.which(tool, path=f"{os.environ.get('PATH', '')}:/usr/sbin"):
             raise SystemExit(f"{tool} is missing: run hack/install-deps.sh ({package})")
     rng = random.Random(args.seed)
