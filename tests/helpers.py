@@ -257,6 +257,16 @@ def sql_run(url: str, sql: str) -> None:
         conn.execute(sql.encode())
 
 
+def run_tool(*args: str | Path, env: dict[str, str] | None = None,
+             check: bool = True) -> subprocess.CompletedProcess[str]:
+    """A migration tool's command line (golang-migrate, dbmate, flyway-tool), with env added to ours."""
+    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args[0]} exited {proc.returncode}: {proc.stdout}{proc.stderr}")
+    return proc
+
+
 def migration_tool(name: str) -> Path:
     """A migration tool that hack/migration-tools.sh installed (golang-migrate, dbmate, flyway-tool)."""
     path = Path(os.environ.get("INITPIPELINE_CACHE", Path.home() / ".cache" / "initpipeline")) / "bin" / name
@@ -301,6 +311,14 @@ def redis_server(folder: Path, delay: float = 0, *extra: str, port: int | None =
     server = Redis(port or free_port(), "r3dis-Passw0rd")
     args = [binary, "--port", str(server.port), "--bind", "127.0.0.1", "--requirepass", server.password,
             "--dir", str(folder), "--save", "", "--appendonly", "no", "--daemonize", "no", *extra]
+    with _started_late(args, delay, server.port, 10):
+        yield server
+
+
+@contextmanager
+def _started_late(args: list[str], delay: float, port: int, limit: float) -> Iterator[None]:
+    """A server process started after `delay` seconds, in the background; without a delay, once its port
+    accepts (within limit). Only the process started here is stopped."""
     started: list[subprocess.Popen[bytes]] = []
     timer = threading.Timer(delay, lambda: started.append(subprocess.Popen(
         args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
@@ -308,14 +326,14 @@ def redis_server(folder: Path, delay: float = 0, *extra: str, port: int | None =
     try:
         if not delay:
             timer.join()
-            _wait_port(server.port)
-        yield server
+            _wait_port(port, limit)
+        yield
     finally:
         timer.cancel()
         timer.join()
         for proc in started:
             proc.terminate()
-            proc.wait(timeout=30)
+            proc.wait(timeout=60)
 
 
 def _wait_port(port: int, limit: float = 10) -> None:
@@ -407,22 +425,8 @@ def mariadb_server(folder: Path, delay: float = 0, port: int | None = None) -> I
     background: the caller is already waiting). Only the process started here is stopped."""
     server = MariaDB(port or free_port(), MARIADB_PASSWORD, folder / "mariadb.sock")
     mariadb_install(folder)
-    args = mariadb_command(folder, server.port)
-    started: list[subprocess.Popen[bytes]] = []
-    timer = threading.Timer(delay, lambda: started.append(subprocess.Popen(
-        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
-    timer.start()
-    try:
-        if not delay:
-            timer.join()
-            _wait_port(server.port, limit=60)
+    with _started_late(mariadb_command(folder, server.port), delay, server.port, 60):
         yield server
-    finally:
-        timer.cancel()
-        timer.join()
-        for proc in started:
-            proc.terminate()
-            proc.wait(timeout=60)
 
 
 # --- git ----------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from tests.helpers import (
     mysql_run,
     run_migrate,
     run_migrate_together,
+    run_tool,
     write_files,
 )
 from tests.migration_folders import DBMATE_MYSQL, FLYWAY_MYSQL, GOLANG_MIGRATE_MYSQL
@@ -288,14 +289,6 @@ def test_delimiter_chunks() -> None:
 
 # --- the tools themselves, on the same MariaDB ----------------------------------------------------
 
-def _tool(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120, check=False,
-                          env={**os.environ, **(env or {})})
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args[0]} exited {proc.returncode}: {proc.stdout}{proc.stderr}")
-    return proc
-
-
 def _parts(url: str) -> urllib.parse.SplitResult:
     return urllib.parse.urlsplit(url)
 
@@ -306,8 +299,8 @@ def golang_dsn(url: str) -> str:
 
 
 def golang_migrate(url: str, folder: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return _tool(migration_tool("golang-migrate"), "-path", str(folder), "-database", golang_dsn(url), *args,
-                 check=check)
+    return run_tool(migration_tool("golang-migrate"), "-path", str(folder), "-database", golang_dsn(url), *args,
+                    check=check)
 
 
 def test_golang_migrate_and_our_runner_take_turns(url: str, tmp_path: Path) -> None:
@@ -343,7 +336,8 @@ def test_our_runner_waits_for_golang_migrates_lock(url: str, tmp_path: Path) -> 
 
 
 def dbmate(url: str, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return _tool(migration_tool("dbmate"), "--url", url, "--migrations-dir", str(folder), "--no-dump-schema", *args)
+    return run_tool(migration_tool("dbmate"), "--url", url, "--migrations-dir", str(folder), "--no-dump-schema",
+                    *args)
 
 
 def test_dbmate_and_our_runner_take_turns(url: str, tmp_path: Path) -> None:
@@ -366,7 +360,8 @@ def flyway_env(url: str) -> dict[str, str]:
 
 
 def flyway(url: str, folder: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return _tool(migration_tool("flyway-tool"), *args[:1], str(folder), *args[1:], env=flyway_env(url), check=check)
+    return run_tool(migration_tool("flyway-tool"), *args[:1], str(folder), *args[1:], env=flyway_env(url),
+                    check=check)
 
 
 def test_flyway_and_our_runner_take_turns(url: str, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ The tools are the real ones, pinned under hack/tools/ and installed by hack/migr
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -13,18 +12,10 @@ from pathlib import Path
 import pytest
 
 from initpipeline.steps.common import Exit
-from tests.helpers import Postgres, migration_tool, run_migrate, sql_rows, sql_run, write_files
+from tests.helpers import Postgres, migration_tool, run_migrate, run_tool, sql_rows, sql_run, write_files
 from tests.migration_folders import DBMATE, FLYWAY, GOLANG_MIGRATE
 
 pytestmark = pytest.mark.postgres
-
-
-def _tool(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120, check=False,
-                          env={**os.environ, **(env or {})})
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args[0]} exited {proc.returncode}: {proc.stdout}{proc.stderr}")
-    return proc
 
 
 def _url(db: Postgres) -> str:
@@ -32,7 +23,8 @@ def _url(db: Postgres) -> str:
 
 
 def golang_migrate(db: Postgres, folder: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return _tool(migration_tool("golang-migrate"), "-path", str(folder), "-database", _url(db), *args, check=check)
+    return run_tool(migration_tool("golang-migrate"), "-path", str(folder), "-database", _url(db), *args,
+                    check=check)
 
 
 def test_golang_migrate_and_our_runner_take_turns(db: Postgres, tmp_path: Path) -> None:
@@ -75,8 +67,8 @@ def test_a_database_golang_migrate_left_dirty_is_refused_until_forced(db: Postgr
 
 def test_our_runner_waits_for_golang_migrates_lock(db: Postgres, tmp_path: Path) -> None:
     folder = write_files(tmp_path / "sql", {"1_slow.up.sql": "SELECT pg_sleep(3);\nCREATE TABLE slow (id int);"})
-    tool = subprocess.Popen([str(migration_tool("golang-migrate")), "-path", str(folder), "-database", _url(db), "up"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tool = subprocess.Popen([str(migration_tool("golang-migrate")), "-path", str(folder), "-database", _url(db),
+                             "up"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
         while not sql_rows(db.app_url, "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%'"):
@@ -92,8 +84,8 @@ def test_our_runner_waits_for_golang_migrates_lock(db: Postgres, tmp_path: Path)
 
 
 def dbmate(db: Postgres, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return _tool(migration_tool("dbmate"), "--url", _url(db), "--migrations-dir", str(folder), "--no-dump-schema",
-                 *args)
+    return run_tool(migration_tool("dbmate"), "--url", _url(db), "--migrations-dir", str(folder), "--no-dump-schema",
+                    *args)
 
 
 def test_dbmate_and_our_runner_take_turns(db: Postgres, tmp_path: Path) -> None:
@@ -120,7 +112,7 @@ def test_dbmate_and_our_runner_take_turns(db: Postgres, tmp_path: Path) -> None:
 def flyway(db: Postgres, folder: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {"FLYWAY_URL": f"jdbc:postgresql://127.0.0.1:{db.port}/app", "FLYWAY_USER": "app",
            "FLYWAY_PASSWORD": db.password}
-    return _tool(migration_tool("flyway-tool"), *args[:1], str(folder), *args[1:], env=env, check=check)
+    return run_tool(migration_tool("flyway-tool"), *args[:1], str(folder), *args[1:], env=env, check=check)
 
 
 def test_flyway_and_our_runner_take_turns(db: Postgres, tmp_path: Path) -> None:

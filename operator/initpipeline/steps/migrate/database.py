@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..common import Exit, StepError, format_seconds, log, redact
@@ -18,6 +19,22 @@ PERMANENT_CONNECT_ERRORS = ("authentication failed", "does not exist", "no pg_hb
                             "SSL", "certificate")
 # SQLSTATE 25001: "cannot run inside a transaction block" (CREATE INDEX CONCURRENTLY, VACUUM...).
 IN_TRANSACTION_BLOCK = "25001"
+
+
+def take_locks(keys: list[LockKey], timeout: float, try_lock: Callable[[LockKey], bool]) -> None:
+    """Take every lock, in order, within timeout: try_lock(key) asks for one without waiting."""
+    deadline = time.monotonic() + timeout
+    for key in keys:
+        interval, announced = 0.05, False
+        while not try_lock(key):
+            if not announced:
+                log("another runner holds the migration lock; waiting for it")
+                announced = True
+            if time.monotonic() + interval > deadline:
+                raise StepError(Exit.LOCK_TIMEOUT,
+                                f"could not take the migration lock within {format_seconds(timeout)}")
+            time.sleep(interval)
+            interval = min(interval * 2, 1.0)
 
 
 def lock_key(table: str) -> int:
@@ -69,21 +86,10 @@ class Database:
 
     def lock(self, keys: list[LockKey], timeout: float) -> None:
         """Take every key's session advisory lock, in order, within timeout."""
-        deadline = time.monotonic() + timeout
-        for key in keys:
-            interval, announced = 0.05, False
-            while True:
-                row = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-                if row and row[0]:
-                    break
-                if not announced:
-                    log("another runner holds the migration lock; waiting for it")
-                    announced = True
-                if time.monotonic() + interval > deadline:
-                    raise StepError(Exit.LOCK_TIMEOUT,
-                                    f"could not take the migration lock within {format_seconds(timeout)}")
-                time.sleep(interval)
-                interval = min(interval * 2, 1.0)
+        def try_lock(key: LockKey) -> bool:
+            row = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            return bool(row and row[0])
+        take_locks(keys, timeout, try_lock)
 
     def _in_transaction(self) -> bool:
         return bool(self.conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE)

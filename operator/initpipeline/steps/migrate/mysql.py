@@ -23,8 +23,10 @@ import urllib.parse
 from typing import Any
 
 from ..common import Exit, StepError, format_seconds, log, redact
+from .database import take_locks
 from .history import Ledger, LockKey
 from .plan import Action
+from .sqltext import skip_quoted
 
 CONNECT_TIMEOUT = 10
 # Client errors that waiting cures: the server is not up or not reachable yet, or restarting.
@@ -56,7 +58,7 @@ def _pieces(text: str, delimiter: str) -> list[str]:
     while i < len(text):
         ch = text[i]
         if ch in "'\"`":
-            i = _skip_quoted(text, i, ch)
+            i = skip_quoted(text, i, ch, backslash=ch != "`")
         elif text.startswith("--", i) or ch == "#":
             end = text.find("\n", i)
             i = len(text) if end < 0 else end + 1
@@ -70,21 +72,6 @@ def _pieces(text: str, delimiter: str) -> list[str]:
             i += 1
     pieces.append(text[start:])
     return pieces
-
-
-def _skip_quoted(text: str, i: int, quote: str) -> int:
-    i += 1
-    while i < len(text):
-        if text[i] == "\\" and quote != "`":
-            i += 2
-        elif text[i] == quote:
-            if text.startswith(quote * 2, i):
-                i += 2
-            else:
-                return i + 1
-        else:
-            i += 1
-    return i
 
 
 def _has_code(text: str) -> bool:
@@ -153,21 +140,10 @@ class MySQLDatabase:
 
     def lock(self, keys: list[LockKey], timeout: float) -> None:
         """Take every named lock, in order, within timeout (they are the session's until it ends)."""
-        deadline = time.monotonic() + timeout
-        for key in keys:
-            interval, announced = 0.05, False
-            while True:
-                row = self.conn.execute("SELECT GET_LOCK(%s, 0)", (str(key),)).fetchone()
-                if row and row[0] == 1:
-                    break
-                if not announced:
-                    log("another runner holds the migration lock; waiting for it")
-                    announced = True
-                if time.monotonic() + interval > deadline:
-                    raise StepError(Exit.LOCK_TIMEOUT,
-                                    f"could not take the migration lock within {format_seconds(timeout)}")
-                time.sleep(interval)
-                interval = min(interval * 2, 1.0)
+        def try_lock(key: LockKey) -> bool:
+            row = self.conn.execute("SELECT GET_LOCK(%s, 0)", (str(key),)).fetchone()
+            return bool(row and row[0] == 1)
+        take_locks(keys, timeout, try_lock)
 
     def atomic(self, *writes: Any) -> None:
         """Run history writes in one transaction of their own."""

@@ -31,9 +31,9 @@ def split_statements(sql: str) -> list[str]:
             i = _skip_block_comment(sql, i)
         elif ch == "'":
             escapes = i > 0 and sql[i - 1] in "eE" and (i < 2 or not (sql[i - 2].isalnum() or sql[i - 2] == "_"))
-            i = _skip_quoted(sql, i, "'", backslash=escapes)
+            i = skip_quoted(sql, i, "'", backslash=escapes)
         elif ch == '"':
-            i = _skip_quoted(sql, i, '"', backslash=False)
+            i = skip_quoted(sql, i, '"', backslash=False)
         elif ch == "$" and (match := _DOLLAR_TAG.match(sql, i)) and not _in_word(sql, i):
             close = sql.find(match.group(0), match.end())
             i = n if close < 0 else close + len(match.group(0))
@@ -86,7 +86,7 @@ def _skip_block_comment(sql: str, i: int) -> int:
     return i
 
 
-def _skip_quoted(sql: str, i: int, quote: str, backslash: bool) -> int:
+def skip_quoted(sql: str, i: int, quote: str, backslash: bool) -> int:
     i += 1
     while i < len(sql):
         if backslash and sql[i] == "\\":
