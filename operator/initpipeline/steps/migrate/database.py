@@ -37,6 +37,26 @@ def take_locks(keys: list[LockKey], timeout: float, try_lock: Callable[[LockKey]
             interval = min(interval * 2, 1.0)
 
 
+def connect_retrying(connect: Callable[[], Any], errors: type[Exception] | tuple[type[Exception], ...],
+                     verdict: Callable[[Any], tuple[str, bool]], timeout: float) -> Any:
+    """connect(), retried while the database is not up yet (starting, or its Service not routed).
+    verdict(error) says why in words without a password, and whether waiting can cure it."""
+    deadline = time.monotonic() + timeout
+    interval, announced = 0.2, ""
+    while True:
+        try:
+            return connect()
+        except errors as exc:
+            reason, retry = verdict(exc)
+            if not retry or time.monotonic() + interval > deadline:
+                raise StepError(Exit.DATABASE, f"cannot connect to the database: {reason}") from None
+            if reason != announced:
+                log(f"database not reachable yet ({reason}); retrying for up to {format_seconds(timeout)}")
+                announced = reason
+            time.sleep(interval)
+            interval = min(interval * 2, 2.0)
+
+
 def lock_key(table: str) -> int:
     """A stable signed 64-bit advisory-lock key per history table."""
     return int.from_bytes(hashlib.sha256(f"initpipeline:{table}".encode()).digest()[:8], "big", signed=True)
@@ -53,23 +73,13 @@ class Database:
         self.conn = self._connect(connect_timeout)
 
     def _connect(self, timeout: float) -> Any:
-        """Connect, retrying while the database is not up yet (starting, or its Service not routed)."""
-        deadline = time.monotonic() + timeout
-        interval, announced = 0.2, ""
-        while True:
-            try:
-                return self._psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
-                                             application_name="initpipeline-migrate")
-            except self._psycopg.Error as exc:
-                reason = self.redact(str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__)
-                permanent = any(marker in str(exc) for marker in PERMANENT_CONNECT_ERRORS)
-                if permanent or time.monotonic() + interval > deadline:
-                    raise StepError(Exit.DATABASE, f"cannot connect to the database: {self.redact(str(exc))}") from None
-                if reason != announced:
-                    log(f"database not reachable yet ({reason}); retrying for up to {format_seconds(timeout)}")
-                    announced = reason
-                time.sleep(interval)
-                interval = min(interval * 2, 2.0)
+        def verdict(exc: Any) -> tuple[str, bool]:
+            text = str(exc).strip()
+            reason = self.redact(text.splitlines()[-1] if text else type(exc).__name__)
+            return reason, not any(marker in text for marker in PERMANENT_CONNECT_ERRORS)
+        return connect_retrying(lambda: self._psycopg.connect(
+            self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT, application_name="initpipeline-migrate"),
+            self._psycopg.Error, verdict, timeout)
 
     def redact(self, text: str) -> str:
         password = ""

@@ -22,8 +22,8 @@ import time
 import urllib.parse
 from typing import Any
 
-from ..common import Exit, StepError, format_seconds, log, redact
-from .database import take_locks
+from ..common import Exit, StepError, redact
+from .database import connect_retrying, take_locks
 from .history import Ledger, LockKey
 from .plan import Action
 from .sqltext import skip_quoted
@@ -112,25 +112,14 @@ class MySQLDatabase:
     def _connect(self, parts: urllib.parse.SplitResult, timeout: float) -> Any:
         from pymysql.constants import CLIENT
 
-        deadline = time.monotonic() + timeout
-        interval, announced = 0.2, ""
-        while True:
-            try:
-                return self._pymysql.connect(
-                    host=parts.hostname or "localhost", port=parts.port or 3306,
-                    user=urllib.parse.unquote(parts.username or ""), password=self.password, database=self.database,
-                    connect_timeout=CONNECT_TIMEOUT, autocommit=True, charset="utf8mb4",
-                    client_flag=CLIENT.MULTI_STATEMENTS, program_name="initpipeline-migrate")
-            except self._pymysql.MySQLError as exc:
-                code = exc.args[0] if exc.args else 0
-                reason = self.redact(_describe(exc))
-                if code not in RETRIED_ERRORS or time.monotonic() + interval > deadline:
-                    raise StepError(Exit.DATABASE, f"cannot connect to the database: {reason}") from None
-                if reason != announced:
-                    log(f"database not reachable yet ({reason}); retrying for up to {format_seconds(timeout)}")
-                    announced = reason
-                time.sleep(interval)
-                interval = min(interval * 2, 2.0)
+        def verdict(exc: Any) -> tuple[str, bool]:
+            return self.redact(_describe(exc)), (exc.args[0] if exc.args else 0) in RETRIED_ERRORS
+        return connect_retrying(lambda: self._pymysql.connect(
+            host=parts.hostname or "localhost", port=parts.port or 3306,
+            user=urllib.parse.unquote(parts.username or ""), password=self.password, database=self.database,
+            connect_timeout=CONNECT_TIMEOUT, autocommit=True, charset="utf8mb4",
+            client_flag=CLIENT.MULTI_STATEMENTS, program_name="initpipeline-migrate"),
+            self._pymysql.MySQLError, verdict, timeout)
 
     def redact(self, text: str) -> str:
         return redact(text.strip(), self.password, self.url)
