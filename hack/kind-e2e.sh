@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The end-to-end tests on kind, for machines with Docker (ours have none; see the README):
+# The end-to-end tests on kind, for machines with Docker (ours have none; see the README, which also says what
+# hack/kind/docker and hack/tools/kind are for and what is left before this runs here):
 # a kind cluster from kind-config.yaml, the images built with Docker and loaded,
 # the operator installed with the chart, then tests/e2e against that cluster.
 set -euo pipefail
