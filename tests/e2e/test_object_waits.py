@@ -149,3 +149,19 @@ def test_a_custom_resource_condition_once_the_operator_may_read_it(kube: Kube, w
     kube.run("patch", "widget", "w1", "--subresource=status", "--type=merge", "-p", json.dumps(patch))
     eventually("Running", phase_is(kube, "gadget", "Running"), timeout=120)
     print(f"\nWidget Ready -> pipeline Running in {time.monotonic() - started:.1f}s (kubectl polls every 1s)")
+
+
+def test_a_deployments_pods_each_pass_and_a_scale_up_waits_for_nothing(kube: Kube) -> None:
+    steps = [{"name": "wait-seed", "waitForObject": {"apiVersion": "batch/v1", "kind": "Job", "name": "seed"}}]
+    kube.apply(pipeline("web", steps, workload={"kind": "Deployment", "replicas": 2}))
+    eventually("the Job reported missing", seen(kube, "web", "wait-seed", "not found"), timeout=60)
+    kube.apply(job("seed", 1))
+    kube.run("wait", "--for=condition=Ready", "initpipeline/web", "--timeout=180s", timeout=200)
+    pods = kube.get("pods", selector="app.kubernetes.io/managed-by=initpipeline")["items"]
+    assert len(pods) == 2
+    assert all(p["metadata"]["annotations"]["initpipeline.dev/objects-met"] == "wait-seed" for p in pods)
+
+    kube.run("delete", "job", "seed", "--wait=true")
+    kube.run("scale", "initpipeline/web", "--replicas=3")
+    eventually("3/3 ready without the Job", lambda: status_of(kube, "web").get("ready") == "3/3", timeout=120)
+    assert objects_of(kube, "web")["wait-seed"]["met"] is True
