@@ -407,8 +407,9 @@ def mariadb_install(folder: Path) -> Path:
     return init
 
 
-def mariadb_command(folder: Path, port: int) -> list[str]:
-    """The server of mariadb_install's folder, on a loopback port, in the foreground."""
+def mariadb_command(folder: Path, port: int, tls: CertificateAuthority | None = None) -> list[str]:
+    """The server of mariadb_install's folder, on a loopback port, in the foreground; with tls, it offers TLS
+    with that CA's certificate for localhost and 127.0.0.1."""
     daemon = shutil.which("mariadbd", path="/usr/sbin:/usr/bin")
     if daemon is None:
         raise RuntimeError("MariaDB is not installed: run hack/install-deps.sh")
@@ -416,16 +417,19 @@ def mariadb_command(folder: Path, port: int) -> list[str]:
             f"--port={port}", "--bind-address=127.0.0.1", f"--socket={folder / 'mariadb.sock'}",
             f"--pid-file={folder / 'mariadb.pid'}", f"--init-file={folder / 'init.sql'}", "--skip-name-resolve",
             "--innodb-buffer-pool-size=32M", "--innodb-flush-log-at-trx-commit=0",
-            f"--log-error={folder / 'error.log'}"]
+            f"--log-error={folder / 'error.log'}",
+            *([f"--ssl-ca={tls.ca_file}", f"--ssl-cert={tls.cert_file}", f"--ssl-key={tls.key_file}"] if tls else [])]
 
 
 @contextmanager
-def mariadb_server(folder: Path, delay: float = 0, port: int | None = None) -> Iterator[MariaDB]:
-    """Debian's MariaDB on a free loopback port (see mariadb_install), started after `delay` seconds (in the
-    background: the caller is already waiting). Only the process started here is stopped."""
+def mariadb_server(folder: Path, delay: float = 0, port: int | None = None,
+                   tls: CertificateAuthority | None = None) -> Iterator[MariaDB]:
+    """Debian's MariaDB on a free loopback port (see mariadb_install and mariadb_command), started after
+    `delay` seconds (in the background: the caller is already waiting). Only the process started here is
+    stopped."""
     server = MariaDB(port or free_port(), MARIADB_PASSWORD, folder / "mariadb.sock")
     mariadb_install(folder)
-    with _started_late(mariadb_command(folder, server.port), delay, server.port, 60):
+    with _started_late(mariadb_command(folder, server.port, tls), delay, server.port, 60):
         yield server
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from tests.e2e.kube import Kube, eventually, status_of
 from tests.e2e.manifests import BUSYBOX, pipeline
+from tests.e2e.test_attach import app_pods, ready, users_deployment
 from tests.e2e.test_pipelines import phase_is
 
 pytestmark = pytest.mark.e2e
@@ -165,3 +166,18 @@ def test_a_deployments_pods_each_pass_and_a_scale_up_waits_for_nothing(kube: Kub
     kube.run("scale", "initpipeline/web", "--replicas=3")
     eventually("3/3 ready without the Job", lambda: status_of(kube, "web").get("ready") == "3/3", timeout=120)
     assert objects_of(kube, "web")["wait-seed"]["met"] is True
+
+
+def test_an_attached_deployments_pods_wait_for_the_object_too(kube: Kube) -> None:
+    """Attach mode: the webhook adds the step to the Pods of the user's own Deployment, the operator tells them."""
+    kube.apply({"apiVersion": "initpipeline.dev/v1alpha1", "kind": "InitPipeline", "metadata": {"name": "shop"},
+                "spec": {"attach": {"kind": "Deployment", "name": "shop"}, "steps": [
+                    {"name": "wait-seed", "waitForObject": {"apiVersion": "batch/v1", "kind": "Job",
+                                                            "name": "seed"}}]}})
+    kube.apply(users_deployment("shop", replicas=2))
+    eventually("the Job reported missing", seen(kube, "shop", "wait-seed", "not found"), timeout=60)
+    pods = app_pods(kube, "shop")
+    assert len(pods) == 2 and all(p["spec"]["initContainers"][0]["name"] == "wait-seed" for p in pods)
+    kube.apply(job("seed", 1))
+    eventually("2/2 ready", ready(kube, "shop", 2), timeout=180)
+    assert objects_of(kube, "shop")["wait-seed"]["met"] is True

@@ -38,10 +38,11 @@ def db(postgres: Postgres) -> Iterator[Postgres]:
 
 
 @pytest.fixture(scope="session")
-def mariadb() -> Iterator[MariaDB]:
+def mariadb(ca: CertificateAuthority) -> Iterator[MariaDB]:
+    """One MariaDB for the session, which offers TLS with the session CA's certificate."""
     folder = Path(tempfile.mkdtemp(prefix="initpipeline-mariadb-"))
     try:
-        with mariadb_server(folder) as server:
+        with mariadb_server(folder, tls=ca) as server:
             yield server
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -267,6 +267,16 @@ def test_the_tools_own_lock_holds_the_runner_back(mariadb: MariaDB, url: str, tm
     assert migrate(url, write_files(tmp_path / "sql", GOLANG_MIGRATE_MYSQL), tmp_path).code == 0
 
 
+def test_migrations_over_verified_tls(mariadb: MariaDB, url: str, tmp_path: Path) -> None:
+    folder = write_files(tmp_path / "sql", {"1_a.up.sql": "CREATE TABLE a (id int);"})
+    ca = Path(mysql_rows(url, "SELECT @@ssl_ca")[0][0])  # the CA that the server's certificate chains to
+    verified = migrate(f"{url}?ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}", folder, tmp_path)
+    assert verified.code == 0, verified.stderr
+    unknown = migrate(f"{url}?ssl-mode=VERIFY_IDENTITY", folder, tmp_path, "--connect-timeout", "30")
+    assert unknown.code == Exit.DATABASE and "CERTIFICATE_VERIFY_FAILED" in unknown.termination, unknown.termination
+    assert "retrying" not in unknown.stderr  # a certificate that does not verify is not waited out
+
+
 def test_wrong_password_is_a_database_error_without_the_password(mariadb: MariaDB, tmp_path: Path) -> None:
     result = migrate(mariadb.url("not-the-password"), write_files(tmp_path / "sql", {"1_a.up.sql": "SELECT 1;"}),
                      tmp_path)

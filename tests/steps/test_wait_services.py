@@ -13,9 +13,9 @@ import psycopg
 import pymysql
 import pytest
 
-from initpipeline.steps import services
+from initpipeline.steps import mysqlurl, services
 from initpipeline.steps.common import Exit
-from tests.helpers import MariaDB, Postgres, free_port, mariadb_server, redis_server, run_step
+from tests.helpers import CertificateAuthority, MariaDB, Postgres, free_port, mariadb_server, redis_server, run_step
 
 
 def test_postgres_answers_a_query_and_the_table_appears_later(tmp_path: Path, db: Postgres) -> None:
@@ -127,6 +127,42 @@ def test_mysql_table_not_there_yet_and_wrong_password(tmp_path: Path, mariadb: M
     assert result.code == 0, result.stderr
 
 
+def test_mysql_over_tls_verified_by_the_urls_ca_or_the_steps(tmp_path: Path, mariadb: MariaDB,
+                                                             ca: CertificateAuthority) -> None:
+    verified = f"{mariadb.url()}?ssl-mode=VERIFY_IDENTITY&ssl-ca={ca.ca_file}"
+    result = run_step("wait", "--mysql", "DB_URL", "--timeout", "5", env={"DB_URL": verified}, tmp=tmp_path)
+    assert result.code == 0, result.stderr
+    # the CA of the step's caBundle (--ca-file) when the URL names none
+    result = run_step("wait", "--mysql", "DB_URL", "--ca-file", str(ca.ca_file), "--timeout", "5",
+                      env={"DB_URL": f"{mariadb.url()}?ssl-mode=VERIFY_CA"}, tmp=tmp_path)
+    assert result.code == 0, result.stderr
+    # the system's CAs do not know ours
+    result = run_step("wait", "--mysql", "DB_URL", "--timeout", "1",
+                      env={"DB_URL": f"{mariadb.url()}?ssl-mode=VERIFY_IDENTITY"}, tmp=tmp_path)
+    assert result.code == Exit.TIMEOUT and "TLS refused" in result.termination, result.termination
+    assert "CERTIFICATE_VERIFY_FAILED" in result.termination
+
+
+@pytest.mark.parametrize(("query", "encrypted"), [("", True), ("?ssl-mode=DISABLED", False),
+                                                 ("?ssl-mode=REQUIRED", True)])
+def test_mysql_ssl_modes_encrypt_as_mysqls_clients_do(mariadb: MariaDB, query: str, encrypted: bool) -> None:
+    conn = mysqlurl.mysql_connect(mariadb.url() + query, 5)
+    with conn, conn.cursor() as cursor:
+        cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        assert bool(cursor.fetchone()[1]) is encrypted
+
+
+def test_mysql_that_offers_no_tls_when_the_url_requires_it(tmp_path: Path) -> None:
+    with mariadb_server(tmp_path) as plain:
+        result = run_step("wait", "--mysql", "DB_URL", "--timeout", "1",
+                          env={"DB_URL": f"{plain.url()}?ssl-mode=REQUIRED"}, tmp=tmp_path)
+        assert result.code == Exit.TIMEOUT
+        assert "TLS refused (2026 SSL is required but the server doesn't support it)" in result.termination, \
+            result.termination
+        assert run_step("wait", "--mysql", "DB_URL", "--timeout", "5", env={"DB_URL": plain.url()},
+                        tmp=tmp_path).code == 0  # PREFERRED, the default, goes on without TLS
+
+
 def test_dns_name_that_resolves(tmp_path: Path) -> None:
     result = run_step("wait", "--dns", "localhost", "--timeout", "5", tmp=tmp_path)
     assert result.code == 0 and "dns localhost: ready after" in result.termination, result.stderr
@@ -146,6 +182,7 @@ def test_a_name_that_does_not_resolve_says_so(monkeypatch: pytest.MonkeyPatch) -
     (["--postgres", "U"], {"U": "mysql://x@y/z"}, "U must hold a postgres:// or postgresql:// URL"),
     (["--redis", "U"], {"U": "http://x"}, "U must hold a redis:// or rediss:// URL"),
     (["--mysql", "U"], {"U": "postgres://x@y/z"}, "U must hold a mysql:// or mariadb:// URL"),
+    (["--mysql", "U"], {"U": "mysql://x@y/z?ssl-mode=ON"}, "--mysql: U: ssl-mode must be one of DISABLED, PREFERRED"),
 ])
 def test_service_arguments_are_checked(tmp_path: Path, args: list[str], env: dict[str, str], needle: str) -> None:
     result = run_step("wait", *args, env=env, tmp=tmp_path)

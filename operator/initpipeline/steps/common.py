@@ -96,6 +96,7 @@ class HttpOptions:
     headers: dict[str, str] = field(default_factory=dict)
     secret_values: list[str] = field(default_factory=list)
     ssl_context: ssl.SSLContext | None = None
+    ca_file: str | None = None  # also the CA of a database target that verifies TLS
 
 
 def add_http_arguments(parser: argparse.ArgumentParser) -> None:
@@ -144,6 +145,7 @@ def http_options(args: argparse.Namespace) -> HttpOptions:
             raise UsageError(f"--header-from-file: cannot read {path}: {exc.strerror}") from None
         opts.secret_values.append(opts.headers[name])
     if args.ca_file:
+        opts.ca_file = args.ca_file
         try:
             opts.ssl_context = ssl.create_default_context(cafile=args.ca_file)
         except (OSError, ssl.SSLError) as exc:

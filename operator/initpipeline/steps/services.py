@@ -8,9 +8,9 @@ from __future__ import annotations
 import socket
 import ssl
 import urllib.parse
-from typing import Any
 
 from ..spec.redaction import redact
+from .mysqlurl import TLS_ERROR, mysql_connect
 from .net import classify
 
 REDIS_SCHEMES = ("redis", "rediss")
@@ -39,34 +39,20 @@ def postgres_probe(url: str, table: str | None, timeout: float) -> str | None:
         return "connection refused" if "Connection refused" in text else redact(text, password)
 
 
-MYSQL_SCHEMES = ("mysql", "mariadb")
 # MySQL's client and server error numbers that the message explains better than the text
 _MYSQL_REASONS = {1045: "authentication refused", 1044: "access to the database refused",
-                  1049: "the database does not exist"}
+                  1049: "the database does not exist", TLS_ERROR: "TLS refused"}
 _MYSQL_REFUSED = (2002, 2003)  # cannot connect: nothing listens yet
 
 
-def mysql_connect(url: str, timeout: float) -> Any:
-    """A PyMySQL connection from a mysql:// URL (user, password, host, port, database; the password as given)."""
-    import pymysql  # the runner image has it (the migration step's MySQL driver)
-
-    parts = urllib.parse.urlsplit(url)
-    return pymysql.connect(host=parts.hostname or "localhost", port=parts.port or 3306,
-                           user=urllib.parse.unquote(parts.username or ""),
-                           password=urllib.parse.unquote(parts.password or ""),
-                           database=urllib.parse.unquote(parts.path.strip("/")) or None,
-                           connect_timeout=max(1, round(timeout)), read_timeout=max(1, round(timeout)),
-                           autocommit=True, charset="utf8mb4")
-
-
-def mysql_probe(url: str, table: str | None, timeout: float) -> str | None:
+def mysql_probe(url: str, table: str | None, timeout: float, ca_file: str | None = None) -> str | None:
     """Connect, authenticate and run a query; with a table, it must exist in the URL's database (or in the
     schema that `schema.table` names)."""
     import pymysql
 
     password = urllib.parse.unquote(urllib.parse.urlsplit(url).password or "")
     try:
-        db = mysql_connect(url, timeout)
+        db = mysql_connect(url, timeout, ca_file, read_timeout=timeout)
         with db, db.cursor() as cursor:
             cursor.execute("SELECT 1")
             if table is None:
@@ -78,9 +64,11 @@ def mysql_probe(url: str, table: str | None, timeout: float) -> str | None:
             return None if row and row[0] else f"table {table} does not exist yet"
     except pymysql.MySQLError as exc:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
-        if code in _MYSQL_REFUSED:
-            return "connection refused"
         text = redact(str(exc.args[1]) if len(exc.args) > 1 else first_line(exc), password)
+        if code in _MYSQL_REFUSED and "refused" in text.lower():
+            return "connection refused"
+        if "ssl" in text.lower() or "certificate" in text.lower():
+            code = TLS_ERROR  # PyMySQL reports a failed handshake as a failed connection (2003)
         reason = _MYSQL_REASONS.get(code)
         return f"{reason} ({code} {text})" if reason else f"{code} {text}" if code else text
 

@@ -28,8 +28,9 @@ from .common import (
     positive_number,
     redact,
 )
+from .mysqlurl import MYSQL_SCHEMES, parse_mysql_url
 from .net import classify, http_open, split_host_port, tcp_probe
-from .services import MYSQL_SCHEMES, REDIS_SCHEMES, dns_probe, mysql_probe, postgres_probe, redis_probe
+from .services import REDIS_SCHEMES, dns_probe, mysql_probe, postgres_probe, redis_probe
 
 INITIAL_INTERVAL = 0.1
 # Nothing listens yet, the usual state while a dependency starts: a refused connection costs the
@@ -99,7 +100,7 @@ class Target:
             if self.kind == "postgres":
                 return postgres_probe(self.url, self.table, timeout)
             if self.kind == "mysql":
-                return mysql_probe(self.url, self.table, timeout)
+                return mysql_probe(self.url, self.table, timeout, opts.ca_file)
             if self.kind == "redis":
                 return redis_probe(self.url, timeout)
             if self.kind == "dns":
@@ -149,6 +150,10 @@ def parse_targets(args: argparse.Namespace) -> list[Target]:
     for spec in args.mysql:
         env, _, table = spec.partition(":")
         url = _url_from_env("--mysql", env, MYSQL_SCHEMES)
+        try:
+            parse_mysql_url(url)
+        except ValueError as exc:
+            raise UsageError(f"--mysql: {env}: {exc}") from None
         targets.append(Target(label=f"mysql {_where(url)}" + (f" (table {table})" if table else ""),
                               kind="mysql", url=url, table=table or None))
     for env in args.redis:

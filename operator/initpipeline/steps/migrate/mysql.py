@@ -23,6 +23,7 @@ import urllib.parse
 from typing import Any
 
 from ..common import Exit, StepError, redact
+from ..mysqlurl import mysql_connect, parse_mysql_url
 from .database import connect_retrying, take_locks
 from .history import Ledger, LockKey
 from .plan import Action
@@ -101,24 +102,25 @@ class MySQLDatabase:
 
         self._pymysql, self.url = pymysql, url
         self.errors = pymysql.MySQLError
-        parts = urllib.parse.urlsplit(url)
-        self.password = urllib.parse.unquote(parts.password or "")
-        self.database = urllib.parse.unquote(parts.path.strip("/"))
+        self.password = urllib.parse.unquote(urllib.parse.urlsplit(url).password or "")
+        try:
+            self.database = parse_mysql_url(url).database
+        except ValueError as exc:
+            raise StepError(Exit.DATABASE, f"the database URL is not usable: {exc}") from None
         if not self.database:
             raise StepError(Exit.DATABASE, f"the database URL names no database: {self.redact(url)}")
-        self.raw = self._connect(parts, connect_timeout)
+        self.raw = self._connect(timeout=connect_timeout)
         self.conn = _Connection(self.raw)
 
-    def _connect(self, parts: urllib.parse.SplitResult, timeout: float) -> Any:
+    def _connect(self, timeout: float) -> Any:
         from pymysql.constants import CLIENT
 
         def verdict(exc: Any) -> tuple[str, bool]:
-            return self.redact(_describe(exc)), (exc.args[0] if exc.args else 0) in RETRIED_ERRORS
-        return connect_retrying(lambda: self._pymysql.connect(
-            host=parts.hostname or "localhost", port=parts.port or 3306,
-            user=urllib.parse.unquote(parts.username or ""), password=self.password, database=self.database,
-            connect_timeout=CONNECT_TIMEOUT, autocommit=True, charset="utf8mb4",
-            client_flag=CLIENT.MULTI_STATEMENTS, program_name="initpipeline-migrate"),
+            reason = self.redact(_describe(exc))
+            tls = "ssl" in reason.lower() or "certificate" in reason.lower()  # a handshake fails as 2003 too
+            return reason, (exc.args[0] if exc.args else 0) in RETRIED_ERRORS and not tls
+        return connect_retrying(lambda: mysql_connect(
+            self.url, CONNECT_TIMEOUT, client_flag=CLIENT.MULTI_STATEMENTS, program_name="initpipeline-migrate"),
             self._pymysql.MySQLError, verdict, timeout)
 
     def redact(self, text: str) -> str:
