@@ -206,6 +206,10 @@ BAD_CASES = [
     BadCase("git-volume-unknown", _set("spec.steps.3", {"name": "clone", "gitClone": {
         "repository": "https://git.example.com/site.git", "volume": "nope", "path": "site"}}),
             "spec.steps[3].gitClone.volume", "every gitClone.volume must name a volume"),
+    BadCase("migration-ca-bundle-with-own-tool", _then(
+        _delete("spec.steps.1.migration.sql"), _set("spec.steps.1.migration.image", "shop:1.0"),
+        _set("spec.steps.1.migration.caBundle", {"configMapKeyRef": {"name": "ca", "key": "ca.pem"}})),
+            "spec.steps[1].migration.caBundle", "historyTable and caBundle only apply with sql"),
     BadCase("object-wait-without-condition", _set("spec.steps.3", {"name": "wait-cert", "waitForObject": {
         "apiVersion": "cert-manager.io/v1", "kind": "Certificate", "name": "shop-tls"}}),
             "spec.steps[3].waitForObject.condition", "waitForObject.condition: Invalid value"),

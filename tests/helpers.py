@@ -189,10 +189,12 @@ def postgres_bin() -> Path | None:
 
 
 @contextmanager
-def postgres_server(folder: Path, listen: str = "127.0.0.1", allow: str | None = None) -> Iterator[Postgres]:
+def postgres_server(folder: Path, listen: str = "127.0.0.1", allow: str | None = None,
+                    tls: CertificateAuthority | None = None) -> Iterator[Postgres]:
     """A throwaway PostgreSQL, run as the postgres user (it refuses root).
 
-    listen: its addresses (comma-separated); allow: a further CIDR that may log in with a password.
+    listen: its addresses (comma-separated); allow: a further CIDR that may log in with a password; tls: it
+    offers TLS with that CA's certificate for localhost and 127.0.0.1.
     """
     bindir = postgres_bin()
     if bindir is None:
@@ -212,9 +214,17 @@ def postgres_server(folder: Path, listen: str = "127.0.0.1", allow: str | None =
         with open(data / "pg_hba.conf", "a", encoding="utf-8") as hba:
             hba.write(f"host all all {allow} scram-sha-256\n")
     port = free_port()
+    options = f"-p {port} -k {sockets} -c listen_addresses={listen} -c fsync=off"
+    if tls:
+        # the key must be the server user's own and private
+        for source, name in ((tls.cert_file, "server.crt"), (tls.key_file, "server.key")):
+            shutil.copyfile(source, data / name)
+            os.chmod(data / name, 0o600)
+            if as_postgres:
+                shutil.chown(data / name, "postgres")
+        options += " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key"
     subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"),
-                    "-w", "-t", "60", "-o", f"-p {port} -k {sockets} -c listen_addresses={listen} -c fsync=off",
-                    "start"], check=True, capture_output=True)
+                    "-w", "-t", "60", "-o", options, "start"], check=True, capture_output=True)
     password = "s3cret-Passw0rd"
     try:
         psql = [*as_postgres, str(bindir / "psql"), "-h", str(sockets), "-p", str(port), "-U", "postgres",

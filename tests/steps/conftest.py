@@ -17,11 +17,12 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[Postgres]:
+def postgres(ca: CertificateAuthority) -> Iterator[Postgres]:
+    """One PostgreSQL for the session, which offers TLS with the session CA's certificate."""
     # Not under pytest's tmp folder: that is private to root, and the server runs as postgres.
     folder = Path(tempfile.mkdtemp(prefix="initpipeline-pg-"))
     try:
-        with postgres_server(folder) as server:
+        with postgres_server(folder, tls=ca) as server:
             yield server
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -7,7 +7,15 @@ import pytest
 
 from initpipeline.steps.common import Exit
 from initpipeline.steps.migrate import lock_key, natural_key
-from tests.helpers import Postgres, run_migrate, run_migrate_together, run_step, sql_rows, write_files
+from tests.helpers import (
+    CertificateAuthority,
+    Postgres,
+    run_migrate,
+    run_migrate_together,
+    run_step,
+    sql_rows,
+    write_files,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -128,6 +136,17 @@ def test_configmap_mount_layout(db: Postgres, tmp_path: Path) -> None:
     result = run_migrate(db.app_url, tmp_path / "cm", tmp_path)
     assert result.code == 0, result.stderr
     assert "applied 1 migration(s)" in result.termination and "ignoring files without .sql: README" in result.stderr
+
+
+def test_verified_tls_with_the_steps_ca_bundle(db: Postgres, tmp_path: Path, ca: CertificateAuthority) -> None:
+    folder = write_files(tmp_path / "sql", SCHEMA)
+    verified = db.app_url.replace("127.0.0.1", "localhost") + "?sslmode=verify-full"
+    result = run_migrate(verified, folder, tmp_path, "--ca-file", str(ca.ca_file))
+    assert result.code == 0, result.stderr
+    # without it, libpq looks for ~/.postgresql/root.crt, and a certificate problem is not waited out
+    refused = run_migrate(verified, folder, tmp_path, "--connect-timeout", "30")
+    assert refused.code == Exit.DATABASE and "root certificate file" in refused.termination, refused.termination
+    assert "retrying" not in refused.stderr
 
 
 def test_wrong_password_is_a_database_error_without_the_password(db: Postgres, tmp_path: Path) -> None:

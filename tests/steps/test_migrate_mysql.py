@@ -272,6 +272,8 @@ def test_migrations_over_verified_tls(mariadb: MariaDB, url: str, tmp_path: Path
     ca = Path(mysql_rows(url, "SELECT @@ssl_ca")[0][0])  # the CA that the server's certificate chains to
     verified = migrate(f"{url}?ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}", folder, tmp_path)
     assert verified.code == 0, verified.stderr
+    # the step's caBundle (--ca-file) when the URL names no CA
+    assert migrate(f"{url}?ssl-mode=VERIFY_IDENTITY", folder, tmp_path, "--ca-file", str(ca)).code == 0
     unknown = migrate(f"{url}?ssl-mode=VERIFY_IDENTITY", folder, tmp_path, "--connect-timeout", "30")
     assert unknown.code == Exit.DATABASE and "CERTIFICATE_VERIFY_FAILED" in unknown.termination, unknown.termination
     assert "retrying" not in unknown.stderr  # a certificate that does not verify is not waited out

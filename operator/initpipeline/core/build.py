@@ -297,19 +297,24 @@ def _http_options(body: Obj, index: int) -> Parts:
             var = f"INITPIPELINE_HEADER_{h}"
             env.append({"name": var, "valueFrom": {"secretKeyRef": dict(header["valueFrom"]["secretKeyRef"])}})
             args += ["--header-from-env", f"{header['name']}={var}"]
+    ca_args, ca_mounts, ca_volumes = _ca_bundle(body, index)
+    return args + ca_args, env, mounts + ca_mounts, volumes + ca_volumes
+
+
+def _ca_bundle(body: Obj, index: int) -> tuple[list[str], list[Obj], list[Obj]]:
+    """A step's caBundle: its volume, mounted at CA_FILE, and --ca-file."""
     ca = body.get("caBundle")
-    if ca:
-        volume_name = f"{STEP_VOLUME_PREFIX}s{index}-ca"
-        if "secretKeyRef" in ca:
-            ref = ca["secretKeyRef"]
-            source: Obj = {"secret": {"secretName": ref["name"], "items": [{"key": ref["key"], "path": "ca.crt"}]}}
-        else:
-            ref = ca["configMapKeyRef"]
-            source = {"configMap": {"name": ref["name"], "items": [{"key": ref["key"], "path": "ca.crt"}]}}
-        volumes.append({"name": volume_name, **source})
-        mounts.append({"name": volume_name, "mountPath": f"{RUN_DIR}/ca", "readOnly": True})
-        args += ["--ca-file", CA_FILE]
-    return args, env, mounts, volumes
+    if not ca:
+        return [], [], []
+    volume_name = f"{STEP_VOLUME_PREFIX}s{index}-ca"
+    if "secretKeyRef" in ca:
+        ref = ca["secretKeyRef"]
+        source: Obj = {"secret": {"secretName": ref["name"], "items": [{"key": ref["key"], "path": "ca.crt"}]}}
+    else:
+        ref = ca["configMapKeyRef"]
+        source = {"configMap": {"name": ref["name"], "items": [{"key": ref["key"], "path": "ca.crt"}]}}
+    return (["--ca-file", CA_FILE], [{"name": volume_name, "mountPath": f"{RUN_DIR}/ca", "readOnly": True}],
+            [{"name": volume_name, **source}])
 
 
 def _wait_args(body: Obj, index: int) -> Parts:
@@ -367,9 +372,10 @@ def _migrate_args(body: Obj, index: int) -> Parts:
         if value is not None:
             args += [option, str(value)]
     env = [_database_url_env(body, DATABASE_URL_ENV)]
-    volumes = [{"name": volume_name, "configMap": {"name": body["sql"]["configMapRef"]["name"]}}]
-    mounts = [{"name": volume_name, "mountPath": SQL_DIR, "readOnly": True}]
-    return args, env, mounts, volumes
+    ca_args, ca_mounts, ca_volumes = _ca_bundle(body, index)
+    volumes = [{"name": volume_name, "configMap": {"name": body["sql"]["configMapRef"]["name"]}}, *ca_volumes]
+    mounts = [{"name": volume_name, "mountPath": SQL_DIR, "readOnly": True}, *ca_mounts]
+    return args + ca_args, env, mounts, volumes
 
 
 def _download_args(body: Obj, index: int) -> Parts:

@@ -348,6 +348,10 @@ def _check_http_options(c: _Checker, body: Obj, field: str) -> None:
             src = c.obj(header["valueFrom"], f"{hfield}.valueFrom", required=True)
             if src is not None:
                 c.secret_key_ref(src.get("secretKeyRef"), f"{hfield}.valueFrom.secretKeyRef")
+    _check_ca_bundle(c, body, field)
+
+
+def _check_ca_bundle(c: _Checker, body: Obj, field: str) -> None:
     ca = c.obj(body.get("caBundle"), f"{field}.caBundle")
     if ca is not None:
         refs = [k for k in ("secretKeyRef", "configMapKeyRef") if k in ca]
@@ -468,7 +472,7 @@ def _check_object_wait(c: _Checker, body: Obj, field: str, _volumes: Container[A
 
 def _check_migration(c: _Checker, body: Obj, field: str, _volumes: Container[Any], _step: str) -> None:
     c.unknown(body, field, ("databaseUrlFrom", "sql", "image", "imageFrom", "command", "args", "databaseUrlEnv",
-                            "lockTimeoutSeconds", "historyTable", "connectTimeoutSeconds"))
+                            "lockTimeoutSeconds", "historyTable", "connectTimeoutSeconds", "caBundle"))
     src = c.obj(body.get("databaseUrlFrom"), f"{field}.databaseUrlFrom", required=True)
     if src is not None:
         c.secret_key_ref(src.get("secretKeyRef"), f"{field}.databaseUrlFrom.secretKeyRef")
@@ -484,9 +488,10 @@ def _check_migration(c: _Checker, body: Obj, field: str, _volumes: Container[Any
     else:
         c.string(body.get("image"), f"{field}.image", max_len=1024)
         c.string(body.get("imageFrom"), f"{field}.imageFrom", max_len=63)
-        for key in ("lockTimeoutSeconds", "historyTable", "connectTimeoutSeconds"):
+        for key in ("lockTimeoutSeconds", "historyTable", "connectTimeoutSeconds", "caBundle"):
             if key in body:
                 c.fail(f"{field}.{key}", "only applies with sql (the built-in runner)")
+    _check_ca_bundle(c, body, field)
     for key in ("command", "args"):
         for i, arg in enumerate(c.lst(body.get(key), f"{field}.{key}")):
             c.string(arg, f"{field}.{key}[{i}]", required=False, max_len=4096)

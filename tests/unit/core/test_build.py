@@ -86,6 +86,17 @@ def test_migration_layout_and_rollback_reach_the_runner() -> None:
     assert command[-6:] == ["--layout", "flyway", "--history-table", "ops.flyway_history", "--to", "3"]
 
 
+def test_a_migrations_ca_bundle_reaches_the_runner_as_a_file() -> None:
+    doc = shop()
+    step(doc, "migrate")["migration"]["caBundle"] = {"secretKeyRef": {"name": "rds-ca", "key": "ca.pem"}}
+    pod = build_pod(doc, "runner:1")
+    migrate = by_name(pod["spec"]["initContainers"])["migrate"]
+    assert migrate["command"][-2:] == ["--ca-file", "/var/run/initpipeline/ca/ca.crt"]
+    mount = next(m for m in migrate["volumeMounts"] if m["mountPath"] == "/var/run/initpipeline/ca")
+    volume = next(v for v in pod["spec"]["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"] == {"secretName": "rds-ca", "items": [{"key": "ca.pem", "path": "ca.crt"}]}
+
+
 def test_custom_migration_tool_gets_url_in_its_env() -> None:
     doc = shop()
     migration = step(doc, "migrate")["migration"]

@@ -71,6 +71,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         help="the history table (default: the layout's own: " +
                              ", ".join(f"{k} {v}" for k, v in DEFAULT_TABLES.items()) + ")")
     parser.add_argument("--dry-run", action="store_true", help="list what would run, change nothing")
+    parser.add_argument("--ca-file", metavar="PATH",
+                        help="PEM CA certificates for a verified TLS connection (PostgreSQL sslmode=verify-ca or "
+                             "verify-full, MySQL ssl-mode=VERIFY_CA or VERIFY_IDENTITY) when the URL names none")
     return parser
 
 
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     db: Database | MySQLDatabase | None = None
     try:
-        db = connect(url, args.connect_timeout)
+        db = connect(url, args.connect_timeout, args.ca_file)
         ledger = LEDGERS[folder.layout](db.conn, table, db.dialect)
         if args.dry_run:
             return _dry_run(db, ledger, folder, args.to)
@@ -119,10 +122,10 @@ def run(args: argparse.Namespace) -> int:
             db.close()  # also releases the session's locks
 
 
-def connect(url: str, timeout: float) -> Database | MySQLDatabase:
+def connect(url: str, timeout: float, ca_file: str | None = None) -> Database | MySQLDatabase:
     if urllib.parse.urlsplit(url).scheme in ("mysql", "mariadb"):
-        return MySQLDatabase(url, timeout)
-    return Database(url, timeout)
+        return MySQLDatabase(url, timeout, ca_file)
+    return Database(url, timeout, ca_file)
 
 
 def _check_arguments(args: argparse.Namespace) -> str:

@@ -65,21 +65,25 @@ def lock_key(table: str) -> int:
 class Database:
     dialect = POSTGRESQL
 
-    def __init__(self, url: str, connect_timeout: float = 0):
+    def __init__(self, url: str, connect_timeout: float = 0, ca_file: str | None = None):
         import psycopg
 
         self._psycopg, self.url = psycopg, url
         self.errors = psycopg.Error
-        self.conn = self._connect(connect_timeout)
+        self.conn = self._connect(connect_timeout, ca_file)
 
-    def _connect(self, timeout: float) -> Any:
+    def _connect(self, timeout: float, ca_file: str | None) -> Any:
         def verdict(exc: Any) -> tuple[str, bool]:
             text = str(exc).strip()
-            reason = self.redact(text.splitlines()[-1] if text else type(exc).__name__)
+            reason = self.redact(" ".join(line.strip() for line in text.splitlines()) or type(exc).__name__)
             return reason, not any(marker in text for marker in PERMANENT_CONNECT_ERRORS)
+        from psycopg.conninfo import conninfo_to_dict
+
+        # the step's caBundle, unless the URL names its own root certificate
+        extra = {"sslrootcert": ca_file} if ca_file and "sslrootcert" not in conninfo_to_dict(self.url) else {}
         return connect_retrying(lambda: self._psycopg.connect(
-            self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT, application_name="initpipeline-migrate"),
-            self._psycopg.Error, verdict, timeout)
+            self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT, application_name="initpipeline-migrate",
+            **extra), self._psycopg.Error, verdict, timeout)
 
     def redact(self, text: str) -> str:
         password = ""

@@ -97,7 +97,7 @@ class _Connection:
 class MySQLDatabase:
     dialect = "mysql"
 
-    def __init__(self, url: str, connect_timeout: float = 0):
+    def __init__(self, url: str, connect_timeout: float = 0, ca_file: str | None = None):
         import pymysql
 
         self._pymysql, self.url = pymysql, url
@@ -109,10 +109,10 @@ class MySQLDatabase:
             raise StepError(Exit.DATABASE, f"the database URL is not usable: {exc}") from None
         if not self.database:
             raise StepError(Exit.DATABASE, f"the database URL names no database: {self.redact(url)}")
-        self.raw = self._connect(timeout=connect_timeout)
+        self.raw = self._connect(connect_timeout, ca_file)
         self.conn = _Connection(self.raw)
 
-    def _connect(self, timeout: float) -> Any:
+    def _connect(self, timeout: float, ca_file: str | None) -> Any:
         from pymysql.constants import CLIENT
 
         def verdict(exc: Any) -> tuple[str, bool]:
@@ -120,7 +120,8 @@ class MySQLDatabase:
             tls = "ssl" in reason.lower() or "certificate" in reason.lower()  # a handshake fails as 2003 too
             return reason, (exc.args[0] if exc.args else 0) in RETRIED_ERRORS and not tls
         return connect_retrying(lambda: mysql_connect(
-            self.url, CONNECT_TIMEOUT, client_flag=CLIENT.MULTI_STATEMENTS, program_name="initpipeline-migrate"),
+            self.url, CONNECT_TIMEOUT, ca_file, client_flag=CLIENT.MULTI_STATEMENTS,
+            program_name="initpipeline-migrate"),
             self._pymysql.MySQLError, verdict, timeout)
 
     def redact(self, text: str) -> str:
