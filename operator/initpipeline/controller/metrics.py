@@ -55,6 +55,9 @@ class Metrics:
         self.queue_depth = Gauge(
             "initpipeline_reconcile_queue_depth", "Pipelines waiting for a reconcile thread (a lasting "
             "value means the operator is behind its events)", registry=registry)
+        self.object_watches = Gauge(
+            "initpipeline_object_watches", "Objects that the operator watches because a waitForObject step waits "
+            "for them (one watch request each)", registry=registry)
         for phase in PHASES:
             self.pipelines.labels(phase).set(0)
         self._phases: dict[tuple[str, str], str] = {}

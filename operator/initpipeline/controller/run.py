@@ -18,6 +18,7 @@ def run_operator(config: OperatorConfig) -> None:
         metrics.serve(config.metrics_port)
     controller = Controller(config, handlers.post_event, metrics)
     metrics.queue_depth.set_function(controller.queue.depth)
+    metrics.object_watches.set_function(lambda: len(controller.objects.watching()))
     kopf.run(
         settings=operator_settings(config),
         standalone=not config.peering,

@@ -40,6 +40,9 @@ class RecordingClient(KubeClient):
     def delete_child(self, kind: str, namespace: str, name: str) -> None:
         self.writes.append(("delete", f"{kind}/{name}"))
 
+    def set_pod_annotation(self, namespace: str, name: str, key: str, value: str) -> None:
+        self.writes.append(("annotate", f"{name} {key}={value}"))
+
     def write_status(self, namespace: str, name: str, status: Obj) -> None:
         self.writes.append(("status", status["phase"]))
 
