@@ -288,8 +288,6 @@ def _http_options(body: Obj, index: int) -> Parts:
     """--header/--ca-file arguments; secret values travel as env vars, never as arguments."""
     args: list[str] = []
     env: list[Obj] = []
-    mounts: list[Obj] = []
-    volumes: list[Obj] = []
     for h, header in enumerate(body.get("headers", [])):
         if "value" in header:
             args += ["--header", f"{header['name']}: {header['value']}"]
@@ -298,7 +296,7 @@ def _http_options(body: Obj, index: int) -> Parts:
             env.append({"name": var, "valueFrom": {"secretKeyRef": dict(header["valueFrom"]["secretKeyRef"])}})
             args += ["--header-from-env", f"{header['name']}={var}"]
     ca_args, ca_mounts, ca_volumes = _ca_bundle(body, index)
-    return args + ca_args, env, mounts + ca_mounts, volumes + ca_volumes
+    return args + ca_args, env, ca_mounts, ca_volumes
 
 
 def _ca_bundle(body: Obj, index: int) -> tuple[list[str], list[Obj], list[Obj]]:

@@ -66,6 +66,18 @@ def tls_context(target: MySQLUrl, ca_file: str | None = None) -> ssl.SSLContext 
     return context
 
 
+def error_code(exc: BaseException) -> int:
+    """A PyMySQL error's MySQL error number (0 when it has none)."""
+    return exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+
+
+def tls_failed(exc: BaseException) -> bool:
+    """Whether a connect error is TLS's: PyMySQL reports a failed handshake or certificate check as a failed
+    connection (2003), with the ssl module's words in it."""
+    text = str(exc).lower()
+    return error_code(exc) == TLS_ERROR or "ssl" in text or "certificate" in text
+
+
 def mysql_connect(url: str, connect_timeout: float, ca_file: str | None = None, read_timeout: float | None = None,
                   **options: Any) -> Any:
     """A PyMySQL connection (autocommit, utf8mb4) to the URL's database, with its TLS settings. A server that

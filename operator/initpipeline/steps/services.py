@@ -10,7 +10,7 @@ import ssl
 import urllib.parse
 
 from ..spec.redaction import redact
-from .mysqlurl import TLS_ERROR, mysql_connect
+from .mysqlurl import TLS_ERROR, error_code, mysql_connect, parse_mysql_url, tls_failed
 from .net import classify
 
 REDIS_SCHEMES = ("redis", "rediss")
@@ -50,7 +50,7 @@ def mysql_probe(url: str, table: str | None, timeout: float, ca_file: str | None
     schema that `schema.table` names)."""
     import pymysql
 
-    password = urllib.parse.unquote(urllib.parse.urlsplit(url).password or "")
+    password = parse_mysql_url(url).password
     try:
         db = mysql_connect(url, timeout, ca_file, read_timeout=timeout)
         with db, db.cursor() as cursor:
@@ -63,12 +63,12 @@ def mysql_probe(url: str, table: str | None, timeout: float, ca_file: str | None
             row = cursor.fetchone()
             return None if row and row[0] else f"table {table} does not exist yet"
     except pymysql.MySQLError as exc:
-        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+        code = error_code(exc)
         text = redact(str(exc.args[1]) if len(exc.args) > 1 else first_line(exc), password)
         if code in _MYSQL_REFUSED and "refused" in text.lower():
             return "connection refused"
-        if "ssl" in text.lower() or "certificate" in text.lower():
-            code = TLS_ERROR  # PyMySQL reports a failed handshake as a failed connection (2003)
+        if tls_failed(exc):
+            code = TLS_ERROR
         reason = _MYSQL_REASONS.get(code)
         return f"{reason} ({code} {text})" if reason else f"{code} {text}" if code else text
 

@@ -19,6 +19,7 @@ from typing import Any
 from ...spec.names import DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCK_TIMEOUT
 from ...spec.validation import MIGRATION_VERSION, SQL_IDENTIFIER
 from ..common import Exit, StepError, UsageError, finish, format_seconds, log
+from ..mysqlurl import MYSQL_SCHEMES
 from .database import Database, lock_key
 from .history import DEFAULT_TABLES, LEDGERS, ForeignTable, Ledger
 from .layouts import FLYWAY, GOLANG_MIGRATE, LAYOUTS, PLAIN, Folder, FolderError, SqlFile, natural_key, parse_folder
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def connect(url: str, timeout: float, ca_file: str | None = None) -> Database | MySQLDatabase:
-    if urllib.parse.urlsplit(url).scheme in ("mysql", "mariadb"):
+    if urllib.parse.urlsplit(url).scheme in MYSQL_SCHEMES:
         return MySQLDatabase(url, timeout, ca_file)
     return Database(url, timeout, ca_file)
 

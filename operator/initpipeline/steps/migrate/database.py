@@ -73,12 +73,12 @@ class Database:
         self.conn = self._connect(connect_timeout, ca_file)
 
     def _connect(self, timeout: float, ca_file: str | None) -> Any:
+        from psycopg.conninfo import conninfo_to_dict
+
         def verdict(exc: Any) -> tuple[str, bool]:
             text = str(exc).strip()
             reason = self.redact(" ".join(line.strip() for line in text.splitlines()) or type(exc).__name__)
             return reason, not any(marker in text for marker in PERMANENT_CONNECT_ERRORS)
-        from psycopg.conninfo import conninfo_to_dict
-
         # the step's caBundle, unless the URL names its own root certificate
         extra = {"sslrootcert": ca_file} if ca_file and "sslrootcert" not in conninfo_to_dict(self.url) else {}
         return connect_retrying(lambda: self._psycopg.connect(

@@ -56,8 +56,8 @@ class Ledger:
         self.mysql = dialect == MYSQL
         self.schema, _, self.name = table.rpartition(".")
         # validated names ([schema.]table of lower-case letters, digits and _): quoting cannot be escaped
-        mark = "`" if self.mysql else '"'
-        self.quoted = ".".join(f"{mark}{part}{mark}" for part in table.split("."))
+        self.mark = "`" if self.mysql else '"'
+        self.quoted = ".".join(f"{self.mark}{part}{self.mark}" for part in table.split("."))
 
     def q(self, template: str) -> str:
         return template.format(t=self.quoted)
@@ -202,7 +202,7 @@ class FlywayLedger(Ledger):
         self._ranks: dict[tuple[str, bool], int] = {}
 
     def create_sql(self) -> list[str]:
-        mark = "`" if self.mysql else '"'
+        mark = self.mark
         columns = ("installed_rank INT NOT NULL, version VARCHAR(50), description VARCHAR(200) NOT NULL,"
                    " type VARCHAR(20) NOT NULL, script VARCHAR(1000) NOT NULL, checksum INT,"
                    " installed_by VARCHAR(100) NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,"

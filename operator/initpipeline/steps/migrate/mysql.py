@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-import urllib.parse
 from typing import Any
 
 from ..common import Exit, StepError, redact
-from ..mysqlurl import mysql_connect, parse_mysql_url
+from ..mysqlurl import error_code, mysql_connect, parse_mysql_url, tls_failed
 from .database import connect_retrying, take_locks
-from .history import Ledger, LockKey
+from .history import MYSQL, Ledger, LockKey
+from .layouts import DBMATE
 from .plan import Action
 from .sqltext import skip_quoted
 
@@ -95,18 +95,18 @@ class _Connection:
 
 
 class MySQLDatabase:
-    dialect = "mysql"
+    dialect = MYSQL
 
     def __init__(self, url: str, connect_timeout: float = 0, ca_file: str | None = None):
         import pymysql
 
         self._pymysql, self.url = pymysql, url
         self.errors = pymysql.MySQLError
-        self.password = urllib.parse.unquote(urllib.parse.urlsplit(url).password or "")
         try:
-            self.database = parse_mysql_url(url).database
+            target = parse_mysql_url(url)
         except ValueError as exc:
             raise StepError(Exit.DATABASE, f"the database URL is not usable: {exc}") from None
+        self.password, self.database = target.password, target.database
         if not self.database:
             raise StepError(Exit.DATABASE, f"the database URL names no database: {self.redact(url)}")
         self.raw = self._connect(connect_timeout, ca_file)
@@ -116,9 +116,7 @@ class MySQLDatabase:
         from pymysql.constants import CLIENT
 
         def verdict(exc: Any) -> tuple[str, bool]:
-            reason = self.redact(_describe(exc))
-            tls = "ssl" in reason.lower() or "certificate" in reason.lower()  # a handshake fails as 2003 too
-            return reason, (exc.args[0] if exc.args else 0) in RETRIED_ERRORS and not tls
+            return self.redact(_describe(exc)), error_code(exc) in RETRIED_ERRORS and not tls_failed(exc)
         return connect_retrying(lambda: mysql_connect(
             self.url, CONNECT_TIMEOUT, ca_file, client_flag=CLIENT.MULTI_STATEMENTS,
             program_name="initpipeline-migrate"),
@@ -191,7 +189,7 @@ class MySQLDatabase:
                                                     f"{self.redact(_describe(failed.exc))}") from None
                 kept = (f"the {index} section(s) before this one stay applied" if index and (rolled_back or not ran)
                         else "what ran of it before the failure stays applied: MySQL commits DDL statements at once")
-                recorded = "" if ledger.layout == "dbmate" else f"{ledger.table} says so. "
+                recorded = "" if ledger.layout == DBMATE else f"{ledger.table} says so. "
                 raise StepError(Exit.DIRTY, self.redact(
                     f"migration {action.label} failed: {_describe(failed.exc)}; {kept}. {recorded}"
                     f"{ledger.dirty_help(action.migration.version)}")) from None
