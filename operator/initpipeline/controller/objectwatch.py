@@ -49,8 +49,8 @@ class ObjectWatches:
         with self._lock:
             if refs:
                 self._wanted[uid] = frozenset(refs)
-            else:
-                self._wanted.pop(uid, None)
+            elif self._wanted.pop(uid, None) is None:
+                return  # waited for nothing before either (most pipelines, on every pass): nothing changes
             needed = set().union(*self._wanted.values()) if self._wanted else set()
             for ref in needed - self._stops.keys():
                 stop = self._stops[ref] = threading.Event()
