@@ -8,11 +8,11 @@ set -euo pipefail
 
 mkdir -p "$BIN_DIR" "$CACHE_DIR/src"
 
-# build TOOL LDFLAGS PACKAGE... : builds in a copy of hack/tools/TOOL so that
-# -mod=mod never rewrites the repo's pinned go.mod/go.sum.
+# build NAME[:TOOL] LDFLAGS PACKAGE... : builds in a copy of hack/tools/TOOL (TOOL defaults to NAME) so
+# that -mod=mod never rewrites the repo's pinned go.mod/go.sum.
 build() {
-  local tool=$1 ldflags=$2; shift 2
-  local src=$HACK_DIR/tools/$tool work=$CACHE_DIR/src/$tool stamp=$BIN_DIR/.$tool.stamp
+  local tool=${1%%:*} module=${1#*:} ldflags=$2; shift 2
+  local src=$HACK_DIR/tools/$module work=$CACHE_DIR/src/$tool stamp=$BIN_DIR/.$tool.stamp
   local want
   want=$( (cat "$src"/go.*; echo "$ldflags") | sha256sum | cut -c1-16)
   if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
@@ -37,6 +37,13 @@ k8s_ldflags() {
   done
   echo "-s -w$flags"
 }
+
+# `build-tools.sh kind`: what hack/kind-e2e.sh needs besides, kind and kubeadm
+if [[ ${1:-} == kind ]]; then
+  build kind "-s -w" sigs.k8s.io/kind
+  build kubeadm:kubernetes "$(k8s_ldflags)" k8s.io/kubernetes/cmd/kubeadm
+  exit 0
+fi
 
 build kubernetes "$(k8s_ldflags)" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \

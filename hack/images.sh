@@ -50,9 +50,10 @@ build_busybox() {
   rm -rf "$root"
 }
 
-build_base() {
-  have_image "$BASE_IMAGE" && return
-  local root=$CACHE_DIR/rootfs/bookworm
+# The Debian tree of the base image (also what hack/kind-e2e.sh builds its base from).
+DEBIAN_ROOTFS=$CACHE_DIR/rootfs/bookworm
+ensure_rootfs() {
+  local root=$DEBIAN_ROOTFS
   if [[ ! -f $root/.complete ]]; then
     log "debootstrap: a minimal Debian bookworm with Python (about a minute)"
     rm -rf "$root" && mkdir -p "$root"
@@ -62,8 +63,13 @@ build_base() {
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
     touch "$root/.complete"
   fi
+}
+
+build_base() {
+  have_image "$BASE_IMAGE" && return
+  ensure_rootfs
   log "image $BASE_IMAGE"
-  commit_rootfs "$BASE_IMAGE" "$root" --cmd '["python3"]' \
+  commit_rootfs "$BASE_IMAGE" "$DEBIAN_ROOTFS" --cmd '["python3"]' \
     --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 }
 
@@ -99,6 +105,11 @@ import_image() {
   rm -f "$file"
 }
 
+if [[ ${1:-} == --rootfs ]]; then
+  ensure_rootfs
+  echo "$DEBIAN_ROOTFS"
+  exit 0
+fi
 build_pause
 build_busybox
 build_base
