@@ -46,7 +46,7 @@ lint: deps tools
 	$(VENV)/bin/ruff check operator tests bench
 	$(VENV)/bin/mypy
 	$(BIN)/helm lint --strict deploy/initpipeline
-	shellcheck -x -P SCRIPTDIR hack/*.sh
+	shellcheck -x -P SCRIPTDIR hack/*.sh hack/kind/*.sh hack/kind/shim/*
 
 # The unit tests with every dependency at the lowest version setup.cfg allows.
 unit-lowest:
@@ -79,8 +79,9 @@ sync-crd:
 manifests: sync-crd tools
 	bash hack/render-manifests.sh > deploy/manifests/initpipeline.yaml
 
-# The same end-to-end run on kind, for machines with Docker (not ours: see the README).
+# The end-to-end tests on a kind cluster (see the README): images built here by default,
+# KIND_IMAGES=public pulls kind's node image and the public Python base instead.
 kind-e2e: deps tools
-	bash hack/kind-e2e.sh
+	PYTEST_ARGS="$(PYTEST_ARGS)" bash hack/kind-e2e.sh
 
 clean: cluster-down

@@ -164,17 +164,7 @@ setup_host() {
 write_configs() {
   mkdir -p "$C/cni/net.d" "$C/cni/ipam" "$C/containerd" "$C/kubelet" "$C/pod-logs"
   put "$C/resolv.conf" </dev/null  # pods must never inherit the host's resolver
-  # The API server's audit log keeps the operator's requests only (make bench-operator counts its
-  # writes and reads); everyone else's are not recorded.
-  put "$C/audit-policy.yaml" <<'AUDIT'
-apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: [RequestReceived, ResponseStarted]
-rules:
-- level: Metadata
-  users: ["system:serviceaccount:initpipeline-system:initpipeline"]
-- level: None
-AUDIT
+  put "$C/audit-policy.yaml" <"$HACK_DIR/audit/policy.yaml"
   put "$C/cni/net.d/10-initpipeline.conflist" <<CNI
 {
   "cniVersion": "1.0.0",
@@ -549,5 +539,6 @@ case ${1:-} in
   status) status ;;
   restart-apiserver) restart_apiserver ;;
   kill-container) kill_container "${2:-}" ;;
-  *) echo "usage: $0 up|down|status|restart-apiserver|kill-container ID" >&2; exit 2 ;;
+  audit-log) cat "$C/audit.log" ;;
+  *) echo "usage: $0 up|down|status|restart-apiserver|kill-container ID|audit-log" >&2; exit 2 ;;
 esac

@@ -5,7 +5,8 @@
 #      local (the default): everything built here, from Debian's packages and the Go module proxy
 #        (hack/kind/node-image.sh builds kind's node image; the project's image is built on a Debian
 #        base made by debootstrap);
-#      public: kindest/node and the Dockerfile's public Python base, pulled from their registries.
+#      public: kind's own default node image (kindest/node, or KIND_NODE_IMAGE) and the Dockerfile's
+#        public Python base, pulled from their registries.
 #  - The cluster from kind-config.yaml (name: KIND_CLUSTER, default initpipeline), the project's image
 #    built with `docker build` and loaded, the operator installed with the chart, then tests/e2e.
 # It deletes only the cluster it created (it refuses to start if one of that name exists), stops only
@@ -16,7 +17,6 @@ set -euo pipefail
 
 NAME=${KIND_CLUSTER:-initpipeline}
 IMAGES=${KIND_IMAGES:-local}
-PUBLIC_NODE_IMAGE=kindest/node:v1.34.0
 STATE=$CACHE_DIR/kind
 KUBECONFIG_KIND=$STATE/kubeconfig-$NAME
 KIND=$BIN_DIR/kind
@@ -85,7 +85,7 @@ if [[ $IMAGES == local ]]; then
   build_args=(--build-arg "BASE=$base" --build-arg PIP_CERT=/etc/ssl/host-ca.crt)
   # busybox is in the node image already (node-image.sh), under the tests' name
 else
-  NODE_IMAGE=$PUBLIC_NODE_IMAGE
+  NODE_IMAGE=${KIND_NODE_IMAGE:-}
   build_args=()
   docker build -q -t "$BUSYBOX_IMAGE" -f "$HACK_DIR/images/busybox.Dockerfile" "$HACK_DIR/images" >/dev/null
 fi
@@ -94,7 +94,7 @@ docker build -q --network host "${build_args[@]}" -t "$PROJECT_IMAGE" "$REPO_ROO
 
 # A sandbox may refuse privileged containers (here: "unable to apply caps"); kind's nodes are, so kind then
 # goes through the front that runs them with what the sandbox allows.
-if ! docker run --rm --privileged --entrypoint /bin/true "$NODE_IMAGE" >/dev/null 2>&1; then
+if ! docker run --rm --privileged --entrypoint /bin/true "${NODE_IMAGE:-$BUSYBOX_IMAGE}" >/dev/null 2>&1; then
   log "privileged containers fail here: kind goes through hack/kind/shim/docker"
   INITPIPELINE_REAL_DOCKER=$(command -v docker)
   export INITPIPELINE_REAL_DOCKER PATH=$HACK_DIR/kind/shim:$PATH
@@ -120,11 +120,12 @@ fi
 if "$KIND" get clusters 2>/dev/null | grep -qx "$NAME"; then
   die "a kind cluster named $NAME exists already; delete it, or set KIND_CLUSTER to another name"
 fi
-log "kind cluster $NAME from kind-config.yaml, node image $NODE_IMAGE"
+log "kind cluster $NAME from kind-config.yaml, node image ${NODE_IMAGE:-"kind's default"}"
 created=1
 nodes=("$NAME-control-plane")
-"$KIND" create cluster --name "$NAME" --config "$REPO_ROOT/kind-config.yaml" --image "$NODE_IMAGE" \
-  --kubeconfig "$KUBECONFIG_KIND" --wait 0s
+# kind resolves the config's relative hostPath against the working directory
+(cd "$REPO_ROOT" && "$KIND" create cluster --name "$NAME" --config kind-config.yaml \
+  ${NODE_IMAGE:+--image "$NODE_IMAGE"} --kubeconfig "$KUBECONFIG_KIND" --wait 0s)
 mapfile -t nodes < <("$KIND" get nodes --name "$NAME")
 export KUBECONFIG=$KUBECONFIG_KIND
 kubectl=("$BIN_DIR/kubectl")
@@ -140,6 +141,7 @@ bash "$HACK_DIR/install-operator.sh" --set logFormat=json
 
 host_ip=$(docker network inspect kind -f '{{range .IPAM.Config}}{{println .Gateway}}{{end}}' | grep -m1 '\.')
 log "running tests/e2e against kind cluster $NAME (the tests' servers listen on $host_ip)"
+# shellcheck disable=SC2086  # PYTEST_ARGS holds words, as `make kind-e2e PYTEST_ARGS=...` passes them
 INITPIPELINE_E2E_KUBECONFIG=$KUBECONFIG_KIND INITPIPELINE_E2E_HOST_IP=$host_ip \
-  INITPIPELINE_E2E_CLUSTER="$HACK_DIR/kind/cluster-ctl.sh $NAME" \
+  INITPIPELINE_E2E_CLUSTER="bash $HACK_DIR/kind/cluster-ctl.sh $NAME" \
   "$CACHE_DIR/venv/bin/pytest" -ra "$REPO_ROOT/tests/e2e" ${PYTEST_ARGS:-}

@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import shlex
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 import yaml
+
+from tests.helpers import ROOT
 
 CACHE = Path(os.environ.get("INITPIPELINE_CACHE", Path.home() / ".cache" / "initpipeline"))
 BIN = CACHE / "bin"
 T = TypeVar("T")
+
+# What a test does to the cluster itself (restart the API server, kill a container, read the API server's
+# audit log): hack/cluster.sh on the local cluster; on another cluster, the command that
+# INITPIPELINE_E2E_CLUSTER names (hack/kind-e2e.sh gives hack/kind/cluster-ctl.sh). Without one, on a
+# cluster of someone else's, the tests that need it are skipped.
+_EXTERNAL = bool(os.environ.get("INITPIPELINE_E2E_KUBECONFIG"))
+_CONTROL = shlex.split(os.environ.get("INITPIPELINE_E2E_CLUSTER", "")) or (
+    [] if _EXTERNAL else ["bash", str(ROOT / "hack" / "cluster.sh")])
+needs_cluster_control = pytest.mark.skipif(not _CONTROL, reason="needs INITPIPELINE_E2E_CLUSTER on this cluster")
+
+
+def cluster_control(*args: str, timeout: float = 240) -> str:
+    result = subprocess.run([*_CONTROL, *args], capture_output=True, text=True, timeout=timeout, check=False)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(_CONTROL + list(args))} failed: {result.stderr}")
+    return result.stdout
 
 
 @dataclass
@@ -48,6 +70,23 @@ class Kube:
     def pipeline(self, name: str) -> dict[str, Any]:
         found: dict[str, Any] = self.get("initpipeline", name)
         return found
+
+    @contextlib.contextmanager
+    def port_forward(self, pod: str, port: int) -> Iterator[int]:
+        """A local port to `port` of the Pod, as `kubectl port-forward` gives it: the tests reach Pods
+        this way on any cluster, where a Pod's IP may not be routed to the host (kind)."""
+        kubectl = str(BIN / "kubectl") if (BIN / "kubectl").exists() else "kubectl"
+        process = subprocess.Popen([kubectl, "--kubeconfig", self.kubeconfig, "-n", self.namespace, "port-forward",
+                                    f"pod/{pod}", f"127.0.0.1::{port}"], stdout=subprocess.PIPE, text=True)
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            found = re.match(r"Forwarding from 127\.0\.0\.1:(\d+)", line)
+            assert found, f"kubectl port-forward said {line!r}"
+            yield int(found.group(1))
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
     def events(self, name: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = self.get("events")["items"]

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from typing import Any
 
 import pytest
 
-from tests.e2e.kube import Kube, eventually, status_of
+from tests.e2e.kube import Kube, cluster_control, eventually, needs_cluster_control, status_of
 from tests.e2e.manifests import BUSYBOX, pipeline
-from tests.helpers import ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -71,14 +68,14 @@ def test_the_standby_takes_over_when_the_active_operator_goes(kube: Kube, operat
     operator.run("rollout", "status", "deployment/initpipeline", "--timeout=120s")
 
 
-@pytest.mark.skipif(bool(os.environ.get("INITPIPELINE_E2E_KUBECONFIG")), reason="needs the local cluster")
+@needs_cluster_control
 def test_the_standby_takes_over_within_seconds_when_the_active_operator_crashes(kube: Kube, operator: Kube) -> None:
     """A crash (SIGKILL, as an OOM kill) says no goodbye. The kubelet starts the container again in the same
     Pod; the new process has the same peering identity (the Pod's name) and, being younger, a lower
     priority, so the standby takes over then, without waiting out the dead process's peering lifetime."""
     active, standby = active_and_standby(operator)
     container = operator.get("pod", active)["status"]["containerStatuses"][0]["containerID"]
-    subprocess.run(["bash", str(ROOT / "hack" / "cluster.sh"), "kill-container", container], check=True, timeout=60)
+    cluster_control("kill-container", container, timeout=60)
     crashed = time.monotonic()
     kube.apply(pipeline("after-crash", [{"name": "x", "container": {"image": BUSYBOX, "command": ["true"]}}]))
     eventually("the standby to take over", lambda: kube.maybe("pod", "after-crash-1"), timeout=60, interval=0.2)

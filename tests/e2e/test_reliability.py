@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -12,9 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from initpipeline.spec import names
-from tests.e2e.kube import CACHE, Kube, condition, eventually
+from tests.e2e.kube import Kube, cluster_control, condition, eventually, needs_cluster_control
 from tests.e2e.manifests import BUSYBOX, pipeline
-from tests.helpers import ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -79,13 +76,13 @@ def test_forty_pipelines_survive_ten_kills_of_the_active_operator(kube: Kube, op
         assert all(step["state"] == "Succeeded" for step in status["steps"]), (name, status["steps"])
 
 
-@pytest.mark.skipif(bool(os.environ.get("INITPIPELINE_E2E_KUBECONFIG")), reason="needs the local cluster")
+@needs_cluster_control
 def test_the_api_server_restarts_in_the_middle_of_a_run(kube: Kube, operator: Kube) -> None:
     pipelines = [f"r{i}" for i in range(5)]
     kube.apply([pipeline(name, steps(10)[:1]) for name in pipelines])
     eventually("the steps to run", lambda: all(
         (p.get("status") or {}).get("currentStep") == "slow" for p in kube.get("initpipelines")["items"]))
-    subprocess.run(["bash", str(ROOT / "hack" / "cluster.sh"), "restart-apiserver"], check=True, timeout=180)
+    cluster_control("restart-apiserver", timeout=180)
     items = eventually("every status to converge", converged(kube, pipelines, 1), timeout=240, interval=2)
     for name in pipelines:
         status = items[name]["status"]
@@ -97,13 +94,12 @@ def test_the_api_server_restarts_in_the_middle_of_a_run(kube: Kube, operator: Ku
             "by itself, without a restart"
 
 
-@pytest.mark.skipif(bool(os.environ.get("INITPIPELINE_E2E_KUBECONFIG")), reason="needs the local cluster")
+@needs_cluster_control
 def test_the_api_server_filters_the_childrens_watches(operator: Kube) -> None:
-    """The audit log (hack/cluster.sh keeps the operator's requests) shows every list and watch of Pods,
-    Deployments, StatefulSets and Jobs with the label selector: no other Pod of the cluster reaches it. The
-    one other kind of read is a waitForObject step's: one object, by its name."""
-    with (CACHE / "cluster" / "audit.log").open() as log:
-        entries = [json.loads(row) for row in log if row.strip()]
+    """The API server's audit log (hack/audit/policy.yaml keeps the operator's requests) shows every list and
+    watch of Pods, Deployments, StatefulSets and Jobs with the label selector: no other Pod of the cluster
+    reaches it. The one other kind of read is a waitForObject step's: one object, by its name."""
+    entries = [json.loads(row) for row in cluster_control("audit-log").splitlines() if row.strip()]
     reads = [e for e in entries if e["verb"] in ("list", "watch")
              and e["objectRef"]["resource"] in ("pods", "deployments", "statefulsets", "jobs")]
     assert {e["objectRef"]["resource"] for e in reads} == {"pods", "deployments", "statefulsets", "jobs"}
