@@ -27,7 +27,8 @@ install_docker() {
   if [[ ! -e $policy ]]; then
     printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made=1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io >"$STATE/apt.log" 2>&1 \
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io; } \
+    >"$STATE/apt.log" 2>&1 \
     || { [[ -n $made ]] && rm -f "$policy"; die "apt-get install docker.io failed; see $STATE/apt.log"; }
   [[ -n $made ]] && rm -f "$policy"
 }

@@ -57,8 +57,8 @@ make_rootfs() {
   ln -sf /usr/sbin/runc "$r/usr/local/sbin/runc"
   ln -sfn /usr/lib/cni "$r/opt/cni/bin"
   chroot "$r" ctr oci spec \
-    | jq '.hooks.createContainer[.hooks.createContainer | length] |= . + {"path": "/kind/bin/mount-product-files.sh"}' \
-    | jq 'del(.process.rlimits)' >"$r/etc/containerd/cri-base.json"
+    | chroot "$r" jq '.hooks.createContainer[.hooks.createContainer | length] |= . + {"path": "/kind/bin/mount-product-files.sh"}' \
+    | chroot "$r" jq 'del(.process.rlimits)' >"$r/etc/containerd/cri-base.json"
   find "$r/lib/systemd/system/sysinit.target.wants/" -name systemd-tmpfiles-setup.service -delete
   rm -f "$r"/lib/systemd/system/multi-user.target.wants/* "$r"/etc/systemd/system/*.wants/* \
     "$r"/lib/systemd/system/local-fs.target.wants/* "$r"/lib/systemd/system/sockets.target.wants/*udev* \

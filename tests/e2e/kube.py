@@ -77,7 +77,8 @@ class Kube:
         this way on any cluster, where a Pod's IP may not be routed to the host (kind)."""
         kubectl = str(BIN / "kubectl") if (BIN / "kubectl").exists() else "kubectl"
         process = subprocess.Popen([kubectl, "--kubeconfig", self.kubeconfig, "-n", self.namespace, "port-forward",
-                                    f"pod/{pod}", f"127.0.0.1::{port}"], stdout=subprocess.PIPE, text=True)
+                                    "--address", "127.0.0.1", f"pod/{pod}", f":{port}"], stdout=subprocess.PIPE,
+                                   text=True)
         try:
             assert process.stdout is not None
             line = process.stdout.readline()

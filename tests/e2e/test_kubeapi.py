@@ -16,23 +16,32 @@ from tests.e2e.kube import Kube, eventually
 from tests.e2e.manifests import BUSYBOX
 
 
-def connection(kubeconfig: str, embedded: bool) -> kopf.ConnectionInfo:
-    """The local cluster's admin credentials, as files or (as many kubeconfigs carry them) as data."""
+def connection(kubeconfig: str, embedded: bool, folder: Path) -> kopf.ConnectionInfo:
+    """The cluster's admin credentials, as files or (as many kubeconfigs carry them) as data; whichever way
+    the kubeconfig has them (the local cluster's names files, kind's embeds data), the other is made in folder."""
     config = yaml.safe_load(Path(kubeconfig).read_text())
     cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
-    paths = {key: cluster.get(key) or user.get(key)
-             for key in ("certificate-authority", "client-certificate", "client-key")}
-    if any(value is None for value in paths.values()):
-        pytest.skip("the kubeconfig carries no certificate files")
+    keys = ("certificate-authority", "client-certificate", "client-key")
 
-    def data(key: str) -> str:
-        return base64.b64encode(Path(paths[key]).read_bytes()).decode()
+    def pem(key: str) -> bytes:
+        named = cluster.get(key) or user.get(key)
+        if named:
+            return Path(named).read_bytes()
+        embedded_data = cluster.get(f"{key}-data") or user.get(f"{key}-data")
+        assert embedded_data, f"the kubeconfig has neither {key} nor {key}-data"
+        return base64.b64decode(embedded_data)
 
     if embedded:
-        return kopf.ConnectionInfo(server=cluster["server"], ca_data=data("certificate-authority"),
-                                   certificate_data=data("client-certificate"), private_key_data=data("client-key"))
-    return kopf.ConnectionInfo(server=cluster["server"], ca_path=paths["certificate-authority"],
-                               certificate_path=paths["client-certificate"], private_key_path=paths["client-key"])
+        data = {key: base64.b64encode(pem(key)).decode() for key in keys}
+        return kopf.ConnectionInfo(server=cluster["server"], ca_data=data["certificate-authority"],
+                                   certificate_data=data["client-certificate"],
+                                   private_key_data=data["client-key"])
+    paths = {key: folder / f"{key}.pem" for key in keys}
+    for key, path in paths.items():
+        path.write_bytes(pem(key))
+    return kopf.ConnectionInfo(server=cluster["server"], ca_path=str(paths["certificate-authority"]),
+                               certificate_path=str(paths["client-certificate"]),
+                               private_key_path=str(paths["client-key"]))
 
 
 def pod(namespace: str, name: str, command: Any = None) -> dict[str, Any]:
@@ -43,9 +52,9 @@ def pod(namespace: str, name: str, command: Any = None) -> dict[str, Any]:
 
 @pytest.mark.parametrize("embedded", [False, True], ids=["files", "embedded"])
 def test_creates_are_idempotent_and_writes_carry_the_field_manager(kube: Kube, kubeconfig: str,
-                                                                    embedded: bool) -> None:
+                                                                    embedded: bool, tmp_path: Path) -> None:
     cluster = KubeClient()
-    cluster.connect(KubeApi(connection(kubeconfig, embedded)))
+    cluster.connect(KubeApi(connection(kubeconfig, embedded, tmp_path)))
     created, fresh = cluster.create_pod(pod(kube.namespace, "p"))
     assert fresh and created["metadata"]["uid"]
     again, fresh_again = cluster.create_pod(pod(kube.namespace, "p"))  # 409: the existing one, read
@@ -61,8 +70,8 @@ def test_creates_are_idempotent_and_writes_carry_the_field_manager(kube: Kube, k
     eventually("the Pod is gone", lambda: kube.maybe("pod", "p") is None or None, timeout=60)
 
 
-def test_a_refusal_is_an_api_error_with_the_servers_message(kube: Kube, kubeconfig: str) -> None:
-    client = KubeApi(connection(kubeconfig, embedded=False))
+def test_a_refusal_is_an_api_error_with_the_servers_message(kube: Kube, kubeconfig: str, tmp_path: Path) -> None:
+    client = KubeApi(connection(kubeconfig, embedded=False, folder=tmp_path))
     bad = pod(kube.namespace, "Not_A_Name")
     with pytest.raises(ApiError) as refused:
         client.request("POST", f"/api/v1/namespaces/{kube.namespace}/pods", bad)
@@ -77,7 +86,7 @@ def test_a_wrong_certificate_authority_is_refused(kube: Kube, kubeconfig: str, t
     import ssl
     import subprocess
 
-    info = connection(kubeconfig, embedded=False)
+    info = connection(kubeconfig, embedded=False, folder=tmp_path)
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=other",
                     "-keyout", str(tmp_path / "k.pem"), "-out", str(tmp_path / "ca.pem"), "-days", "1"],
                    check=True, capture_output=True)
