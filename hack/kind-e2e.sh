@@ -26,10 +26,15 @@ BRIDGE_NAME=ipl-kind0
 mkdir -p "$STATE"
 start=$SECONDS
 
-created="" own_dockerd="" guarded="" nodes=()
+created="" own_dockerd="" own_network="" guarded="" nodes=()
 finish() {
   local status=$?
-  if [[ -n $created && -z ${KIND_KEEP:-} ]]; then
+  if [[ -n ${KIND_KEEP:-} ]]; then
+    log "kept: kind cluster $NAME (KUBECONFIG=$KUBECONFIG_KIND${own_dockerd:+, DOCKER_HOST=$DOCKER_HOST})"
+    log "kind-e2e: $((SECONDS - start)) s in all"
+    exit "$status"
+  fi
+  if [[ -n $created ]]; then
     log "deleting kind cluster $NAME"
     "$KIND" delete cluster --name "$NAME" --kubeconfig "$KUBECONFIG_KIND" || status=1
     remove_node_cgroups
@@ -37,7 +42,8 @@ finish() {
   if [[ -n $guarded ]]; then
     iptables -D FORWARD -j "$GUARD" && iptables -F "$GUARD" && iptables -X "$GUARD" || status=1
   fi
-  if [[ -n $own_dockerd && -z ${KIND_KEEP:-} ]]; then bash "$HACK_DIR/kind/dockerd.sh" stop || status=1; fi
+  if [[ -n $own_network ]]; then docker network rm kind >/dev/null || status=1; fi
+  if [[ -n $own_dockerd ]]; then bash "$HACK_DIR/kind/dockerd.sh" stop || status=1; fi
   log "kind-e2e: $((SECONDS - start)) s in all"
   exit "$status"
 }
@@ -107,6 +113,7 @@ if [[ -n $own_dockerd ]]; then
   if ! docker network inspect kind >/dev/null 2>&1; then
     docker network create -d bridge -o com.docker.network.bridge.name=$BRIDGE_NAME \
       -o com.docker.network.bridge.enable_ip_masquerade=false kind >/dev/null
+    own_network=1
   fi
   if ! iptables -L "$GUARD" -n >/dev/null 2>&1; then
     iptables -N "$GUARD"

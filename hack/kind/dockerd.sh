@@ -37,6 +37,8 @@ start() {
   mkdir -p "$STATE" "$RUN"
   if ! ours_running; then
     install_docker
+    # dockerd makes /run/docker/plugins whatever its exec root: remove it at stop only if it is ours
+    [[ -e /run/docker ]] || touch "$RUN/made-run-docker"
     log "starting the project's dockerd (data in $STATE/docker, log in $STATE/dockerd.log)"
     setsid dockerd --data-root "$STATE/docker" --exec-root "$RUN/exec" --pidfile "$PIDFILE" -H "$SOCKET" \
       --iptables=false --ip-masq=false --ip-forward=false --bridge=none \
@@ -66,6 +68,11 @@ stop() {
   # the cgroup parent of its containers, now empty
   local mnt
   while read -r mnt; do rmdir "$mnt/initpipeline-docker" 2>/dev/null || true; done < <(findmnt -rn -t cgroup,cgroup2 -o TARGET)
+  # libnetwork's namespace files stay mounted after it exits
+  local netns
+  for netns in "$RUN"/exec/netns/*; do [[ -e $netns ]] && umount "$netns" 2>/dev/null; done
+  if [[ -e $RUN/made-run-docker ]]; then rmdir /run/docker/plugins /run/docker 2>/dev/null || true; fi
+  rm -rf "$RUN"
 }
 
 case ${1:-} in
