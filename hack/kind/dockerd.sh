@@ -39,6 +39,8 @@ start() {
     install_docker
     # dockerd makes /run/docker/plugins whatever its exec root: remove it at stop only if it is ours
     [[ -e /run/docker ]] || touch "$RUN/made-run-docker"
+    # and its identity, /etc/docker/key.json
+    [[ -e /etc/docker/key.json ]] || touch "$RUN/made-key"
     log "starting the project's dockerd (data in $STATE/docker, log in $STATE/dockerd.log)"
     setsid dockerd --data-root "$STATE/docker" --exec-root "$RUN/exec" --pidfile "$PIDFILE" -H "$SOCKET" \
       --iptables=false --ip-masq=false --ip-forward=false --bridge=none \
@@ -72,6 +74,7 @@ stop() {
   local netns
   for netns in "$RUN"/exec/netns/*; do [[ -e $netns ]] && umount "$netns" 2>/dev/null; done
   if [[ -e $RUN/made-run-docker ]]; then rmdir /run/docker/plugins /run/docker 2>/dev/null || true; fi
+  if [[ -e $RUN/made-key ]]; then rm -f /etc/docker/key.json; fi
   rm -rf "$RUN"
 }
 
