@@ -9,8 +9,8 @@
 #        public Python base, pulled from their registries.
 #  - The cluster from kind-config.yaml (name: KIND_CLUSTER, default initpipeline), the project's image
 #    built with `docker build` and loaded, the operator installed with the chart, then tests/e2e.
-# It deletes only the cluster it created (it refuses to start if one of that name exists), stops only
-# a dockerd it started, and removes only the cgroups and the firewall chain that it made.
+# It deletes only the cluster it created (with someone else's Docker, it refuses to start if one of that
+# name exists), stops only a dockerd it started, and removes only the cgroups and the firewall chain it made.
 # KIND_KEEP=1 keeps the cluster afterwards (delete it with `kind delete cluster --name NAME`).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -109,23 +109,28 @@ fi
 # --- the network (our own dockerd only) -----------------------------------------------------------------
 # Nodes and Pods reach this host (the tests' servers listen on the network's gateway) and nothing beyond:
 # the network's bridge has a name of ours, and a chain of ours drops whatever would be forwarded from it.
+# Everything in our own dockerd is ours: what a KIND_KEEP run left is reused, and removed at the end.
 if [[ -n $own_dockerd ]]; then
+  own_network=1
   if ! docker network inspect kind >/dev/null 2>&1; then
     docker network create -d bridge -o com.docker.network.bridge.name=$BRIDGE_NAME \
       -o com.docker.network.bridge.enable_ip_masquerade=false kind >/dev/null
-    own_network=1
   fi
+  guarded=1
   if ! iptables -L "$GUARD" -n >/dev/null 2>&1; then
     iptables -N "$GUARD"
     iptables -A "$GUARD" -i "$BRIDGE_NAME" ! -o "$BRIDGE_NAME" -j DROP
     iptables -I FORWARD -j "$GUARD"
-    guarded=1
   fi
 fi
 
 # --- the cluster ----------------------------------------------------------------------------------------
 if "$KIND" get clusters 2>/dev/null | grep -qx "$NAME"; then
-  die "a kind cluster named $NAME exists already; delete it, or set KIND_CLUSTER to another name"
+  [[ -n $own_dockerd ]] || die "a kind cluster named $NAME exists already; delete it, or set KIND_CLUSTER"
+  log "deleting kind cluster $NAME, which a KIND_KEEP run left in our dockerd"
+  mapfile -t nodes < <("$KIND" get nodes --name "$NAME")
+  "$KIND" delete cluster --name "$NAME" --kubeconfig "$KUBECONFIG_KIND"
+  remove_node_cgroups
 fi
 log "kind cluster $NAME from kind-config.yaml, node image ${NODE_IMAGE:-"kind's default"}"
 created=1
