@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What the e2e tests do to the cluster itself, on a kind cluster (hack/cluster.sh does the same on the
 # local cluster); hack/kind-e2e.sh hands it to the tests as INITPIPELINE_E2E_CLUSTER.
-#   cluster-ctl.sh CLUSTER restart-apiserver    stop the API server's static Pod, and start it again
+#   cluster-ctl.sh CLUSTER restart-apiserver    stop the API server, and let the kubelet start it again
 #   cluster-ctl.sh CLUSTER kill-container ID    SIGKILL one container, as a crash or an OOM kill would
 #   cluster-ctl.sh CLUSTER audit-log            print the API server's audit log (kind-config.yaml)
 set -euo pipefail
@@ -19,14 +19,17 @@ apiserver_running() {
   done
 }
 
+# SIGTERM to the API server's container; the kubelet starts its static Pod's container again. (Moving the
+# manifest out and back waits out the kubelet's 20 s file check twice, and a failure in between would leave
+# the cluster without an API server.)
 restart_apiserver() {
-  local manifests=/etc/kubernetes/manifests held=/etc/kubernetes/held-manifests
-  on_node mkdir -p "$held"
-  on_node mv "$manifests/kube-apiserver.yaml" "$held/"
-  for _ in $(seq 60); do [[ -z $(apiserver_running) ]] && break; sleep 1; done
-  [[ -z $(apiserver_running) ]] || die "the API server did not stop"
-  on_node mv "$held/kube-apiserver.yaml" "$manifests/"
-  for _ in $(seq 120); do apiserver_up && return; sleep 1; done
+  local id
+  id=$(apiserver_running)
+  [[ -n $id ]] || die "no kube-apiserver container runs"
+  on_node ctr -n k8s.io task kill --signal SIGTERM "$id"
+  for _ in $(seq 90); do [[ $(apiserver_running) != "$id" ]] && break; sleep 1; done
+  [[ $(apiserver_running) != "$id" ]] || die "the API server did not stop"
+  for _ in $(seq 180); do apiserver_up && return; sleep 1; done
   die "the API server did not come back"
 }
 
