@@ -13,10 +13,11 @@ on_node() { docker exec "$node" "$@"; }
 apiserver_up() { on_node curl -sfk --max-time 2 https://localhost:6443/readyz >/dev/null 2>&1; }
 # the kube-apiserver container that runs now, if one does
 apiserver_running() {
-  on_node ctr -n k8s.io task ls | awk 'NR > 1 && $3 == "RUNNING" {print $1}' | while read -r id; do
-    on_node ctr -n k8s.io container info "$id" | grep -q '"io.kubernetes.container.name": "kube-apiserver"' \
-      && echo "$id"
-  done
+  local ids running
+  ids=$(on_node ctr -n k8s.io containers ls -q 'labels."io.kubernetes.container.name"==kube-apiserver')
+  [[ -n $ids ]] || return 0
+  running=$(on_node ctr -n k8s.io task ls | awk 'NR > 1 && $3 == "RUNNING" {print $1}')
+  grep -Fx -f <(echo "$ids") <<<"$running" || true
 }
 
 # SIGTERM to the API server's container; the kubelet starts its static Pod's container again. (Moving the
