@@ -30,7 +30,7 @@ build_pause() {
   [[ $(cat "$IMAGE_DIR/pause.stamp" 2>/dev/null) == "$stamp" ]] && have_image "$PAUSE_IMAGE" && return
   log "image $PAUSE_IMAGE"
   local root; root=$(mktemp -d)
-  (cd "$HACK_DIR/images/pause" && go build -trimpath -ldflags "-s -w" -o "$root/pause" .)
+  pause_tree "$root"
   commit_rootfs "$PAUSE_IMAGE" "$root" --entrypoint '["/pause"]' --user 65535:65535
   rm -rf "$root"
   echo "$stamp" >"$IMAGE_DIR/pause.stamp"
@@ -40,12 +40,7 @@ build_busybox() {
   have_image "$BUSYBOX_IMAGE" && return
   log "image $BUSYBOX_IMAGE (from Debian's busybox-static)"
   local root; root=$(mktemp -d)
-  mkdir -p "$root/bin" "$root/tmp" "$root/etc"
-  cp /bin/busybox "$root/bin/busybox"
-  chroot "$root" /bin/busybox --install -s /bin
-  echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
-  echo "root:x:0:" >"$root/etc/group"
-  chmod 1777 "$root/tmp"
+  busybox_tree "$root"
   commit_rootfs "$BUSYBOX_IMAGE" "$root" --cmd '["sh"]' --env PATH=/bin
   rm -rf "$root"
 }

@@ -35,5 +35,20 @@ BUSYBOX_IMAGE=initpipeline.local/busybox:1.35
 BASE_IMAGE=initpipeline.local/debian-python:bookworm
 PROJECT_IMAGE=docker.io/initpipeline/initpipeline:$INITPIPELINE_VERSION
 
+# The file trees of two images, for hack/images.sh (buildah) and hack/kind/node-image.sh (docker):
+# the pause image (our own tiny program) and busybox (Debian's busybox-static).
+pause_tree() {
+  (cd "$HACK_DIR/images/pause" && go build -trimpath -ldflags "-s -w" -o "$1/pause" .)
+}
+busybox_tree() {
+  local root=$1
+  mkdir -p "$root/bin" "$root/tmp" "$root/etc"
+  cp /bin/busybox "$root/bin/busybox"
+  chroot "$root" /bin/busybox --install -s /bin
+  echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
+  echo "root:x:0:" >"$root/etc/group"
+  chmod 1777 "$root/tmp"
+}
+
 buildah_() { buildah --root "$CACHE_DIR/buildah/storage" --runroot "$RUN_DIR/buildah" --storage-driver overlay "$@"; }
 ctr_() { ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }

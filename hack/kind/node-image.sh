@@ -114,10 +114,8 @@ images=()
 while read -r ref; do
   name=${ref##*/} && name=${name%%:*}
   case $name in
-    kube-apiserver|kube-controller-manager|kube-scheduler|etcd)
+    kube-apiserver|kube-controller-manager|kube-scheduler|etcd|coredns)
       scratch_image "$ref" "[\"/usr/local/bin/$name\"]" "$BIN_DIR/$name" ;;
-    coredns)
-      scratch_image "$ref" '["/usr/local/bin/coredns"]' "$BIN_DIR/coredns" ;;
     kube-proxy)
       # kube-proxy runs iptables and conntrack: on the base, which has them
       mkdir -p "$work/kube-proxy" && cp "$BIN_DIR/kube-proxy" "$work/kube-proxy/"
@@ -125,8 +123,7 @@ while read -r ref; do
         "$BASE" >"$work/kube-proxy/Dockerfile"
       docker build -q -t "$ref" "$work/kube-proxy" >/dev/null ;;
     pause)
-      mkdir -p "$work/pause"
-      (cd "$HACK_DIR/images/pause" && go build -trimpath -ldflags "-s -w" -o "$work/pause/pause" .)
+      mkdir -p "$work/pause" && pause_tree "$work/pause"
       tar -C "$work/pause" -c . | docker import --change 'ENTRYPOINT ["/pause"]' --change 'USER 65535:65535' \
         - "$ref" >/dev/null
       pause_ref=$ref ;;
@@ -134,10 +131,9 @@ while read -r ref; do
   esac
   images+=("$ref")
 done < <("$KUBEADM" config images list --kubernetes-version "$KUBERNETES_VERSION" 2>/dev/null)
-# busybox for the bridge CNI's installer (Debian's busybox-static)
-mkdir -p "$work/busybox/bin"
-cp /bin/busybox "$work/busybox/bin/" && chroot "$work/busybox" /bin/busybox --install -s /bin
-tar -C "$work/busybox" -c . | docker import --change 'ENV PATH=/bin' - "$BUSYBOX_IMAGE" >/dev/null
+# busybox for the bridge CNI's installer, the same as the local cluster's (and the tests')
+busybox_tree "$work/busybox"
+tar -C "$work/busybox" -c . | docker import --change 'ENV PATH=/bin' --change 'CMD ["sh"]' - "$BUSYBOX_IMAGE" >/dev/null
 images+=("$BUSYBOX_IMAGE")
 
 log "image $NODE"

@@ -45,11 +45,15 @@ class Kube:
     kubeconfig: str
     namespace: str = "default"
 
+    def kubectl(self, *args: str) -> list[str]:
+        """The command line of kubectl (the one the cluster's build made, else PATH's) on this namespace."""
+        kubectl = str(BIN / "kubectl") if (BIN / "kubectl").exists() else "kubectl"
+        return [kubectl, "--kubeconfig", self.kubeconfig, "-n", self.namespace, *args]
+
     def run(self, *args: str, stdin: str | None = None, check: bool = True,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        kubectl = str(BIN / "kubectl") if (BIN / "kubectl").exists() else "kubectl"
-        result = subprocess.run([kubectl, "--kubeconfig", self.kubeconfig, "-n", self.namespace, *args],
-                                input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+        result = subprocess.run(self.kubectl(*args), input=stdin, capture_output=True, text=True, timeout=timeout,
+                                check=False)
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
         return result
@@ -75,10 +79,8 @@ class Kube:
     def port_forward(self, pod: str, port: int) -> Iterator[int]:
         """A local port to `port` of the Pod, as `kubectl port-forward` gives it: the tests reach Pods
         this way on any cluster, where a Pod's IP may not be routed to the host (kind)."""
-        kubectl = str(BIN / "kubectl") if (BIN / "kubectl").exists() else "kubectl"
-        process = subprocess.Popen([kubectl, "--kubeconfig", self.kubeconfig, "-n", self.namespace, "port-forward",
-                                    "--address", "127.0.0.1", f"pod/{pod}", f":{port}"], stdout=subprocess.PIPE,
-                                   text=True)
+        process = subprocess.Popen(self.kubectl("port-forward", "--address", "127.0.0.1", f"pod/{pod}", f":{port}"),
+                                   stdout=subprocess.PIPE, text=True)
         try:
             assert process.stdout is not None
             line = process.stdout.readline()
