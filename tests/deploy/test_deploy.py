@@ -82,6 +82,8 @@ def test_values_schema_refuses_bad_values() -> None:
     assert result.returncode != 0 and "logLevel" in result.stderr
     result = helm("template", "x", str(CHART), "--set", "watchNamespaces[0]=Not_A_Namespace")
     assert result.returncode != 0 and "watchNamespaces" in result.stderr
+    result = helm("template", "x", str(CHART), "--set", "apiRetrySeconds=5")
+    assert result.returncode != 0 and "apiRetrySeconds" in result.stderr
 
 
 def render(*args: str) -> list[dict]:  # type: ignore[type-arg]
@@ -109,12 +111,13 @@ def test_deployment_is_locked_down_and_probed() -> None:
 
 def test_values_reach_the_deployment() -> None:
     [deploy] = [d for d in render("--set", "runnerImage=mirror/runner:1", "--set", "logLevel=debug",
-                                  "--set", "watchNamespaces={a,b}") if d["kind"] == "Deployment"]
+                                  "--set", "watchNamespaces={a,b}", "--set", "apiRetrySeconds=900")
+                if d["kind"] == "Deployment"]
     [container] = deploy["spec"]["template"]["spec"]["containers"]
     assert container["args"] == ["run", "--log-level=debug", "--log-format=text", "--metrics-port=8081",
-                                 "--metrics-per-pipeline=true", "--reconcile-threads=4", "--peering=ipl-initpipeline",
-                                 "--peering-lifetime=15", "--namespace=a", "--namespace=b", "--webhook-port=9443",
-                                 "--webhook-cert-dir=/etc/initpipeline/webhook"]
+                                 "--metrics-per-pipeline=true", "--reconcile-threads=4", "--api-retry-seconds=900",
+                                 "--peering=ipl-initpipeline", "--peering-lifetime=15", "--namespace=a",
+                                 "--namespace=b", "--webhook-port=9443", "--webhook-cert-dir=/etc/initpipeline/webhook"]
     assert {"name": "INITPIPELINE_RUNNER_IMAGE", "value": "mirror/runner:1"} in container["env"]
 
 

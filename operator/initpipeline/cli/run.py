@@ -35,6 +35,10 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--reconcile-threads", type=_thread_count, default=4,
                      help="threads that reconcile pipelines (1 to 64, default %(default)s): passes are short and "
                           "mostly CPU, so more help only while the API server is slow to answer")
+    run.add_argument("--api-retry-seconds", type=_retry_seconds, default=600,
+                     help="how long a failed request to the API server is retried before the operator exits and "
+                          "is restarted (10 to 86400, default %(default)s): the API server's restarts and a "
+                          "managed control plane's upgrades are ridden out within it")
     run.add_argument("--metrics-per-pipeline", choices=["true", "false"], default="true",
                      help="false: leave the pipeline label of step metrics empty (one series per namespace)")
     run.add_argument("--webhook-port", type=int, default=0,
@@ -51,7 +55,8 @@ def config_from(args: argparse.Namespace) -> OperatorConfig:
     return OperatorConfig(
         runner_image=args.runner_image,
         namespaces=tuple(ns for entry in args.namespace for ns in entry.split(",") if ns),
-        reconcile_threads=args.reconcile_threads, peering=args.peering, peering_lifetime=args.peering_lifetime,
+        reconcile_threads=args.reconcile_threads, api_retry_seconds=args.api_retry_seconds,
+        peering=args.peering, peering_lifetime=args.peering_lifetime,
         health_port=args.health_port, metrics_port=args.metrics_port,
         metrics_per_pipeline=args.metrics_per_pipeline == "true", log_level=args.log_level,
         log_format=args.log_format, webhook_port=args.webhook_port, webhook_cert_dir=args.webhook_cert_dir)
@@ -69,3 +74,10 @@ def _thread_count(text: str) -> int:
     if not 1 <= count <= 64:
         raise argparse.ArgumentTypeError(f"must be from 1 to 64, not {count}")
     return count
+
+
+def _retry_seconds(text: str) -> int:
+    seconds = int(text)
+    if not 10 <= seconds <= 86400:
+        raise argparse.ArgumentTypeError(f"must be from 10 to 86400, not {seconds}")
+    return seconds

@@ -24,6 +24,7 @@ class OperatorConfig:
     runner_image: str = names.DEFAULT_RUNNER_IMAGE
     namespaces: tuple[str, ...] = ()  # empty: the whole cluster
     reconcile_threads: int = 4  # the work queue's: blocking API calls overlap; Python runs one at a time anyway
+    api_retry_seconds: int = 600  # how long kopf's requests outlast an unreachable API server before the operator exits
     peering: str | None = None  # the kopf peering object of several replicas; None: alone
     peering_lifetime: int = 15
     health_port: int = 8080
@@ -52,6 +53,11 @@ def operator_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     settings.posting.idle_timeout = 0.05
     settings.posting.default_backoffs = (1, 2)
     settings.watching.server_timeout = 300
+    # kopf's default retries (1, 1, 2 ... 21 s) give up after 54 s, and a watch or peering keep-alive
+    # that gives up stops the whole operator. A restarted API server is often down longer than that
+    # (a graceful stop waits up to 60 s for requests in flight), and a managed control plane for minutes
+    # during an upgrade: the operator rides that out and resumes from its watches, never restarted.
+    settings.networking.error_backoffs = retry_backoffs(config.api_retry_seconds)
     # kopf keeps a worker per object for a while after its last event, and the worker keeps that
     # event's whole body: after a burst of a thousand Pods, five seconds of that (the default) were
     # tens of MB. The handlers are quick coroutines, so a worker made anew for a later event is cheap.
@@ -73,6 +79,17 @@ def operator_settings(config: OperatorConfig) -> kopf.OperatorSettings:
         settings.peering.lifetime = config.peering_lifetime
         settings.peering.stealth = True  # no log line for every keep-alive
     return settings
+
+
+def retry_backoffs(total_seconds: int, longest: float = 30) -> tuple[float, ...]:
+    """Pauses between retries of a failed API request: quick at first (1, 1, 2, 3, 5 ... seconds), then
+    every `longest` seconds, adding up to `total_seconds`."""
+    pauses: list[float] = []
+    pause, following = 1.0, 1.0
+    while (remaining := total_seconds - sum(pauses)) > 0:
+        pauses.append(min(pause, float(longest), remaining))
+        pause, following = following, pause + following
+    return tuple(pauses)
 
 
 def seniority(now: float | None = None) -> int:

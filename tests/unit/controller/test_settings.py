@@ -7,7 +7,7 @@ import pytest
 
 from initpipeline.cli.main import build_parser
 from initpipeline.cli.run import config_from
-from initpipeline.controller.settings import operator_settings, seniority
+from initpipeline.controller.settings import operator_settings, retry_backoffs, seniority
 from initpipeline.spec import names
 
 
@@ -57,3 +57,18 @@ def test_the_webhook_is_served_only_when_asked_with_the_mounted_certificate() ->
     assert isinstance(server, kopf.WebhookServer)
     assert (server.port, server.certfile, server.pkeyfile) == (9443, "/certs/tls.crt", "/certs/tls.key")
     assert settings_for("--webhook-port", "9443").admission.managed is None  # the chart owns the configuration
+
+
+def test_api_requests_outlast_an_api_server_restart() -> None:
+    """kopf's own retries give up after 54 s and stop the operator; ours go on for --api-retry-seconds."""
+    pauses = tuple(settings_for().networking.error_backoffs)  # type: ignore[arg-type]
+    assert pauses[:8] == (1, 1, 2, 3, 5, 8, 13, 21)  # quick while the outage is short
+    assert max(pauses) == 30 and sum(pauses) == 600
+    assert sum(settings_for("--api-retry-seconds", "3600").networking.error_backoffs) == 3600  # type: ignore[arg-type]
+    assert retry_backoffs(10) == (1, 1, 2, 3, 3)  # the last pause is cut to the total
+
+
+def test_the_api_retry_is_a_flag_with_bounds(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--api-retry-seconds", "5"])
+    assert "--api-retry-seconds: must be from 10 to 86400, not 5" in capsys.readouterr().err
