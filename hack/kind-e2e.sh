@@ -71,6 +71,14 @@ if ! docker version >/dev/null 2>&1; then
   own_dockerd=1
 fi
 bash "$HACK_DIR/build-tools.sh" kind
+# before the images: a kept cluster's node image is then free to be replaced
+if "$KIND" get clusters 2>/dev/null | grep -qx "$NAME"; then
+  [[ -n $own_dockerd ]] || die "a kind cluster named $NAME exists already; delete it, or set KIND_CLUSTER"
+  log "deleting kind cluster $NAME, which a KIND_KEEP run left in our dockerd"
+  mapfile -t nodes < <("$KIND" get nodes --name "$NAME")
+  "$KIND" delete cluster --name "$NAME" --kubeconfig "$KUBECONFIG_KIND"
+  remove_node_cgroups
+fi
 
 # --- images ---------------------------------------------------------------------------------------------
 if [[ $IMAGES == local ]]; then
@@ -88,6 +96,7 @@ if [[ $IMAGES == local ]]; then
       | docker build -q -t "$base" -f - /etc/ssl/certs >/dev/null
     docker rmi "$base-plain" >/dev/null
   fi
+  docker_drop_other_tags initpipeline.local/debian-python "${base##*:}"
   build_args=(--build-arg "BASE=$base" --build-arg PIP_CERT=/etc/ssl/host-ca.crt)
   # busybox is in the node image already (node-image.sh), under the tests' name
 else
@@ -96,7 +105,15 @@ else
   docker build -q -t "$BUSYBOX_IMAGE" -f "$HACK_DIR/images/busybox.Dockerfile" "$HACK_DIR/images" >/dev/null
 fi
 log "image $PROJECT_IMAGE (docker build)"
-docker build -q --network host "${build_args[@]}" -t "$PROJECT_IMAGE" "$REPO_ROOT" >/dev/null
+# Each stage under a name of ours too: the legacy builder keeps a stage's result only as an untagged image,
+# so a rebuild would leave the previous one behind, and removing untagged images would drop the cache.
+for stage in build runtime; do
+  docker_build_replacing "initpipeline.local/project-stage:$stage" --target "$stage" --network host \
+    "${build_args[@]}" "$REPO_ROOT"
+done
+docker_build_replacing "$PROJECT_IMAGE" --network host "${build_args[@]}" "$REPO_ROOT"
+# every image in our own dockerd is ours: untagged ones are what earlier builds left
+if [[ -n $own_dockerd ]]; then docker image prune -f >/dev/null; fi
 
 # A sandbox may refuse privileged containers (here: "unable to apply caps"); kind's nodes are, so kind then
 # goes through the front that runs them with what the sandbox allows.
@@ -109,7 +126,7 @@ fi
 # --- the network (our own dockerd only) -----------------------------------------------------------------
 # Nodes and Pods reach this host (the tests' servers listen on the network's gateway) and nothing beyond:
 # the network's bridge has a name of ours, and a chain of ours drops whatever would be forwarded from it.
-# Everything in our own dockerd is ours: what a KIND_KEEP run left is reused, and removed at the end.
+# Everything in our own dockerd is ours: the network a KIND_KEEP run left is reused, and removed at the end.
 if [[ -n $own_dockerd ]]; then
   own_network=1
   if ! docker network inspect kind >/dev/null 2>&1; then
@@ -125,13 +142,6 @@ if [[ -n $own_dockerd ]]; then
 fi
 
 # --- the cluster ----------------------------------------------------------------------------------------
-if "$KIND" get clusters 2>/dev/null | grep -qx "$NAME"; then
-  [[ -n $own_dockerd ]] || die "a kind cluster named $NAME exists already; delete it, or set KIND_CLUSTER"
-  log "deleting kind cluster $NAME, which a KIND_KEEP run left in our dockerd"
-  mapfile -t nodes < <("$KIND" get nodes --name "$NAME")
-  "$KIND" delete cluster --name "$NAME" --kubeconfig "$KUBECONFIG_KIND"
-  remove_node_cgroups
-fi
 log "kind cluster $NAME from kind-config.yaml, node image ${NODE_IMAGE:-"kind's default"}"
 created=1
 nodes=("$NAME-control-plane")

@@ -50,5 +50,26 @@ busybox_tree() {
   chmod 1777 "$root/tmp"
 }
 
+# Docker images of ours are rebuilt whenever their inputs change; these remove what a rebuild replaced
+# (a few hundred MB each time) and never touch an image of another name.
+# docker build -t REF ARGS..., then remove the image REF named before, if the build made a new one.
+docker_build_replacing() {
+  local ref=$1 before after
+  shift
+  before=$(docker image inspect -f '{{.Id}}' "$ref" 2>/dev/null || true)
+  docker build -q -t "$ref" "$@" >/dev/null
+  after=$(docker image inspect -f '{{.Id}}' "$ref")
+  if [[ -n $before && $before != "$after" ]]; then
+    docker rmi "$before" >/dev/null 2>&1 || log "the previous $ref is still in use: kept"
+  fi
+}
+# Remove every tag of REPO but KEEP (REPO's tags are the stamps of its inputs).
+docker_drop_other_tags() {
+  local repo=$1 keep=$2 ref
+  for ref in $(docker images --format '{{.Repository}}:{{.Tag}}' "$repo"); do
+    [[ $ref == "$repo:$keep" ]] || docker rmi "$ref" >/dev/null 2>&1 || log "$ref is still in use: kept"
+  done
+}
+
 buildah_() { buildah --root "$CACHE_DIR/buildah/storage" --runroot "$RUN_DIR/buildah" --storage-driver overlay "$@"; }
 ctr_() { ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }

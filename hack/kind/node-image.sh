@@ -87,8 +87,14 @@ node_stamp=$( (echo "$BASE"; cat "$HACK_DIR/kind/node/"*; cd "$BIN_DIR" && cat k
   kube-apiserver kube-controller-manager kube-scheduler kube-proxy etcd coredns; cat "$HACK_DIR/images/pause/"*) \
   | digest)
 NODE=initpipeline.local/kind-node:$KUBERNETES_VERSION-$node_stamp
-if have_image "$NODE"; then
+# what earlier inputs built (a KIND_KEEP cluster's node is still in use: removed by a later run)
+finish() {
+  docker_drop_other_tags initpipeline.local/kind-node "${NODE##*:}"
+  docker_drop_other_tags initpipeline.local/kind-base "$base_stamp"
   echo "$NODE"
+}
+if have_image "$NODE"; then
+  finish
   exit 0
 fi
 
@@ -167,4 +173,4 @@ docker commit --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' 
   "$builder" "$NODE" >/dev/null
 docker rm "$builder" >/dev/null && builder=""
 docker rmi "$NODE-layers" >/dev/null
-echo "$NODE"
+finish
