@@ -111,8 +111,9 @@ for stage in build runtime; do
   docker_build_replacing "initpipeline.local/project-stage:$stage" --target "$stage" --network host \
     "${build_args[@]}" "$REPO_ROOT"
 done
-docker_build_replacing "$PROJECT_IMAGE" --network host "${build_args[@]}" "$REPO_ROOT"
-# every image in our own dockerd is ours: untagged ones are what earlier builds left
+docker build -q --network host "${build_args[@]}" -t "$PROJECT_IMAGE" "$REPO_ROOT" >/dev/null
+# Every image in our own dockerd is ours: untagged ones are what earlier builds left. In someone else's
+# Docker the project image's tag may have named an image they pulled: left to them, as any docker build does.
 if [[ -n $own_dockerd ]]; then docker image prune -f >/dev/null; fi
 
 # A sandbox may refuse privileged containers (here: "unable to apply caps"); kind's nodes are, so kind then
