@@ -8,6 +8,7 @@ import base64
 import datetime as dt
 import json
 import os
+import re
 import ssl
 import subprocess
 import urllib.request
@@ -164,13 +165,20 @@ def test_an_attached_deployment_migrates_once_per_rollout_and_is_never_written(
     assert len(runs(outside)) == 3
 
 
-def test_a_labelled_pod_without_its_pipeline_is_refused_and_says_what_to_do(kube: Kube) -> None:
+def test_a_labelled_pod_without_its_pipeline_is_refused_and_says_what_to_do(kube: Kube, operator: Kube) -> None:
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "lost", "labels": {INJECT: "ghost"}},
            "spec": {"containers": [{"name": "app", "image": BUSYBOX, "command": ["sleep", "60"]}]}}
     refused = kube.apply(pod, False)
     assert refused.returncode != 0
-    assert "InitPipeline ghost does not exist in namespace" in refused.stderr
+    assert f"InitPipeline ghost does not exist in namespace {kube.namespace}" in refused.stderr
     assert f"remove the label {INJECT}" in refused.stderr
+
+    def logged() -> Any:  # by the replica that answered; a refusal is the webhook's job, not an error
+        out = operator.run("logs", "-l", "app.kubernetes.io/name=initpipeline", "--tail=2000").stdout
+        return [line for line in out.splitlines()
+                if f"InitPipeline ghost does not exist in namespace {kube.namespace}" in line]
+    lines = eventually("the operator's log line of the refusal", logged, timeout=30)
+    assert all(re.search(r'\[WARNING|"level": "warning"', line) for line in lines), lines
     # a Deployment's Pods likewise: its ReplicaSet says why, and creates them once the pipeline exists
     kube.apply(users_deployment("later", replicas=1))
 

@@ -40,6 +40,19 @@ class QuietHandlerSuccess(logging.Filter):
         return not (record.msg.startswith("Handler '") and record.msg.endswith("' succeeded."))
 
 
+class RefusalsAsWarnings(logging.Filter):
+    """Logs kopf's "Webhook 'inject' failed permanently: ..." at warning level, not error. That line is a
+    Pod refused by attach mode's webhook: the webhook doing its job (the workload's pipeline is missing or
+    does not accept it), which the workload's events show its owner too. Errors stay what the operator's
+    on-call must look at."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (record.levelno == logging.ERROR and isinstance(record.msg, str)
+                and record.msg.startswith("Webhook '") and " failed permanently: " in record.msg):
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        return True
+
+
 def configure_logging(level: str, log_format: str) -> None:
     """kopf's stream handler on the root logger, with our formatter when JSON is asked for."""
     import kopf
@@ -49,8 +62,10 @@ def configure_logging(level: str, log_format: str) -> None:
     root.setLevel(level.upper())
     # one line per liveness probe says nothing
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    objects = logging.getLogger("kopf.objects")  # kopf's lines about one object
+    objects.addFilter(RefusalsAsWarnings())
     if level != "debug":
-        logging.getLogger("kopf.objects").addFilter(QuietHandlerSuccess())
+        objects.addFilter(QuietHandlerSuccess())
     if log_format == "json":
         for handler in root.handlers:
             handler.setFormatter(JsonFormatter())
