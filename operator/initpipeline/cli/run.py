@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..spec import names
@@ -32,10 +33,10 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--peering-lifetime", type=int, default=15,
                      help="seconds after which a replica that stopped without a goodbye counts as gone "
                           "(the takeover time after a crash; default %(default)s)")
-    run.add_argument("--reconcile-threads", type=_thread_count, default=4,
+    run.add_argument("--reconcile-threads", type=_int_from(1, 64), default=4,
                      help="threads that reconcile pipelines (1 to 64, default %(default)s): passes are short and "
                           "mostly CPU, so more help only while the API server is slow to answer")
-    run.add_argument("--api-retry-seconds", type=_retry_seconds, default=600,
+    run.add_argument("--api-retry-seconds", type=_int_from(10, 86400), default=600,
                      help="how long a failed request to the API server is retried before the operator exits and "
                           "is restarted (10 to 86400, default %(default)s): the API server's restarts and a "
                           "managed control plane's upgrades are ridden out within it")
@@ -69,15 +70,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _thread_count(text: str) -> int:
-    count = int(text)
-    if not 1 <= count <= 64:
-        raise argparse.ArgumentTypeError(f"must be from 1 to 64, not {count}")
-    return count
-
-
-def _retry_seconds(text: str) -> int:
-    seconds = int(text)
-    if not 10 <= seconds <= 86400:
-        raise argparse.ArgumentTypeError(f"must be from 10 to 86400, not {seconds}")
-    return seconds
+def _int_from(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from `low` to `high`, else an error that says the bounds."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, not {value}")
+        return value
+    parse.__name__ = "int"  # argparse names it in "invalid int value: 'x'"
+    return parse

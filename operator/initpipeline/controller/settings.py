@@ -85,9 +85,10 @@ def retry_backoffs(total_seconds: int, longest: float = 30) -> tuple[float, ...]
     """Pauses between retries of a failed API request: quick at first (1, 1, 2, 3, 5 ... seconds), then
     every `longest` seconds, adding up to `total_seconds`."""
     pauses: list[float] = []
-    pause, following = 1.0, 1.0
-    while (remaining := total_seconds - sum(pauses)) > 0:
+    pause, following, remaining = 1.0, 1.0, float(total_seconds)
+    while remaining > 0:
         pauses.append(min(pause, float(longest), remaining))
+        remaining -= pauses[-1]
         pause, following = following, pause + following
     return tuple(pauses)
 
