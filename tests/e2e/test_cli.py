@@ -69,14 +69,14 @@ def test_status_of_a_failed_pipeline_gates_a_deploy(kube: Kube) -> None:
     assert "Phase:       Failed   step 2/2 check" in final
     row = next(line for line in final.splitlines() if line.startswith("check"))
     assert row.split()[1:3] == ["container", "Failed"] and row.split()[4] == "3"
-    assert "Step check failed:\n  schema is too new for postgres://app:***@db/shop" in final
+    assert "Step check failed:\n  schema is too new for postgres://***@db/shop" in final
     assert "hunter2" not in watched.stdout
 
     logs = plugin(kube, "logs", "broken")
     assert logs.returncode == 0, logs.stderr
     assert logs.stdout.splitlines() == [
         "==> step 1/2 first (container) <==", "fine",
-        "==> step 2/2 check (container) <==", "schema is too new for postgres://app:***@db/shop",
+        "==> step 2/2 check (container) <==", "schema is too new for postgres://***@db/shop",
         "==> app container app <== (not started yet)"]
 
     missing = plugin(kube, "status", "nope")

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import shutil
+import signal
 import ssl
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -39,6 +43,7 @@ class Exit(IntEnum):
     WRITE = 11          # the destination cannot be written
     MISSING_KEYS = 12   # a --require-keys key is not in the extracted document
     GIT = 13            # the repository, ref or commit cannot be had (refused, not found, another commit)
+    REDIRECT = 14       # a redirect that is not followed: to another scheme than http(s), or https to http
     MIGRATION = 20      # a migration failed and was rolled back
     DRIFT = 21          # the history and the folder disagree (a changed file, a missing version...)
     LOCK_TIMEOUT = 22   # another runner held the migration lock too long
@@ -46,6 +51,7 @@ class Exit(IntEnum):
     SQL_DIR = 24        # the migrations folder is missing or unreadable
     LAYOUT = 25         # the folder's files do not form one layout; nothing ran
     DIRTY = 26          # a migration stopped half-way outside a transaction; the history says so
+    TERMINATED = 143    # SIGTERM (the Pod is stopped): what was half-written is removed (128 + 15, as a shell says)
 
 
 class StepError(Exception):
@@ -60,9 +66,51 @@ class UsageError(StepError):
         super().__init__(Exit.USAGE, message)
 
 
+class Interrupted(BaseException):
+    """The step's deadline passed or SIGTERM arrived. A BaseException, so that no `except Exception` of a
+    retry loop or a library takes it for a network error: it unwinds every `finally`, which removes what
+    was half-written, up to the step's run()."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def terminated(self) -> bool:
+        return self.signum == signal.SIGTERM
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Raise Interrupted in the main thread when `seconds` have passed or SIGTERM arrives, wherever it
+    is blocked (a read of a body that trickles, a connect): the step's --timeout is a wall-clock bound."""
+    def interrupt(signum: int, _frame: object) -> None:
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGALRM, signal.SIGTERM)}
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def printable(text: str) -> str:
+    """Text that encodes as UTF-8: a path or name that is not UTF-8 (its bytes reach Python as lone
+    surrogates) shows those bytes as escapes such as \\xff instead of failing to be written."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte (from JSON, say)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def log(message: str) -> None:
     stamp = dt.datetime.now(dt.UTC).strftime("%H:%M:%S.%f")[:-3]
-    print(f"{stamp} {message}", file=sys.stderr, flush=True)
+    sys.stderr.buffer.write(f"{stamp} {printable(message)}\n".encode())
+    sys.stderr.buffer.flush()
 
 
 def write_termination_message(message: str) -> None:
@@ -70,7 +118,7 @@ def write_termination_message(message: str) -> None:
     path = os.environ.get(TERMINATION_LOG_ENV, DEFAULT_TERMINATION_LOG)
     try:
         with open(path, "w", encoding="utf-8") as handle:
-            handle.write(message[-4000:])
+            handle.write(printable(message)[-4000:])
     except OSError:
         pass  # outside Kubernetes there may be no such file; the log has it too
 
@@ -163,10 +211,37 @@ def replace_folder(staging: str, dest: str) -> None:
     if not os.path.lexists(dest):
         os.rename(staging, dest)
         return
-    aside = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}.", suffix=".old", dir=os.path.dirname(dest) or ".")
+    aside = tempfile.mkdtemp(prefix=staging_prefix(dest), suffix=".old", dir=os.path.dirname(dest) or ".")
     os.rename(dest, os.path.join(aside, "previous"))
     os.rename(staging, dest)
     shutil.rmtree(aside, ignore_errors=True)
+
+
+# tempfile's names: the prefix, 8 characters of its alphabet, the suffix
+_STAGING_NAME = r"\.{name}\.[a-z0-9_]{{8}}\.(?:part|old)"
+
+
+def staging_prefix(dest: str) -> str:
+    return f".{os.path.basename(dest)}."
+
+
+def remove_stale_staging(dest: str) -> list[str]:
+    """Remove what a killed earlier run of this step left beside dest (its .part and .old files and
+    folders, by their exact name pattern); returns their names."""
+    folder = os.path.dirname(os.path.abspath(dest))
+    pattern = re.compile(_STAGING_NAME.format(name=re.escape(os.path.basename(dest))))
+    try:
+        names = [n for n in os.listdir(folder) if pattern.fullmatch(n)]
+    except OSError:
+        return []  # no folder yet: nothing was left
+    for name in names:
+        path = os.path.join(folder, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with suppress(OSError):
+                os.unlink(path)
+    return names
 
 
 def json_at(document: Any, path: str) -> tuple[bool, Any]:

@@ -21,6 +21,7 @@ from ..spec.validation import SHA256, VALIDATE_FORMATS, WRITE_FORMATS, is_http_u
 from .common import (
     Exit,
     HttpOptions,
+    Interrupted,
     StepError,
     UsageError,
     add_http_arguments,
@@ -31,8 +32,11 @@ from .common import (
     log,
     positive_number,
     redact,
+    remove_stale_staging,
     replace_folder,
+    staging_prefix,
 )
+from .common import deadline as step_deadline
 from .net import classify, http_open
 
 INITIAL_BACKOFF = 0.5
@@ -142,6 +146,8 @@ def _validate(content: bytes, fmt: str) -> None:
             json.loads(content)
         else:
             list(yaml.safe_load_all(content))
+    except RecursionError:
+        raise StepError(Exit.INVALID_CONTENT, f"the body is not valid {fmt}: nested too deeply") from None
     except (ValueError, yaml.YAMLError) as exc:
         raise StepError(Exit.INVALID_CONTENT, f"the body is not valid {fmt}: {str(exc).splitlines()[0]}") from None
 
@@ -151,6 +157,8 @@ def shape(content: bytes, item: FileSpec) -> Any:
     paths and keys, never a value: the body is often a secret."""
     try:
         document = json.loads(content)
+    except RecursionError:
+        raise StepError(Exit.INVALID_CONTENT, "the JSON body is nested too deeply") from None
     except ValueError:
         raise StepError(Exit.INVALID_CONTENT, "the body is not JSON (--extract, --format and --require-keys "
                                               "read JSON)") from None
@@ -171,9 +179,12 @@ def shape(content: bytes, item: FileSpec) -> Any:
 
 
 def _rendered(value: Any, write_as: str) -> bytes:
-    if write_as == "yaml":
-        return yaml.safe_dump(value, sort_keys=False, allow_unicode=True).encode()
-    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode()
+    try:
+        if write_as == "yaml":
+            return yaml.safe_dump(value, sort_keys=False, allow_unicode=True).encode()
+        return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode()
+    except RecursionError:
+        raise StepError(Exit.INVALID_CONTENT, f"the JSON is nested too deeply to write as {write_as}") from None
 
 
 def write_shaped(value: Any, item: FileSpec, folder: str) -> None:
@@ -181,10 +192,11 @@ def write_shaped(value: Any, item: FileSpec, folder: str) -> None:
     (json, yaml), or a folder of one file per key (files), whose values are written as text."""
     write_as = item.write_as or "json"
     if write_as != "files":
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(item.dest)}.", suffix=".part", dir=folder)
+        rendered = _rendered(value, write_as)
+        fd, tmp = tempfile.mkstemp(prefix=staging_prefix(item.dest), suffix=".part", dir=folder)
         try:
             with os.fdopen(fd, "wb") as out:
-                out.write(_rendered(value, write_as))
+                out.write(rendered)
             os.chmod(tmp, item.mode)
             os.replace(tmp, item.dest)
         finally:
@@ -194,7 +206,7 @@ def write_shaped(value: Any, item: FileSpec, folder: str) -> None:
     bad = [k for k in value if not k or "/" in k or k in (".", "..") or "\0" in k]
     if bad:
         raise StepError(Exit.INVALID_CONTENT, f"{len(bad)} key(s) cannot be file names (empty, '.', '..' or with '/')")
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(item.dest)}.", suffix=".part", dir=folder)
+    staging = tempfile.mkdtemp(prefix=staging_prefix(item.dest), suffix=".part", dir=folder)
     try:
         for key, text in value.items():
             data = text if isinstance(text, str) else json.dumps(text, ensure_ascii=False)
@@ -209,51 +221,74 @@ def write_shaped(value: Any, item: FileSpec, folder: str) -> None:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def fetch_once(item: FileSpec, opts: HttpOptions, timeout: float, max_size: int) -> tuple[int, str]:
+@dataclass
+class Progress:
+    """How far the current file got, for the message of a step that its deadline or SIGTERM stops."""
+
+    item: FileSpec | None = None
+    attempt: int = 0
+    received: int = 0
+    expected: int | None = None  # the Content-Length, when the server sent one
+
+    def said(self) -> str:
+        if self.item is None:
+            return "before the first request"
+        of = f" of {self.expected}" if self.expected is not None else ""
+        return f"{self.received}{of} bytes of {self.item.url} read (attempt {self.attempt})"
+
+
+def fetch_once(item: FileSpec, opts: HttpOptions, timeout: float, max_size: int,
+               progress: Progress) -> tuple[int, str]:
     """One attempt: stream into a temporary file beside the destination, verify, rename.
 
-    Returns (bytes, sha256). Nothing is left at the destination unless every check passed.
+    Returns (bytes, sha256). Nothing is left at the destination unless every check passed, and no
+    temporary file either, however the attempt ends (an Interrupted included).
     """
+    progress.received, progress.expected = 0, None
     try:
         response = http_open(item.url, opts, timeout)
     except Exception as exc:
         code, reason = classify(exc)
-        if code == Exit.TLS:
-            raise StepError(code, reason) from None  # a certificate does not fix itself
+        if code in (Exit.TLS, Exit.REDIRECT):
+            raise StepError(code, reason) from None  # neither a certificate nor a redirect fixes itself
         raise Retryable(code, reason) from None
     with response:
         status = int(response.status)
         if status == 429 or status >= 500:
             raise Retryable(Exit.HTTP_STATUS, f"HTTP {status}", parse_retry_after(response.headers.get("Retry-After")))
         if not 200 <= status < 300:
-            raise StepError(Exit.HTTP_STATUS, f"HTTP {status} (not retried)")
+            raise StepError(Exit.HTTP_STATUS, f"HTTP {status} (not retried){_left_origin(response)}")
         length = response.headers.get("Content-Length")
-        if length and length.isdigit() and int(length) > max_size:
+        progress.expected = int(length) if length and length.isdigit() else None
+        if progress.expected is not None and progress.expected > max_size:
             raise StepError(Exit.TOO_LARGE, f"the body is {length} bytes, over the limit of {max_size}")
         folder = os.path.dirname(os.path.abspath(item.dest))
         try:
             os.makedirs(folder, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(item.dest)}.", suffix=".part", dir=folder)
+            fd, tmp = tempfile.mkstemp(prefix=staging_prefix(item.dest), suffix=".part", dir=folder)
         except OSError as exc:
             raise StepError(Exit.WRITE, f"cannot write into {folder}: {exc.strerror}") from None
         try:
-            digest, size = hashlib.sha256(), 0
+            digest = hashlib.sha256()
             with os.fdopen(fd, "wb") as out:
                 while True:
                     try:
-                        chunk = response.read(CHUNK)
+                        # read1: what has arrived, so that a body that trickles still reaches the
+                        # deadline's check between reads (a full read(CHUNK) would wait for 64 KiB)
+                        chunk = response.read1(CHUNK)
                     except Exception as exc:
                         raise Retryable(*classify(exc)) from None
                     if not chunk:
                         break
-                    size += len(chunk)
-                    if size > max_size:
+                    progress.received += len(chunk)
+                    if progress.received > max_size:
                         raise StepError(Exit.TOO_LARGE, f"the body is over the limit of {max_size} bytes")
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
-            if length and length.isdigit() and size != int(length):
+            size = progress.received
+            if progress.expected is not None and size != progress.expected:
                 raise Retryable(Exit.CONNECTION, f"short body: got {size} of {length} bytes")
             actual = digest.hexdigest()
             if item.sha256 and actual != item.sha256:
@@ -275,22 +310,29 @@ def fetch_once(item: FileSpec, opts: HttpOptions, timeout: float, max_size: int)
                 os.unlink(tmp)
 
 
-def download(item: FileSpec, opts: HttpOptions, deadline: float, max_size: int) -> tuple[int, str, int]:
+def _left_origin(response: Any) -> str:
+    where = getattr(response, "left_origin", None)
+    return f", from {where}, where a redirect led without the credentials" if where else ""
+
+
+def download(item: FileSpec, opts: HttpOptions, deadline: float, max_size: int,
+             progress: Progress) -> tuple[int, str, int]:
     """Retry with backoff until success, a permanent failure or the deadline: (bytes, sha256, attempts)."""
-    backoff, attempts = INITIAL_BACKOFF, 0
+    backoff = INITIAL_BACKOFF
+    progress.item, progress.attempt = item, 0
     while True:
-        attempts += 1
+        progress.attempt += 1
         remaining = deadline - time.monotonic()
         try:
-            size, digest = fetch_once(item, opts, min(ATTEMPT_TIMEOUT, max(remaining, 0.1)), max_size)
-            return size, digest, attempts
+            size, digest = fetch_once(item, opts, min(ATTEMPT_TIMEOUT, max(remaining, 0.1)), max_size, progress)
+            return size, digest, progress.attempt
         except Retryable as exc:
             delay = exc.retry_after if exc.retry_after is not None else backoff
             remaining = deadline - time.monotonic()
             if delay >= remaining:
-                raise StepError(exc.code, f"{exc.message}; gave up after {attempts} attempts") from None
-            log(redact(f"{item.url}: {exc.message}; retrying in {format_seconds(delay)} (attempt {attempts})",
-                       *opts.secret_values))
+                raise StepError(exc.code, f"{exc.message}; gave up after {progress.attempt} attempts") from None
+            log(redact(f"{item.url}: {exc.message}; retrying in {format_seconds(delay)} "
+                       f"(attempt {progress.attempt})", *opts.secret_values))
             time.sleep(delay)
             backoff = min(backoff * 2, MAX_BACKOFF)
 
@@ -337,17 +379,30 @@ def run(args: argparse.Namespace) -> int:
         opts = http_options(args)
     except StepError as exc:
         return finish(exc.code, f"download: {exc.message}")
-    deadline = time.monotonic() + args.timeout
-    lines: list[str] = []
     for item in files:
-        started = time.monotonic()
-        try:
-            size, digest, attempts = download(item, opts, deadline, args.max_size)
-        except StepError as exc:
-            message = redact(f"download {item.url} -> {item.dest} failed: {exc.message}", *opts.secret_values)
-            return finish(exc.code, "\n".join([*lines, message]))
-        line = (f"{item.url} -> {item.dest}: {size} bytes, sha256 {digest[:12]}..., "
-                f"{format_seconds(time.monotonic() - started)}, {attempts} attempt(s)")
-        log(redact(line, *opts.secret_values))
-        lines.append(redact(line, *opts.secret_values))
+        for name in remove_stale_staging(item.dest):
+            log(f"removed {name}, left beside {item.dest} by an earlier run that was stopped")
+    started_all = time.monotonic()
+    deadline = started_all + args.timeout
+    lines: list[str] = []
+    progress = Progress()
+    try:
+        with step_deadline(args.timeout):
+            for item in files:
+                started = time.monotonic()
+                try:
+                    size, digest, attempts = download(item, opts, deadline, args.max_size, progress)
+                except StepError as exc:
+                    message = redact(f"download {item.url} -> {item.dest} failed: {exc.message}", *opts.secret_values)
+                    return finish(exc.code, "\n".join([*lines, message]))
+                line = redact(f"{item.url} -> {item.dest}: {size} bytes, sha256 {digest[:12]}..., "
+                              f"{format_seconds(time.monotonic() - started)}, {attempts} attempt(s)",
+                              *opts.secret_values)
+                log(line)
+                lines.append(line)
+    except Interrupted as stop:
+        how = ("stopped by SIGTERM" if stop.terminated
+               else f"timed out after {format_seconds(time.monotonic() - started_all)} (--timeout {args.timeout:g})")
+        message = redact(f"download {how}: {progress.said()}; its file was not written", *opts.secret_values)
+        return finish(Exit.TERMINATED if stop.terminated else Exit.TIMEOUT, "\n".join([*lines, message]))
     return finish(Exit.OK, f"downloaded {len(files)} file(s)\n" + "\n".join(lines))

@@ -9,17 +9,17 @@ The clone is made in a temporary folder beside the destination and renamed into 
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import re
 import shutil
 import tempfile
-import threading
 import time
+import urllib.parse
 from typing import Any
 
 from .common import (
     Exit,
+    Interrupted,
     StepError,
     UsageError,
     finish,
@@ -27,33 +27,42 @@ from .common import (
     log,
     positive_number,
     redact,
+    remove_stale_staging,
     replace_folder,
+    staging_prefix,
 )
+from .common import deadline as step_deadline
+from .net import redirect_refusal, split_credentials
 
 COMMIT_ID = re.compile(r"^[0-9a-f]{40}$")
 DEFAULT_TIMEOUT = 300.0
 
 
-def clone(repository: str, ref: str | None, commit: str | None, dest: str, depth: int, token: str | None) -> str:
-    """Clone into dest atomically; returns the commit id checked out."""
+def clone(repository: str, ref: str | None, commit: str | None, dest: str, depth: int,
+          auth: tuple[str, str] | None) -> str:
+    """Clone into dest atomically; returns the commit id checked out. `repository` has no user info: the
+    credentials come as auth, so that .git/config records the URL without them."""
     from dulwich import porcelain
+    from dulwich.client import get_transport_and_path
 
     folder = os.path.dirname(os.path.abspath(dest)) or "."
     try:
         os.makedirs(folder, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(dest)}.", suffix=".part", dir=folder)
+        staging = tempfile.mkdtemp(prefix=staging_prefix(dest), suffix=".part", dir=folder)
     except OSError as exc:
         raise StepError(Exit.WRITE, f"cannot write into {folder}: {exc.strerror}") from None
     by_id = ref is not None and COMMIT_ID.match(ref) is not None
-    auth: dict[str, Any] = {"username": "x-access-token", "password": token} if token else {}
     try:
         try:
-            repo = porcelain.clone(repository, staging, checkout=not by_id, depth=None if by_id else depth,
-                                   branch=None if by_id else ref, errstream=io.BytesIO(), **auth)
+            client, path = get_transport_and_path(
+                repository, pool_manager=_pool_manager(repository),
+                username=auth[0] if auth else None, password=auth[1] if auth else None)
+            repo = client.clone(path, staging, mkdir=False, checkout=not by_id, depth=None if by_id else depth,
+                                branch=None if by_id else ref, progress=lambda _data: None, origin_url=repository)
             if by_id:
                 porcelain.reset(repo, "hard", str(ref))
         except Exception as exc:  # dulwich raises many kinds: refused, not found, hung up, no such ref
-            raise StepError(Exit.GIT, _reason(exc, ref)) from None
+            raise StepError(_code(exc), _reason(exc, ref)) from None
         head = repo.head().decode()
         repo.close()
         if commit and head != commit:
@@ -63,12 +72,53 @@ def clone(repository: str, ref: str | None, commit: str | None, dest: str, depth
         return head
     except OSError as exc:
         raise StepError(Exit.WRITE, f"cannot write {dest}: {exc.strerror}") from None
-    finally:
+    finally:  # an Interrupted (the deadline, SIGTERM) passes through here too
         if os.path.exists(staging):
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def _pool_manager(repository: str) -> Any:
+    """dulwich's urllib3 pool, with redirects followed as the other steps follow them (net._Redirects):
+    only to http(s), never from https to http. urllib3 itself drops Authorization on a redirect to another
+    origin, and dulwich sends its credentials only to the origin of the URL they came with."""
+    import urllib3
+    from dulwich.client import default_urllib3_manager
+
+    class SafeRedirects(urllib3.util.Retry):
+        def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
+                      error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> Any:
+            location = response.get_redirect_location() if response is not None else None
+            if location and _pool is not None:
+                here = f"{_pool.scheme}://{_pool.host}:{_pool.port}{url or '/'}"
+                refusal = redirect_refusal(here, urllib.parse.urljoin(here, location), int(response.status))
+                if refusal:
+                    raise _RedirectRefused(refusal)
+            return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    manager = default_urllib3_manager(None, base_url=repository)
+    manager.connection_pool_kw["retries"] = SafeRedirects(3)
+    return manager
+
+
+class _RedirectRefused(Exception):
+    pass
+
+
+def _code(exc: BaseException) -> Exit:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, _RedirectRefused):
+            return Exit.REDIRECT
+        cause = cause.__cause__ or cause.__context__
+    return Exit.GIT
+
+
 def _reason(exc: BaseException, ref: str | None) -> str:
+    if _code(exc) == Exit.REDIRECT:
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, _RedirectRefused):
+            cause = cause.__cause__ or cause.__context__
+        return str(cause)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     name = type(exc).__name__
     if isinstance(exc, KeyError) or (ref and ref in text and "not found" in text.lower()):
@@ -110,26 +160,29 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--token-env: the environment variable {args.token_env!r} is not set or empty")
     except StepError as exc:
         return finish(exc.code, f"git-clone: {exc.message}")
-    where = f"{redact(args.repository)} at {args.ref or 'its default branch'}"
+    repository, user, password = split_credentials(args.repository)
+    secrets = [s for s in (token, password) if s]
+    auth: tuple[str, str] | None = None
+    if token:
+        auth = (user or "x-access-token", token)
+    elif user is not None or password is not None:
+        auth = (user or "", password or "")
+    where = f"{redact(repository)} at {args.ref or 'its default branch'}"
+    for name in remove_stale_staging(args.dest):
+        log(f"removed {name}, left beside {args.dest} by an earlier run that was stopped")
     log(f"cloning {where} into {args.dest}")
     started = time.monotonic()
-    outcome: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            outcome["head"] = clone(args.repository, args.ref, args.commit, args.dest, args.depth, token)
-        except StepError as exc:
-            outcome["error"] = exc
-        except Exception as exc:  # a bug of ours or dulwich's: still a message, never a hang
-            outcome["error"] = StepError(Exit.FAILED, f"{type(exc).__name__}: {exc}")
-    worker = threading.Thread(target=work, daemon=True)
-    worker.start()
-    worker.join(args.timeout)
-    if worker.is_alive():
+    try:
+        with step_deadline(args.timeout):
+            head = clone(repository, args.ref, args.commit, args.dest, args.depth, auth)
+    except Interrupted as stop:
+        if stop.terminated:
+            return finish(Exit.TERMINATED, f"git-clone of {where} stopped by SIGTERM; {args.dest} was not written")
         return finish(Exit.TIMEOUT, f"git-clone of {where} timed out after {format_seconds(args.timeout)}; "
                                     f"{args.dest} was not written")
-    if "error" in outcome:
-        error: StepError = outcome["error"]
-        return finish(error.code, redact(f"git-clone of {where} failed: {error.message}", *([token] if token else [])))
-    return finish(Exit.OK, f"cloned {where} into {args.dest}: commit {outcome['head']}, "
+    except StepError as error:
+        return finish(error.code, redact(f"git-clone of {where} failed: {error.message}", *secrets))
+    except Exception as exc:  # a bug of ours or dulwich's: still a message, never a traceback
+        return finish(Exit.FAILED, redact(f"git-clone of {where} failed: {type(exc).__name__}: {exc}", *secrets))
+    return finish(Exit.OK, f"cloned {where} into {args.dest}: commit {head}, "
                            f"{format_seconds(time.monotonic() - started)}")

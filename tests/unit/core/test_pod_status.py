@@ -204,7 +204,7 @@ def test_a_password_in_a_termination_message_stays_out_of_the_status() -> None:
     status = status_of(pod("Failed", [done(STEPS[0]), leaky, pending(STEPS[2]), pending(STEPS[3])],
                            restart_policy="Never"))
     assert "hunter2" not in str(status)
-    assert "postgres://app:***@db:5432/shop" in status["steps"][1]["message"]
+    assert "postgres://***@db:5432/shop" in status["steps"][1]["message"]
 
 
 def sidecar_pipeline() -> dict[str, Any]:
