@@ -173,8 +173,16 @@ def test_a_name_that_does_not_resolve_says_so(monkeypatch: pytest.MonkeyPatch) -
     def nowhere(*_: object) -> None:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     monkeypatch.setattr(socket, "getaddrinfo", nowhere)
-    assert services.dns_probe("config-server.default.svc") == \
-        "config-server.default.svc does not resolve (Name or service not known)"
+    assert services.dns_probe("config-server.default.svc") == services.NotReady(
+        "config-server.default.svc does not resolve (Name or service not known)", services.Pace.NOT_YET)
+
+
+def test_a_resolver_that_does_not_answer_is_backed_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    def silent(*_: object) -> None:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+    monkeypatch.setattr(socket, "getaddrinfo", silent)
+    verdict = services.dns_probe("config-server.default.svc")
+    assert verdict is not None and verdict.pace is services.Pace.BACK_OFF
 
 
 @pytest.mark.parametrize(("args", "env", "needle"), [

@@ -29,15 +29,34 @@ from .common import (
     redact,
 )
 from .mysqlurl import MYSQL_SCHEMES, parse_mysql_url
-from .net import classify, http_open, split_host_port, tcp_probe
-from .services import REDIS_SCHEMES, dns_probe, mysql_probe, postgres_probe, redis_probe
+from .net import classify, http_open, read_body, split_host_port, tcp_probe
+from .services import REDIS_SCHEMES, NotReady, Pace, dns_probe, mysql_probe, postgres_probe, redis_probe
 
 INITIAL_INTERVAL = 0.1
 # Nothing listens yet, the usual state while a dependency starts: a refused connection costs the
 # target nothing, so it is retried at this pace and not backed off, and readiness is seen at once.
 REFUSED_INTERVAL = 0.1
+# The dependency answered "not yet" (NXDOMAIN, a health status still red, PostgreSQL starting up, Redis
+# LOADING, a table not made yet): a cheap answer, asked again at this pace, slowing by 1 s for every minute
+# waited (up to --max-interval). A dependency that comes up within seconds is seen within about 0.1 s; one
+# that takes minutes is asked about once a second, not five times.
+NOT_YET_INTERVAL = 0.2
+NOT_YET_SLOWDOWN = 1 / 60
 ATTEMPT_TIMEOUT = 5.0
 MAX_JSON_BODY = 1024 * 1024  # a health endpoint's answer; larger is not read
+
+
+def pace_of(reason: str) -> Pace:
+    """The pace after a failure that classify() named: a refused connection is free to ask again."""
+    return Pace.REFUSED if reason == "connection refused" else Pace.BACK_OFF
+
+
+def next_interval(pace: Pace, backoff: float, waited: float, max_interval: float) -> float:
+    if pace is Pace.REFUSED:
+        return REFUSED_INTERVAL
+    if pace is Pace.NOT_YET:
+        return min(NOT_YET_INTERVAL + waited * NOT_YET_SLOWDOWN, max_interval)
+    return backoff
 
 
 def parse_status_set(text: str) -> frozenset[int]:
@@ -61,20 +80,22 @@ def json_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def json_verdict(body: bytes, path: str, ready: tuple[str, ...]) -> str | None:
+def json_verdict(body: bytes, path: str, ready: tuple[str, ...]) -> NotReady | None:
     """None when the body has a ready value at path, else why not (the value shown short)."""
     try:
         document = json.loads(body)
+    except RecursionError:
+        return NotReady("the body is JSON nested too deeply")
     except ValueError:
-        return "the body is not JSON"
+        return NotReady("the body is not JSON")
     found, value = json_at(document, path)
     if not found:
-        return f"no {path} in the JSON body"
+        return NotReady(f"no {path} in the JSON body", Pace.NOT_YET)
     text = json_text(value)
     if text in ready:
         return None
     shown = text if len(text) <= 60 else text[:57] + "..."
-    return f"{path} is {shown} (ready: {', '.join(ready)})"
+    return NotReady(f"{path} is {shown} (ready: {', '.join(ready)})", Pace.NOT_YET)
 
 
 @dataclass
@@ -91,32 +112,44 @@ class Target:
     last_reason: str = "not tried yet"
     attempts: int = 0
 
-    def probe(self, opts: HttpOptions, expect: frozenset[int], timeout: float) -> str | None:
-        """None when ready, else why not."""
+    def probe(self, opts: HttpOptions, expect: frozenset[int], timeout: float) -> NotReady | None:
+        """None when ready, else why not and how soon to ask again."""
         try:
             if self.kind == "tcp":
                 tcp_probe(self.host, self.port, timeout)
                 return None
-            if self.kind == "postgres":
-                return postgres_probe(self.url, self.table, timeout)
-            if self.kind == "mysql":
-                return mysql_probe(self.url, self.table, timeout, opts.ca_file)
-            if self.kind == "redis":
-                return redis_probe(self.url, timeout)
-            if self.kind == "dns":
-                return dns_probe(self.host)
-            with http_open(self.url, opts, timeout) as response:
-                status = int(response.status)
-                body = response.read(MAX_JSON_BODY + 1) if self.kind == "json" and status in expect else b""
-            if status not in expect:
-                return f"HTTP {status}"
-            if self.kind == "json":
-                if len(body) > MAX_JSON_BODY:
-                    return f"the body is over {MAX_JSON_BODY} bytes"
-                return json_verdict(body, self.json_path, self.json_ready)
-            return None
+            if self.kind in ("postgres", "mysql", "redis", "dns"):
+                return self._service_probe(opts, timeout)
+            return self._http_probe(opts, expect, timeout)
         except Exception as exc:
-            return classify(exc)[1]
+            reason = classify(exc)[1]
+            return NotReady(reason, pace_of(reason))
+
+    def _service_probe(self, opts: HttpOptions, timeout: float) -> NotReady | None:
+        if self.kind == "postgres":
+            return postgres_probe(self.url, self.table, timeout)
+        if self.kind == "mysql":
+            return mysql_probe(self.url, self.table, timeout, opts.ca_file)
+        if self.kind == "redis":
+            return redis_probe(self.url, timeout)
+        return dns_probe(self.host)
+
+    def _http_probe(self, opts: HttpOptions, expect: frozenset[int], timeout: float) -> NotReady | None:
+        with http_open(self.url, opts, timeout) as response:
+            status = int(response.status)
+            body = b""
+            if self.kind == "json" and status in expect:
+                body = read_body(response, MAX_JSON_BODY, time.monotonic() + timeout)
+            left = getattr(response, "left_origin", None)
+        if status not in expect:
+            after = f", from {left} (a redirect led there without the credentials)" if left else ""
+            # an answer: cheap to ask again, but for 429, which asks the caller to slow down
+            return NotReady(f"HTTP {status}{after}", Pace.BACK_OFF if status == 429 else Pace.NOT_YET)
+        if self.kind == "json":
+            if len(body) > MAX_JSON_BODY:
+                return NotReady(f"the body is over {MAX_JSON_BODY} bytes")
+            return json_verdict(body, self.json_path, self.json_ready)
+        return None
 
 
 def parse_targets(args: argparse.Namespace) -> list[Target]:
@@ -185,30 +218,29 @@ def _where(url: str) -> str:
 
 def _watch(target: Target, opts: HttpOptions, expect: frozenset[int], started: float,
            deadline: float, max_interval: float, stop: threading.Event) -> None:
-    interval = INITIAL_INTERVAL
+    backoff = INITIAL_INTERVAL
     while not stop.is_set():
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return
         target.attempts += 1
-        reason = target.probe(opts, expect, min(ATTEMPT_TIMEOUT, max(remaining, 0.05)))
-        if reason is None:
+        verdict = target.probe(opts, expect, min(ATTEMPT_TIMEOUT, max(remaining, 0.05)))
+        if verdict is None:
             target.ready_after = time.monotonic() - started
-            log(f"{target.label}: ready after {format_seconds(target.ready_after)}")
+            log(f"{target.label}: ready after {format_seconds(target.ready_after)}, {target.attempts} attempt(s)")
             return
-        if reason != target.last_reason:
-            log(f"{target.label}: not ready: {reason}")
-            target.last_reason = reason
-        if reason == "connection refused":
-            stop.wait(min(REFUSED_INTERVAL, max(deadline - time.monotonic(), 0)))
-            continue
-        stop.wait(min(interval, max(deadline - time.monotonic(), 0)))
-        interval = min(interval * 2, max_interval)
+        if verdict.reason != target.last_reason:
+            log(f"{target.label}: not ready: {verdict.reason}")
+            target.last_reason = verdict.reason
+        waited = time.monotonic() - started
+        stop.wait(min(next_interval(verdict.pace, backoff, waited, max_interval), max(deadline - time.monotonic(), 0)))
+        backoff = min(backoff * 2, max_interval) if verdict.pace is Pace.BACK_OFF else INITIAL_INTERVAL
 
 
 def wait_for(targets: list[Target], opts: HttpOptions, expect: frozenset[int], timeout: float,
              max_interval: float) -> bool:
-    """Probe every target at once until all are ready or the timeout passes."""
+    """Probe every target at once until all are ready or the timeout passes. A probe still under way at
+    the deadline is not waited for: its thread ends with the process."""
     started = time.monotonic()
     deadline = started + timeout
     stop = threading.Event()
@@ -217,7 +249,7 @@ def wait_for(targets: list[Target], opts: HttpOptions, expect: frozenset[int], t
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(max(deadline - time.monotonic(), 0) + ATTEMPT_TIMEOUT + 1)
+        thread.join(max(deadline - time.monotonic(), 0))
     stop.set()
     return all(t.ready_after is not None for t in targets)
 
@@ -249,8 +281,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         help="give up after this long (default: %(default)s)")
     parser.add_argument("--max-interval", type=positive_number, default=float(DEFAULT_WAIT_MAX_INTERVAL),
                         metavar="SECONDS",
-                        help="cap of the retry backoff, which starts at 0.1s; a refused connection is "
-                             "retried every 0.1s (default: %(default)s)")
+                        help="cap of the pause between attempts: a refused connection is retried every 0.1s, "
+                             "a 'not yet' answer every 0.2s, slowing by 1s a minute, other failures back off "
+                             "from 0.1s, doubling (default: %(default)s)")
     parser.add_argument("--expect-status", default="200-299", metavar="CODES",
                         help="HTTP statuses that mean ready, e.g. 200,204 or 200-399 (default: %(default)s)")
     add_http_arguments(parser)
