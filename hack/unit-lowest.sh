@@ -23,7 +23,7 @@ if [[ ! -x $venv/bin/python || $(cat "$venv/.stamp" 2>/dev/null) != "$stamp" ]];
   python3 -m venv "$venv"
   echo "$lowest" >"$venv/lowest.txt"
   # the test tools at their pinned versions; the dependencies at their lowest
-  grep -E '^(pytest|iniconfig|pluggy|packaging|Pygments)==' "$REPO_ROOT/constraints.txt" >"$venv/tools.txt"
+  grep -E '^(pytest|iniconfig|pluggy|packaging|Pygments|hypothesis|sortedcontainers)==' "$REPO_ROOT/constraints.txt" >"$venv/tools.txt"
   "$venv/bin/pip" install -q --disable-pip-version-check -c "$venv/lowest.txt" -e "${REPO_ROOT}[cli]" \
     -r "$venv/tools.txt"
   echo "$stamp" >"$venv/.stamp"

@@ -27,7 +27,7 @@ def add_parser(sub: Any) -> None:
     render.set_defaults(func=cmd_render)
 
 
-def _step_label(spec: Obj, error: FieldError) -> str:
+def _step_label(spec: Any, error: FieldError) -> str:
     """'spec.steps[1].x: reason' reads better with the step's name beside it."""
     match = re.match(r"spec\.steps\[(\d+)\]", error.field)
     steps = spec.get("steps") if isinstance(spec, dict) else None
@@ -46,13 +46,38 @@ def load_documents(path: str) -> list[Obj]:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
     found: list[Obj] = []
-    for doc in yaml.safe_load_all(text):
-        if doc is None:
-            continue
-        if not isinstance(doc, dict):
-            raise ValueError("every YAML document must be a mapping")
-        found.append(doc)
+    try:
+        for doc in yaml.safe_load_all(text):
+            if doc is None:
+                continue
+            if not isinstance(doc, dict):
+                raise ValueError("every YAML document must be a mapping")
+            found.append(doc)
+    except RecursionError:
+        raise ValueError("a YAML document is nested too deeply to read") from None
     return found
+
+
+def workload_problems(workload: Obj) -> list[str]:
+    """What makes a workload file unusable for an attached render, each naming its field. The API server
+    checks a real workload; a file given to render has had no such check."""
+    spec = workload.get("spec")
+    template = spec.get("template") if isinstance(spec, dict) else None
+    if not isinstance(template, dict):
+        return ["spec.template: must be an object (the workload's Pod template)"]
+    problems = []
+    meta = template.get("metadata", {})
+    if not isinstance(meta, dict) or not isinstance(meta.get("labels", {}), dict):
+        problems.append("spec.template.metadata.labels: must be an object")
+    pod_spec = template.get("spec")
+    if not isinstance(pod_spec, dict):
+        return [*problems, "spec.template.spec: must be an object"]
+    for key in ("containers", "initContainers", "volumes"):
+        items = pod_spec.get(key) or []
+        if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("name"), str)
+                                                  for i in items):
+            problems.append(f"spec.template.spec.{key}: must be a list of objects, each with a name")
+    return problems
 
 
 def load_pipelines(path: str) -> list[Obj]:
@@ -79,7 +104,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     objects: list[Obj] = []
     failed = False
     for doc in pipelines:
-        name = (doc.get("metadata") or {}).get("name", "<unnamed>")
+        meta = doc.get("metadata")
+        name = meta.get("name") if isinstance(meta, dict) and isinstance(meta.get("name"), str) else "<unnamed>"
         errors = validate_pipeline(doc)
         if doc.get("apiVersion") != names.API_VERSION:
             errors.insert(0, FieldError("apiVersion", f"must be {names.API_VERSION}, got {doc.get('apiVersion')!r}"))
@@ -87,19 +113,27 @@ def cmd_render(args: argparse.Namespace) -> int:
             failed = True
             print(f"error: {args.file}: {names.KIND} {name} is invalid:", file=sys.stderr)
             for error in errors:
-                print(f"  {_step_label(doc.get('spec') or {}, error)}", file=sys.stderr)
+                print(f"  {_step_label(doc.get('spec'), error)}", file=sys.stderr)
             continue
         attach = (doc.get("spec") or {}).get("attach")
         if not attach:
             objects.extend(render(doc, args.runner_image))
             continue
         workload = next((d for d in documents if d.get("kind") == attach["kind"]
-                         and (d.get("metadata") or {}).get("name") == attach["name"]), None)
+                         and isinstance(d.get("metadata"), dict) and d["metadata"].get("name") == attach["name"]),
+                        None)
         if workload is None:
             failed = True
             print(f"error: {args.file}: {names.KIND} {name} attaches to {attach['kind']} {attach['name']}, which is "
                   "not among the files: give both, e.g. `initpipeline render pipeline.yaml deployment.yaml`",
                   file=sys.stderr)
+            continue
+        problems = workload_problems(workload)
+        if problems:
+            failed = True
+            print(f"error: {args.file}: {attach['kind']} {attach['name']} is invalid:", file=sys.stderr)
+            for problem in problems:
+                print(f"  {problem}", file=sys.stderr)
             continue
         try:
             objects.extend(render_attached(doc, workload, args.runner_image))
@@ -108,5 +142,10 @@ def cmd_render(args: argparse.Namespace) -> int:
             print(f"error: {args.file}: {exc}", file=sys.stderr)
     if failed:
         return EXIT_INVALID
-    yaml.safe_dump_all(objects, sys.stdout, sort_keys=False)
+    try:
+        text = yaml.safe_dump_all(objects, sort_keys=False)
+    except RecursionError:  # a field kept as given (a container step's) nested deeper than YAML is written
+        print(f"error: {args.file}: a field is nested too deeply to write as YAML", file=sys.stderr)
+        return EXIT_INVALID
+    sys.stdout.write(text)
     return 0

@@ -173,7 +173,7 @@ def build_workload(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE
     if tmeta.get("annotations"):
         pod_meta["annotations"] = dict(tmeta["annotations"])
     body: Obj = {
-        "replicas": int(workload.get("replicas", 1)),
+        "replicas": 1 if workload.get("replicas") is None else int(workload["replicas"]),
         "selector": {"matchLabels": selector_labels(pipeline)},
         "template": {"metadata": pod_meta, "spec": pod_spec},
     }
@@ -426,7 +426,7 @@ def _custom_migration(step: Obj, body: Obj) -> Obj:
     if "imagePullPolicy" in body:  # the app container's, with imageFrom
         container["imagePullPolicy"] = body["imagePullPolicy"]
     for key in ("command", "args"):
-        if key in body:
+        if body.get(key) is not None:
             container[key] = list(body[key])
     if "resources" in step:
         container["resources"] = copy.deepcopy(step["resources"])

@@ -119,6 +119,11 @@ class _Checker:
                 self.fail(f"{field}.{key}", f"unknown field (allowed: {', '.join(allowed)})")
 
 
+def names_of(items: Any) -> set[str]:
+    """The string `name`s of a list's objects; anything else in it is another check's to name."""
+    return {item["name"] for item in items or () if isinstance(item, dict) and isinstance(item.get("name"), str)}
+
+
 def is_http_url(text: str) -> bool:
     try:
         parts = urlsplit(text)
@@ -181,19 +186,21 @@ def _check_spec(c: _Checker, spec: Obj) -> None:
     pod_spec = c.obj(template.get("spec"), "spec.template.spec", required=True) or {}
     containers = c.lst(pod_spec.get("containers"), "spec.template.spec.containers", min_items=1, max_items=16)
     volumes = c.lst(pod_spec.get("volumes"), "spec.template.spec.volumes", max_items=64)
-    volume_names = {v.get("name") for v in volumes if isinstance(v, dict)}
+    volume_names = names_of(volumes)
     kind = _check_workload(c, spec)
-    claim_names = {(t.get("metadata") or {}).get("name") for t in
-                   (spec.get("workload") or {}).get("volumeClaimTemplates") or [] if isinstance(t, dict)}
+    workload: Obj = spec["workload"] if isinstance(spec.get("workload"), dict) else {}
+    claims = workload.get("volumeClaimTemplates")
+    claim_names = names_of(t.get("metadata") for t in claims if isinstance(t, dict)) if isinstance(claims, list) \
+        else set()
     tmeta = c.obj(template.get("metadata"), "spec.template.metadata") or {}
     for key in c.obj(tmeta.get("labels"), "spec.template.metadata.labels") or {}:
         if str(key).startswith(RESERVED_LABEL_PREFIX):
             c.fail(f"spec.template.metadata.labels.{key}",
                    f"labels under {RESERVED_LABEL_PREFIX} are the operator's own (they select its Pods)")
-    app_names = {ct.get("name") for ct in containers if isinstance(ct, dict)}
+    app_names = names_of(containers)
     for i, ct in enumerate(containers):
         field = f"spec.template.spec.containers[{i}]"
-        if c.obj(ct, field) is not None:
+        if c.obj(ct, field, required=True) is not None:
             c.string(ct.get("name"), f"{field}.name", required=True, max_len=63)
             c.string(ct.get("image"), f"{field}.image", required=True, max_len=1024)
     if "initContainers" in pod_spec:
@@ -222,7 +229,7 @@ def _check_steps(c: _Checker, spec: Obj, kind: str, app_names: Container[Any], v
     seen: set[str] = set()
     for i, step in enumerate(steps):
         field = f"spec.steps[{i}]"
-        if c.obj(step, field) is None:
+        if c.obj(step, field, required=True) is None:
             continue
         name = c.string(step.get("name"), f"{field}.name", required=True, max_len=63)
         if name:
@@ -274,7 +281,7 @@ def _check_workload(c: _Checker, spec: Obj) -> str:
     claims = c.lst(workload.get("volumeClaimTemplates"), "spec.workload.volumeClaimTemplates", max_items=16)
     for i, claim in enumerate(claims):
         field = f"spec.workload.volumeClaimTemplates[{i}]"
-        if c.obj(claim, field) is not None:
+        if c.obj(claim, field, required=True) is not None:
             meta = c.obj(claim.get("metadata"), f"{field}.metadata", required=True) or {}
             c.string(meta.get("name"), f"{field}.metadata.name", required=True, max_len=63)
     return str(kind)
@@ -297,7 +304,7 @@ def _check_once(c: _Checker, step: Obj, field: str, kind: str, claim_names: set[
         c.fail(f"{field}.once", "a sidecar step (restartPolicy Always) runs beside every Pod, not once")
     if is_once(step, kind):
         for i, mount in enumerate(container.get("volumeMounts") or []):
-            if isinstance(mount, dict) and mount.get("name") in claim_names:
+            if isinstance(mount, dict) and isinstance(mount.get("name"), str) and mount["name"] in claim_names:
                 c.fail(f"{field}.container.volumeMounts[{i}].name",
                        "a once-step runs in a Job, which has no volumeClaimTemplates")
 
@@ -332,7 +339,7 @@ def _check_step(c: _Checker, step: Obj, field: str, volume_names: Container[Any]
 def _check_http_options(c: _Checker, body: Obj, field: str) -> None:
     for i, header in enumerate(c.lst(body.get("headers"), f"{field}.headers", max_items=16)):
         hfield = f"{field}.headers[{i}]"
-        if c.obj(header, hfield) is None:
+        if c.obj(header, hfield, required=True) is None:
             continue
         hname = c.string(header.get("name"), f"{hfield}.name", required=True, max_len=256)
         if hname and not HEADER_NAME.match(hname):
@@ -371,7 +378,7 @@ def _check_wait(c: _Checker, body: Obj, field: str, _volumes: Container[Any], _s
     _check_http_options(c, body, field)
     for i, target in enumerate(c.lst(body.get("targets"), f"{field}.targets", min_items=1, max_items=16)):
         tfield = f"{field}.targets[{i}]"
-        if c.obj(target, tfield) is None:
+        if c.obj(target, tfield, required=True) is None:
             continue
         c.unknown(target, tfield, ("host", "port", "url", "expectJSON", *SERVICE_TARGETS))
         kinds = [k for k in ("url", "host", *SERVICE_TARGETS) if k in target or (k == "host" and "port" in target)]
@@ -538,7 +545,7 @@ def _check_download(c: _Checker, body: Obj, field: str, volumes: Container[Any],
     paths: set[str] = set()
     for i, item in enumerate(c.lst(body.get("files"), f"{field}.files", min_items=1, max_items=16)):
         ffield = f"{field}.files[{i}]"
-        if c.obj(item, ffield) is None:
+        if c.obj(item, ffield, required=True) is None:
             continue
         c.unknown(item, ffield, ("url", "path", "sha256", "validate", "extract", "format", "requireKeys", "mode"))
         c.url(item.get("url"), f"{ffield}.url")
@@ -629,7 +636,7 @@ def _check_container(c: _Checker, body: Obj, field: str, volumes: Container[Any]
         c.fail(f"{field}.name", "is taken from the step name; leave it out or make it equal")
     for i, mount in enumerate(c.lst(body.get("volumeMounts"), f"{field}.volumeMounts", max_items=32)):
         mname = mount.get("name") if isinstance(mount, dict) else None
-        if mname not in volumes:
+        if not isinstance(mname, str) or mname not in volumes:
             c.fail(f"{field}.volumeMounts[{i}].name", f"{mname!r} is not a volume in spec.template.spec.volumes"
                                                       " (or spec.workload.volumeClaimTemplates)")
 

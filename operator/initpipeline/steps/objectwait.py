@@ -9,11 +9,13 @@ the pipeline's status.objects.
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import time
 from typing import Any
 
 from ..spec.names import DEFAULT_OBJECT_WAIT_TIMEOUT
-from .common import Exit, finish, format_seconds, log, positive_number
+from .common import Exit, StepError, UsageError, finish, format_seconds, log, positive_number, printable
 
 POLL_INTERVAL = 0.1  # a local file read: cheap, and the step passes within this of the kubelet's write
 
@@ -32,13 +34,23 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return parser
 
 
+MET_FILE_LIMIT = 64 * 1024  # the annotation names steps of one pipeline: far less than this
+
+
 def met_steps(path: str) -> set[str]:
-    """The steps named in the file; none while it is missing or empty (the annotation is not set yet)."""
+    """The steps named in the file; none while it is missing or empty (the annotation is not set yet).
+    Only a regular file is read (the kubelet's downward API file is one), and only its first
+    MET_FILE_LIMIT bytes: a FIFO would block the step and /dev/zero would fill its memory."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            return {name.strip() for name in handle.read().split(",") if name.strip()}
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return set()
+    with os.fdopen(fd, "rb") as handle:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise UsageError(f"--met-file: {printable(path)} is not a regular file")
+        text = handle.read(MET_FILE_LIMIT).decode("utf-8", "replace")
+    return {name.strip() for name in text.split(",") if name.strip()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,6 +58,13 @@ def run(args: argparse.Namespace) -> int:
         "status.objects shows what it saw last)")
     started = time.monotonic()
     deadline = started + args.timeout
+    try:
+        return _wait(args, started, deadline)
+    except StepError as exc:
+        return finish(exc.code, f"wait-object: {exc.message}")
+
+
+def _wait(args: argparse.Namespace, started: float, deadline: float) -> int:
     while args.step not in met_steps(args.met_file):
         if time.monotonic() >= deadline:
             return finish(Exit.TIMEOUT, f"wait-object: {args.object} was not {args.condition} after "

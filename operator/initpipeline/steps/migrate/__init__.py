@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import time
 import urllib.parse
 from typing import Any
 
 from ...spec.names import DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCK_TIMEOUT
 from ...spec.validation import MIGRATION_VERSION, SQL_IDENTIFIER
-from ..common import Exit, StepError, UsageError, finish, format_seconds, log
+from ..common import Exit, StepError, UsageError, finish, format_seconds, log, printable
 from ..mysqlurl import MYSQL_SCHEMES
 from .database import Database, lock_key
 from .history import DEFAULT_TABLES, LEDGERS, ForeignTable, Ledger
@@ -36,6 +37,18 @@ def read_files(folder: str) -> list[SqlFile]:
     except OSError as exc:
         raise StepError(Exit.SQL_DIR, f"cannot read --sql-dir {folder}: {exc.strerror}") from None
     wanted = [n for n in names if not n.startswith(".") and (n.endswith(".sql") or n.endswith(".sql.conf"))]
+    for name in wanted:
+        if printable(name) != name:  # its bytes are not UTF-8: no history table could record the name
+            raise StepError(Exit.LAYOUT, f"{printable(name)} in --sql-dir: the file name is not UTF-8; nothing ran")
+    # Every file is checked before any is read: a FIFO, socket or device would hang the runner or never end
+    for name in sorted(wanted):
+        path = os.path.join(folder, name)
+        try:
+            mode = os.stat(path).st_mode  # a ConfigMap's files are links to regular files: followed
+        except OSError as exc:
+            raise StepError(Exit.SQL_DIR, f"cannot read {path}: {exc.strerror}") from None
+        if not stat.S_ISREG(mode):
+            raise StepError(Exit.SQL_DIR, f"{path} is {_file_kind(mode)}, not a regular file; nothing ran")
     found = []
     for name in sorted(wanted):
         path = os.path.join(folder, name)
@@ -48,6 +61,12 @@ def read_files(folder: str) -> list[SqlFile]:
     if ignored:
         log(f"ignoring files without .sql: {', '.join(ignored)}")
     return found
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), "not a file")
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:

@@ -128,6 +128,13 @@ class Ledger:
         """What a person does about a half-done version."""
         raise NotImplementedError
 
+    def literal(self, value: str) -> str:
+        """value as an SQL string literal of this dialect, for SQL that the messages suggest: a file name
+        chosen by whoever wrote the folder must not become SQL when a person copies the line."""
+        if self.mysql:  # MySQL reads a backslash in a literal as an escape, unless NO_BACKSLASH_ESCAPES
+            value = value.replace("\\", "\\\\")
+        return "'" + value.replace("'", "''") + "'"
+
 
 class GolangMigrateLedger(Ledger):
     layout = GOLANG_MIGRATE
@@ -188,7 +195,7 @@ class GolangMigrateLedger(Ledger):
     def dirty_help(self, version: str) -> str:
         return ("Check the database and finish or undo by hand what that file left half-done; then record the "
                 f"version that is true, with golang-migrate's `migrate force {version}` if its changes are complete "
-                f"(UPDATE {self.table} SET dirty = false does the same), or force the version before it if they "
+                f"(UPDATE {self.quoted} SET dirty = false does the same), or force the version before it if they "
                 "are undone.")
 
 
@@ -348,8 +355,8 @@ class PlainLedger(Ledger):
 
     def dirty_help(self, version: str) -> str:
         return ("Check the database and finish or undo by hand what it left half-done; then "
-                f"DELETE FROM {self.table} WHERE name = '{version}' to run it again, or "
-                f"UPDATE {self.table} SET dirty = false WHERE name = '{version}' if it is complete.")
+                f"DELETE FROM {self.quoted} WHERE name = {self.literal(version)} to run it again, or "
+                f"UPDATE {self.quoted} SET dirty = false WHERE name = {self.literal(version)} if it is complete.")
 
 
 LEDGERS: dict[str, type[Ledger]] = {GOLANG_MIGRATE: GolangMigrateLedger, FLYWAY: FlywayLedger,
