@@ -461,13 +461,14 @@ class GitServer:
     token: str | None = None
     port: int = 0
     address: str = "127.0.0.1"
+    authorizations: list[str] = field(default_factory=list)  # the Authorization header of each request ("")
 
     def url(self, repo: str) -> str:
         return f"http://127.0.0.1:{self.port}/{repo}"
 
     @contextmanager
     def running(self) -> Iterator[GitServer]:
-        server_root, token = self.root, self.token
+        server_root, token, seen = self.root, self.token, self.authorizations
 
         class Backend(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -477,6 +478,7 @@ class GitServer:
                 self.cgi()
 
             def cgi(self) -> None:
+                seen.append(self.headers.get("Authorization", ""))
                 if token is not None:
                     sent = self.headers.get("Authorization", "")
                     if not sent.startswith("Basic ") or base64.b64decode(sent[6:]).decode().partition(":")[2] != token:
