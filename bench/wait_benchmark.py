@@ -31,6 +31,7 @@ import http.server
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import statistics
@@ -58,7 +59,18 @@ def exit_time(command: list[str], out: dict[str, float], key: str) -> None:
     out[key + ".code"] = proc.returncode
 
 
-def one_round(delay: float) -> tuple[float, float]:
+Round = tuple[float, float, float | None]  # ready -> exit of ours and of the classic loop; our attempts a second
+
+
+def attempts_per_second(stderr: str) -> float | None:
+    """From the step's 'ready after 2.3s, 12 attempt(s)': how often it asked the dependency while waiting."""
+    match = re.search(r"ready after ([0-9.]+)s, (\d+) attempt", stderr)
+    if not match or float(match.group(1)) <= 0:
+        return None
+    return int(match.group(2)) / float(match.group(1))
+
+
+def one_round(delay: float) -> Round:
     port = free_port()
     ends: dict[str, float] = {}
     ours = [sys.executable, "-m", "initpipeline.cli", "step", "wait", "--tcp", f"127.0.0.1:{port}", "--timeout", "60"]
@@ -85,10 +97,10 @@ def one_round(delay: float) -> tuple[float, float]:
         thread.join()
     if ends.get("ours.code") != 0 or ends.get("classic.code") != 0:
         raise SystemExit(f"a waiter failed: {ends}")
-    return ends["ours"] - ready, ends["classic"] - ready
+    return ends["ours"] - ready, ends["classic"] - ready, None
 
 
-def one_json_round(delay: float) -> tuple[float, float]:
+def one_json_round(delay: float) -> Round:
     """An HTTP health endpoint that answers red, then green from a random moment on."""
     state = {"status": "red"}
 
@@ -125,16 +137,19 @@ REDIS_PASSWORD = "bench-Passw0rd"
 
 
 def race(ours: list[str], classic: str, env: dict[str, str], start: Callable[[], None],
-         ready_yet: Callable[[], bool], delay: float, prefix: tuple[str, ...] = ()) -> tuple[float, float]:
+         ready_yet: Callable[[], bool], delay: float, prefix: tuple[str, ...] = ()) -> Round:
     """Both waiters against a server that `start` starts after `delay`; ready is when `ready_yet` first holds.
     prefix: what both commands run under (ip netns exec NS)."""
     ends: dict[str, float] = {}
     full_env = {**os.environ, **env}
 
+    logs: dict[str, str] = {}
+
     def waiter(command: list[str], key: str) -> None:
-        proc = subprocess.run(command, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              check=False)
+        proc = subprocess.run(command, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              check=False, text=True, errors="replace")
         ends[key], ends[key + ".code"] = time.monotonic(), proc.returncode
+        logs[key] = proc.stderr
     threads = [threading.Thread(target=waiter, args=([*prefix, *ours], "ours")),
                threading.Thread(target=waiter, args=([*prefix, "sh", "-c", classic], "classic"))]
     for thread in threads:
@@ -148,10 +163,10 @@ def race(ours: list[str], classic: str, env: dict[str, str], start: Callable[[],
         thread.join()
     if ends.get("ours.code") != 0 or ends.get("classic.code") != 0:
         raise SystemExit(f"a waiter failed: {ends}")
-    return ends["ours"] - ready, ends["classic"] - ready
+    return ends["ours"] - ready, ends["classic"] - ready, attempts_per_second(logs.get("ours", ""))
 
 
-def one_redis_round(delay: float) -> tuple[float, float]:
+def one_redis_round(delay: float) -> Round:
     port = free_port()
     url = f"redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"
     procs: list[subprocess.Popen[bytes]] = []
@@ -204,7 +219,7 @@ class PostgresFolder:
         subprocess.run([*self.as_postgres, str(bindir / "initdb"), "-D", str(self.folder / "data"), "-U",
                         "postgres", "--auth-host=trust", "-E", "UTF8"], check=True, capture_output=True)
 
-    def round(self, delay: float) -> tuple[float, float]:
+    def round(self, delay: float) -> Round:
         import psycopg
 
         port = free_port()
@@ -251,7 +266,7 @@ class MariaDBFolder:
                                           capture_output=True, text=True).stdout.strip())
         mariadb_install(self.folder)
 
-    def round(self, delay: float) -> tuple[float, float]:
+    def round(self, delay: float) -> Round:
         import pymysql
         from tests.helpers import mariadb_command
 
@@ -328,7 +343,7 @@ class DnsNamespace:
         self.server = subprocess.Popen(["ip", "netns", "exec", self.netns, sys.executable, "-c", DNS_SERVER,
                                         str(self.flag), self.NAME])
 
-    def round(self, delay: float) -> tuple[float, float]:
+    def round(self, delay: float) -> Round:
         self.flag.unlink(missing_ok=True)
         ours = [sys.executable, "-m", "initpipeline.cli", "step", "wait", "--dns", self.NAME, "--timeout", "60"]
         return race(ours, CLASSIC_DNS.format(name=self.NAME), {}, self.flag.touch, lambda: True, delay,
@@ -348,18 +363,21 @@ def run_kind(kind: str, rounds: int, rng: random.Random) -> None:
     servers: dict[str, Callable[[], PostgresFolder | MariaDBFolder | DnsNamespace]] = {
         "postgres": PostgresFolder, "mysql": MariaDBFolder, "dns": DnsNamespace}
     server = servers[kind]() if kind in servers else None
-    rounds_of: dict[str, Callable[[float], tuple[float, float]]] = {
+    rounds_of: dict[str, Callable[[float], Round]] = {
         "tcp": one_round, "json": one_json_round, "redis": one_redis_round}
     measure = server.round if server is not None else rounds_of[kind]
-    ours_all, classic_all = [], []
-    print(f"\n{kind}: {'round':>5} {'ready after':>12} {'initpipeline':>13} {classic_name:>10}")
+    ours_all, classic_all, rates = [], [], []
+    print(f"\n{kind}: {'round':>5} {'ready after':>12} {'initpipeline':>13} {classic_name:>10} {'asks/s':>7}")
     try:
         for index in range(1, rounds + 1):
             delay = rng.uniform(1.0, 5.0)
-            ours, classic = measure(delay)
+            ours, classic, rate = measure(delay)
             ours_all.append(ours)
             classic_all.append(classic)
-            print(f"      {index:>5} {delay:>11.2f}s {ours:>12.3f}s {classic:>9.3f}s", flush=True)
+            if rate is not None:
+                rates.append(rate)
+            shown = f"{rate:>7.1f}" if rate is not None else f"{'-':>7}"
+            print(f"      {index:>5} {delay:>11.2f}s {ours:>12.3f}s {classic:>9.3f}s {shown}", flush=True)
     finally:
         if server is not None:
             server.remove()
@@ -370,6 +388,9 @@ def run_kind(kind: str, rounds: int, rng: random.Random) -> None:
           f"{classic_name} {statistics.mean(classic_all):.3f}s "
           f"({statistics.mean(classic_all) / statistics.mean(ours_all):.1f}x faster)")
     print(f"{kind} ready -> exit, worst:  initpipeline {max(ours_all):.3f}s, {classic_name} {max(classic_all):.3f}s")
+    if rates:  # the load on the dependency: attempts of one waiting step a second, over its whole wait
+        print(f"{kind} load of one waiting step: median {statistics.median(rates):.1f} attempts/s "
+              f"(max {max(rates):.1f}); the classic loop asks 0.5/s")
 
 
 KINDS = ["tcp", "json", "redis", "postgres", "mysql", "dns"]
