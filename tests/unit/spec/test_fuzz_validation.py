@@ -124,3 +124,11 @@ def test_render_exits_0_or_1_and_never_crashes(docs: list[Any]) -> None:
         assert list(yaml.safe_load_all(out)), "exit 0 must print the objects"
     else:
         assert err.startswith("error: "), err
+
+
+def test_the_reported_case_metadata_a_number(tmp_path: Any) -> None:
+    doc = shop()
+    doc["metadata"] = 5
+    assert [str(e) for e in validate_pipeline(doc)] == ["metadata: must be an object", "metadata.name: is required"]
+    code, _, err = render_text([doc], str(tmp_path))
+    assert code == 1 and "InitPipeline <unnamed> is invalid" in err and "metadata: must be an object" in err
