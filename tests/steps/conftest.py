@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.helpers import CertificateAuthority, MariaDB, Postgres, make_ca, mariadb_server, postgres_server
+from tests.helpers import CertificateAuthority, MariaDB, Postgres, git, make_ca, mariadb_server, postgres_server
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +47,25 @@ def mariadb(ca: CertificateAuthority) -> Iterator[MariaDB]:
             yield server
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def repos(tmp_path: Path) -> Path:
+    """site.git with two commits on main (v1 tagged on the first) and a branch 'next'."""
+    work, root = tmp_path / "work", tmp_path / "repos"
+    work.mkdir()
+    root.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    (work / "index.html").write_text("v1\n")
+    git(work, "add", ".")
+    git(work, "commit", "-q", "-m", "one")
+    git(work, "tag", "v1")
+    (work / "index.html").write_text("v2\n")
+    git(work, "commit", "-q", "-am", "two")
+    git(work, "checkout", "-q", "-b", "next")
+    (work / "next.txt").write_text("next\n")
+    git(work, "add", ".")
+    git(work, "commit", "-q", "-m", "three")
+    git(work, "checkout", "-q", "main")
+    git(root, "clone", "-q", "--bare", str(work), "site.git")
+    return root

@@ -5,34 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from initpipeline.steps.common import Exit
 from tests.helpers import GitServer, git, run_step
 
 TOKEN = "glpat-s3cret-token"
-
-
-@pytest.fixture
-def repos(tmp_path: Path) -> Path:
-    """site.git with two commits on main (v1 tagged on the first) and a branch 'next'."""
-    work, root = tmp_path / "work", tmp_path / "repos"
-    work.mkdir()
-    root.mkdir()
-    git(work, "init", "-q", "-b", "main")
-    (work / "index.html").write_text("v1\n")
-    git(work, "add", ".")
-    git(work, "commit", "-q", "-m", "one")
-    git(work, "tag", "v1")
-    (work / "index.html").write_text("v2\n")
-    git(work, "commit", "-q", "-am", "two")
-    git(work, "checkout", "-q", "-b", "next")
-    (work / "next.txt").write_text("next\n")
-    git(work, "add", ".")
-    git(work, "commit", "-q", "-m", "three")
-    git(work, "checkout", "-q", "main")
-    git(root, "clone", "-q", "--bare", str(work), "site.git")
-    return root
 
 
 def head_of(root: Path, ref: str) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from initpipeline.steps.common import Exit
-from tests.helpers import CertificateAuthority, GitServer, HttpServer, git, respond, run_step
+from tests.helpers import CertificateAuthority, GitServer, HttpServer, respond, run_step
 from tests.hostile_urls import HOSTILE_URLS
 
 TOKEN = "hvs.VAULT-TOKEN-123"
@@ -152,19 +152,6 @@ def test_a_redirect_to_ftp_is_refused_and_connects_nowhere(tmp_path: Path) -> No
     assert download.code == Exit.REDIRECT and "only http and https are followed" in download.termination
     assert wait.code == Exit.TIMEOUT and "only http and https are followed" in wait.termination
     assert accepted == []
-
-
-@pytest.fixture
-def repos(tmp_path: Path) -> Path:
-    work, root = tmp_path / "work", tmp_path / "repos"
-    work.mkdir()
-    root.mkdir()
-    git(work, "init", "-q", "-b", "main")
-    (work / "index.html").write_text("v1\n")
-    git(work, "add", ".")
-    git(work, "commit", "-q", "-m", "one")
-    git(root, "clone", "-q", "--bare", str(work), "site.git")
-    return root
 
 
 def test_git_clone_redirected_to_another_origin_sends_no_token(tmp_path: Path, repos: Path) -> None:

@@ -85,6 +85,12 @@ def load_pipelines(path: str) -> list[Obj]:
     return [doc for doc in load_documents(path) if doc.get("kind") == names.KIND]
 
 
+def _print_invalid(file: str, what: str, problems: list[str]) -> None:
+    print(f"error: {file}: {what} is invalid:", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from ..core.attach import Refusal, render_attached
     from ..core.build import render
@@ -111,9 +117,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             errors.insert(0, FieldError("apiVersion", f"must be {names.API_VERSION}, got {doc.get('apiVersion')!r}"))
         if errors:
             failed = True
-            print(f"error: {args.file}: {names.KIND} {name} is invalid:", file=sys.stderr)
-            for error in errors:
-                print(f"  {_step_label(doc.get('spec'), error)}", file=sys.stderr)
+            _print_invalid(args.file, f"{names.KIND} {name}", [_step_label(doc.get("spec"), e) for e in errors])
             continue
         attach = (doc.get("spec") or {}).get("attach")
         if not attach:
@@ -131,9 +135,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         problems = workload_problems(workload)
         if problems:
             failed = True
-            print(f"error: {args.file}: {attach['kind']} {attach['name']} is invalid:", file=sys.stderr)
-            for problem in problems:
-                print(f"  {problem}", file=sys.stderr)
+            _print_invalid(args.file, f"{attach['kind']} {attach['name']}", problems)
             continue
         try:
             objects.extend(render_attached(doc, workload, args.runner_image))
