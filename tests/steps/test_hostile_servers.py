@@ -32,7 +32,7 @@ def redirecting(to: str, code: int = 302) -> HttpServer:
     return HttpServer(lambda h, n: respond(h, code, b"", {"Location": to + h.path}))
 
 
-def secret_args(url: str) -> list[str]:
+def secret_args() -> list[str]:
     return ["--header-from-env", "X-Vault-Token=VT", "--header", f"Authorization: {BEARER}"]
 
 
@@ -99,7 +99,7 @@ def test_download_redirected_to_another_origin_sends_no_credentials(tmp_path: Pa
     other = HttpServer(lambda h, n: respond(h, 200, BODY))
     with other.running(), redirecting(other.url).running() as first:
         result = run_step("download", "--url", with_user(first.url) + "/secret", "--dest", str(tmp_path / "f"),
-                          *secret_args(first.url), env={"VT": TOKEN}, tmp=tmp_path)
+                          *secret_args(), env={"VT": TOKEN}, tmp=tmp_path)
     assert result.code == 0, result.stderr
     assert first.requests[0]["X-Vault-Token"] == TOKEN  # the origin it was given for has them
     sent_nothing_secret(other)
@@ -111,7 +111,7 @@ def test_a_redirect_within_the_origin_keeps_the_credentials(tmp_path: Path) -> N
                         else respond(h, 200 if h.headers.get("X-Vault-Token") == TOKEN else 403, BODY))
     with server.running():
         result = run_step("download", "--url", server.url + "/secret", "--dest", str(tmp_path / "f"),
-                          *secret_args(server.url), env={"VT": TOKEN}, tmp=tmp_path)
+                          *secret_args(), env={"VT": TOKEN}, tmp=tmp_path)
     assert result.code == 0, result.stderr
     assert (tmp_path / "f").read_bytes() == BODY
 
@@ -119,7 +119,7 @@ def test_a_redirect_within_the_origin_keeps_the_credentials(tmp_path: Path) -> N
 def test_wait_redirected_to_another_origin_sends_no_credentials(tmp_path: Path) -> None:
     other = HttpServer(lambda h, n: respond(h, 401))
     with other.running(), redirecting(other.url).running() as first:
-        result = run_step("wait", "--http", with_user(first.url) + "/healthz", *secret_args(first.url),
+        result = run_step("wait", "--http", with_user(first.url) + "/healthz", *secret_args(),
                           "--timeout", "1", env={"VT": TOKEN}, tmp=tmp_path)
     assert result.code == Exit.TIMEOUT
     sent_nothing_secret(other)
@@ -134,7 +134,7 @@ def test_https_to_http_is_refused(tmp_path: Path, ca: CertificateAuthority) -> N
                             tls=ca.server_context())
         with secure.running():
             download = run_step("download", "--url", secure.url + "/secret", "--dest", str(tmp_path / "f"),
-                                "--ca-file", str(ca.ca_file), *secret_args(secure.url), env={"VT": TOKEN},
+                                "--ca-file", str(ca.ca_file), *secret_args(), env={"VT": TOKEN},
                                 tmp=tmp_path)
             wait = run_step("wait", "--http", secure.url + "/healthz", "--ca-file", str(ca.ca_file), "--timeout",
                             "1", tmp=tmp_path)
