@@ -147,10 +147,9 @@ def http_open(url: str, opts: HttpOptions, timeout: float, method: str = "GET") 
     return response
 
 
-def read_body(response: Any, limit: int, deadline: float, progress: Any = None) -> bytes:
+def read_body(response: Any, limit: int, deadline: float) -> bytes:
     """At most limit + 1 bytes of a body, read as they arrive (a body that trickles a byte at a time
-    still sees the deadline, which a read of a whole block would not); TimeoutError once it passes.
-    progress(bytes_so_far) is called after each read."""
+    still sees the deadline, which a read of a whole block would not); TimeoutError once it passes."""
     chunks: list[bytes] = []
     size = 0
     while size <= limit:
@@ -161,6 +160,4 @@ def read_body(response: Any, limit: int, deadline: float, progress: Any = None) 
             break
         chunks.append(chunk)
         size += len(chunk)
-        if progress is not None:
-            progress(size)
     return b"".join(chunks)

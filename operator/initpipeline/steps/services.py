@@ -33,6 +33,11 @@ class NotReady:
 
 
 REFUSED = NotReady("connection refused", Pace.REFUSED)
+
+
+def failed(reason: str) -> NotReady:
+    """A failure that classify() named: refused is free to ask again, the rest backs off."""
+    return REFUSED if reason == REFUSED.reason else NotReady(reason)
 # PostgreSQL's words (SQLSTATE 57P03, cannot_connect_now) while it starts, recovers or is in hot standby
 # without connections yet: it answers, and will let the login in shortly.
 _POSTGRES_NOT_YET = ("the database system is starting up", "the database system is not yet accepting connections",
@@ -124,8 +129,7 @@ def redis_probe(url: str, timeout: float) -> NotReady | None:
                     return _redis_error(answer[1:], command[0])
             return None if answer == "+PONG" else NotReady(f"unexpected answer to PING: {answer[:60]!r}")
     except OSError as exc:
-        reason = redact(classify(exc)[1], password)
-        return REFUSED if reason == REFUSED.reason else NotReady(reason)
+        return failed(redact(classify(exc)[1], password))
 
 
 def _resp(command: list[str]) -> bytes:

@@ -30,7 +30,7 @@ from .common import (
 )
 from .mysqlurl import MYSQL_SCHEMES, parse_mysql_url
 from .net import classify, http_open, read_body, split_host_port, tcp_probe
-from .services import REDIS_SCHEMES, NotReady, Pace, dns_probe, mysql_probe, postgres_probe, redis_probe
+from .services import REDIS_SCHEMES, NotReady, Pace, dns_probe, failed, mysql_probe, postgres_probe, redis_probe
 
 INITIAL_INTERVAL = 0.1
 # Nothing listens yet, the usual state while a dependency starts: a refused connection costs the
@@ -44,11 +44,6 @@ NOT_YET_INTERVAL = 0.2
 NOT_YET_SLOWDOWN = 1 / 60
 ATTEMPT_TIMEOUT = 5.0
 MAX_JSON_BODY = 1024 * 1024  # a health endpoint's answer; larger is not read
-
-
-def pace_of(reason: str) -> Pace:
-    """The pace after a failure that classify() named: a refused connection is free to ask again."""
-    return Pace.REFUSED if reason == "connection refused" else Pace.BACK_OFF
 
 
 def next_interval(pace: Pace, backoff: float, waited: float, max_interval: float) -> float:
@@ -122,8 +117,7 @@ class Target:
                 return self._service_probe(opts, timeout)
             return self._http_probe(opts, expect, timeout)
         except Exception as exc:
-            reason = classify(exc)[1]
-            return NotReady(reason, pace_of(reason))
+            return failed(classify(exc)[1])
 
     def _service_probe(self, opts: HttpOptions, timeout: float) -> NotReady | None:
         if self.kind == "postgres":

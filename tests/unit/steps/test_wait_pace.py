@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from initpipeline.steps.services import Pace
-from initpipeline.steps.wait import NOT_YET_INTERVAL, REFUSED_INTERVAL, next_interval, pace_of
+from initpipeline.steps.services import Pace, failed
+from initpipeline.steps.wait import NOT_YET_INTERVAL, REFUSED_INTERVAL, next_interval
 
 
 def test_a_refused_connection_is_asked_again_at_the_fast_pace_whatever_the_wait() -> None:
@@ -27,5 +27,5 @@ def test_other_failures_keep_their_back_off() -> None:
 
 
 def test_pace_of_a_classified_failure() -> None:
-    assert pace_of("connection refused") is Pace.REFUSED
-    assert pace_of("timed out") is Pace.BACK_OFF
+    assert failed("connection refused").pace is Pace.REFUSED
+    assert failed("timed out").pace is Pace.BACK_OFF
