@@ -227,7 +227,7 @@ def staging_prefix(dest: str) -> str:
 
 def remove_stale_staging(dest: str) -> list[str]:
     """Remove what a killed earlier run of this step left beside dest (its .part and .old files and
-    folders, by their exact name pattern); returns their names."""
+    folders, by their exact name pattern), and say so; returns their names."""
     folder = os.path.dirname(os.path.abspath(dest))
     pattern = re.compile(_STAGING_NAME.format(name=re.escape(os.path.basename(dest))))
     try:
@@ -241,6 +241,7 @@ def remove_stale_staging(dest: str) -> list[str]:
         else:
             with suppress(OSError):
                 os.unlink(path)
+        log(f"removed {name}, left beside {dest} by an earlier run that was stopped")
     return names
 
 

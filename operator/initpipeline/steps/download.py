@@ -37,7 +37,7 @@ from .common import (
     staging_prefix,
 )
 from .common import deadline as step_deadline
-from .net import classify, http_open
+from .net import classify, http_open, left_origin_note
 
 INITIAL_BACKOFF = 0.5
 MAX_BACKOFF = 10.0
@@ -257,7 +257,7 @@ def fetch_once(item: FileSpec, opts: HttpOptions, timeout: float, max_size: int,
         if status == 429 or status >= 500:
             raise Retryable(Exit.HTTP_STATUS, f"HTTP {status}", parse_retry_after(response.headers.get("Retry-After")))
         if not 200 <= status < 300:
-            raise StepError(Exit.HTTP_STATUS, f"HTTP {status} (not retried){_left_origin(response)}")
+            raise StepError(Exit.HTTP_STATUS, f"HTTP {status} (not retried){left_origin_note(response)}")
         length = response.headers.get("Content-Length")
         progress.expected = int(length) if length and length.isdigit() else None
         if progress.expected is not None and progress.expected > max_size:
@@ -308,11 +308,6 @@ def fetch_once(item: FileSpec, opts: HttpOptions, timeout: float, max_size: int,
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-
-
-def _left_origin(response: Any) -> str:
-    where = getattr(response, "left_origin", None)
-    return f", from {where}, where a redirect led without the credentials" if where else ""
 
 
 def download(item: FileSpec, opts: HttpOptions, deadline: float, max_size: int,
@@ -380,8 +375,7 @@ def run(args: argparse.Namespace) -> int:
     except StepError as exc:
         return finish(exc.code, f"download: {exc.message}")
     for item in files:
-        for name in remove_stale_staging(item.dest):
-            log(f"removed {name}, left beside {item.dest} by an earlier run that was stopped")
+        remove_stale_staging(item.dest)
     started_all = time.monotonic()
     deadline = started_all + args.timeout
     lines: list[str] = []

@@ -168,8 +168,7 @@ def run(args: argparse.Namespace) -> int:
     elif user is not None or password is not None:
         auth = (user or "", password or "")
     where = f"{redact(repository)} at {args.ref or 'its default branch'}"
-    for name in remove_stale_staging(args.dest):
-        log(f"removed {name}, left beside {args.dest} by an earlier run that was stopped")
+    remove_stale_staging(args.dest)
     log(f"cloning {where} into {args.dest}")
     started = time.monotonic()
     try:

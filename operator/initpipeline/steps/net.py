@@ -147,6 +147,13 @@ def http_open(url: str, opts: HttpOptions, timeout: float, method: str = "GET") 
     return response
 
 
+def left_origin_note(response: Any) -> str:
+    """', from ORIGIN (...)' when a redirect took the request to another origin without its credentials: the
+    reason of a 401 or 403 there."""
+    where = getattr(response, "left_origin", None)
+    return f", from {where} (a redirect led there without the credentials)" if where else ""
+
+
 def read_body(response: Any, limit: int, deadline: float) -> bytes:
     """At most limit + 1 bytes of a body, read as they arrive (a body that trickles a byte at a time
     still sees the deadline, which a read of a whole block would not); TimeoutError once it passes."""

@@ -29,7 +29,7 @@ from .common import (
     redact,
 )
 from .mysqlurl import MYSQL_SCHEMES, parse_mysql_url
-from .net import classify, http_open, read_body, split_host_port, tcp_probe
+from .net import classify, http_open, left_origin_note, read_body, split_host_port, tcp_probe
 from .services import REDIS_SCHEMES, NotReady, Pace, dns_probe, failed, mysql_probe, postgres_probe, redis_probe
 
 INITIAL_INTERVAL = 0.1
@@ -134,9 +134,8 @@ class Target:
             body = b""
             if self.kind == "json" and status in expect:
                 body = read_body(response, MAX_JSON_BODY, time.monotonic() + timeout)
-            left = getattr(response, "left_origin", None)
+            after = left_origin_note(response)
         if status not in expect:
-            after = f", from {left} (a redirect led there without the credentials)" if left else ""
             # an answer: cheap to ask again, but for 429, which asks the caller to slow down
             return NotReady(f"HTTP {status}{after}", Pace.BACK_OFF if status == 429 else Pace.NOT_YET)
         if self.kind == "json":
