@@ -170,7 +170,9 @@ def test_unreachable_database(tmp_path: Path) -> None:
     (["--sql-dir", "."], {}, Exit.USAGE, "environment variable DB_URL is empty or unset"),
     (["--sql-dir", ".", "--history-table", "Robert'); DROP TABLE x;--"], {"DB_URL": "postgresql://x"}, Exit.USAGE,
      "--history-table: expected a lower-case [schema.]table name"),
-    (["--sql-dir", ".", "--lock-timeout", "-1"], {"DB_URL": "postgresql://x"}, Exit.USAGE, "--lock-timeout"),
+    (["--sql-dir", ".", "--lock-timeout", "-1"], {"DB_URL": "postgresql://x"}, Exit.USAGE, "--runner-lock-timeout"),
+    (["--sql-dir", ".", "--table-lock-timeout", "-1"], {"DB_URL": "postgresql://x"}, Exit.USAGE,
+     "--table-lock-timeout: must be 0 or more"),
 ])
 def test_bad_arguments(tmp_path: Path, args: list[str], env: dict[str, str], code: int, needle: str) -> None:
     result = run_step("migrate", "--database-url-env", "DB_URL", *args, env={"DB_URL": "", **env}, tmp=tmp_path)

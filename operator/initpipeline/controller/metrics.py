@@ -24,6 +24,7 @@ STEP_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 STEP_LABELS = ("namespace", "pipeline", "step", "kind", "result")
 FAILURE_LABELS = ("namespace", "pipeline", "step", "kind", "reason")
+LOCK_LABELS = ("namespace", "pipeline", "step")
 
 
 def _seconds_between(started: str | None, finished: str | None) -> float | None:
@@ -48,6 +49,12 @@ class Metrics:
         self.step_failures = Counter(
             "initpipeline_step_failures_total", "Step runs that failed, by reason",
             FAILURE_LABELS, registry=registry)
+        self.lock_waits = Counter(
+            "initpipeline_migration_lock_waits_total", "Times a migration statement gave way to a table lock "
+            "that others held (then its file was retried)", LOCK_LABELS, registry=registry)
+        self.lock_wait_seconds = Counter(
+            "initpipeline_migration_lock_wait_seconds_total", "Seconds migrations waited for table locks and "
+            "paused before their retries", LOCK_LABELS, registry=registry)
         self.pipelines = Gauge("initpipeline_pipelines", "Pipelines by phase", ("phase",), registry=registry)
         self.reconcile_duration = Histogram(
             "initpipeline_reconcile_duration_seconds", "Time the operator took to reconcile one pipeline",
@@ -63,6 +70,7 @@ class Metrics:
         self._phases: dict[tuple[str, str], str] = {}
         self._series: dict[tuple[str, str], set[tuple[str, ...]]] = {}
         self._failure_series: dict[tuple[str, str], set[tuple[str, ...]]] = {}
+        self._lock_series: dict[tuple[str, str], set[tuple[str, ...]]] = {}
         self._lock = threading.Lock()
 
     def serve(self, port: int, address: str = "0.0.0.0") -> None:
@@ -84,6 +92,12 @@ class Metrics:
                     failure = (namespace, shown, step["name"], step["kind"], step.get("reason") or "Error")
                     self.step_failures.labels(*failure).inc()
                     self._failure_series.setdefault(key, set()).add(failure)
+                waits = step.get("lockWaits")
+                if waits:
+                    lock_labels = (namespace, shown, step["name"])
+                    self.lock_waits.labels(*lock_labels).inc(waits.get("times", 0))
+                    self.lock_wait_seconds.labels(*lock_labels).inc(waits.get("seconds", 0))
+                    self._lock_series.setdefault(key, set()).add(lock_labels)
 
     def phase(self, namespace: str, pipeline: str, phase: str) -> None:
         # called on every reconcile: moves one pipeline between two gauges, never recounts them all
@@ -109,3 +123,6 @@ class Metrics:
                 self.step_duration.remove(*labels)
             for labels in self._failure_series.pop(key, set()):
                 self.step_failures.remove(*labels)
+            for labels in self._lock_series.pop(key, set()):
+                self.lock_waits.remove(*labels)
+                self.lock_wait_seconds.remove(*labels)

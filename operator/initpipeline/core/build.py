@@ -361,9 +361,13 @@ def _migrate_args(body: Obj, index: int) -> Parts:
     volume_name = f"{STEP_VOLUME_PREFIX}s{index}-sql"
     args = [
         "migrate", "--sql-dir", SQL_DIR, "--database-url-env", DATABASE_URL_ENV,
-        "--lock-timeout", str(body.get("lockTimeoutSeconds", names.DEFAULT_LOCK_TIMEOUT)),
+        "--runner-lock-timeout", str(body.get("lockTimeoutSeconds", names.DEFAULT_LOCK_TIMEOUT)),
         "--connect-timeout", str(body.get("connectTimeoutSeconds", names.DEFAULT_CONNECT_TIMEOUT)),
+        "--table-lock-timeout", str(body["sql"].get("tableLockTimeoutSeconds", names.DEFAULT_TABLE_LOCK_TIMEOUT)),
+        "--lock-retry-budget", str(body["sql"].get("lockRetryBudgetSeconds", names.DEFAULT_LOCK_RETRY_BUDGET)),
     ]
+    if body["sql"].get("statementTimeoutSeconds"):
+        args += ["--statement-timeout", str(body["sql"]["statementTimeoutSeconds"])]
     # Without these the runner detects the layout and uses that layout's own history table.
     for option, value in (("--layout", body["sql"].get("layout")), ("--history-table", body.get("historyTable")),
                           ("--to", body["sql"].get("rollbackTo"))):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Required, TypedDict, cast
 
+from ..spec.lockwaits import LockWaits, parse_lock_waits
 from ..spec.names import LABEL_PIPELINE, LABEL_UID, Obj
 from ..spec.redaction import redact
 from ..spec.views import condition, step_kind
@@ -45,6 +46,7 @@ class StepStatus(TypedDict, total=False):
     once: bool
     job: str
     pod: str
+    lockWaits: dict[str, float]  # a migration's: times it gave way to table locks, seconds it waited in all
 
 
 def step_status(step: Obj, container_status: Obj | None) -> StepStatus:
@@ -87,6 +89,9 @@ def _fill_terminated(out: StepStatus, term: Obj) -> None:
     if code != 0:
         out["reason"] = term.get("reason") or "Error"
         out["message"] = trim(term.get("message"))
+    waits = parse_lock_waits(term.get("message"))
+    if waits is not None:
+        out["lockWaits"] = {"times": waits.times, "seconds": round(waits.seconds, 1)}
 
 
 class Condition(NamedTuple):
@@ -359,7 +364,9 @@ def step_events(old_steps: list[Obj] | None, new_steps: list[Obj]) -> list[tuple
             # a short step may start and finish between two looks at the Pod
             events.append(("Normal", "StepStarted", f"step {name} started"))
         if state == "Succeeded":
-            events.append(("Normal", "StepSucceeded", f"step {name} succeeded"))
+            waits = step.get("lockWaits")
+            gave_way = f"; {LockWaits(waits['times'], waits['seconds']).phrase()}" if waits else ""
+            events.append(("Normal", "StepSucceeded", f"step {name} succeeded{gave_way}"))
         else:
             detail = step.get("reason", "Error")
             if "exitCode" in step:

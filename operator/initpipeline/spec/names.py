@@ -62,7 +62,11 @@ DEFAULT_DOWNLOAD_TIMEOUT = 300
 DEFAULT_DOWNLOAD_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_GIT_TIMEOUT = 300
 DEFAULT_GIT_DEPTH = 1
-DEFAULT_LOCK_TIMEOUT = 60
+DEFAULT_LOCK_TIMEOUT = 60  # the wait for another runner's migration lock
+# Table locks: how long one statement of a migration waits for a lock, and how long the runner retries
+# a file that gave way (the app's queries queue behind a waiting ALTER, so it must not wait long)
+DEFAULT_TABLE_LOCK_TIMEOUT = 1
+DEFAULT_LOCK_RETRY_BUDGET = 600
 DEFAULT_CONNECT_TIMEOUT = 30
 DEFAULT_HISTORY_TABLE = "initpipeline_schema_history"  # of the plain layout; the others use their tool's
 # Migration folder layouts of the built-in runner; a sql step without one has it detected from the files.

@@ -513,7 +513,11 @@ def _check_migration(c: _Checker, body: Obj, field: str, _volumes: Container[Any
 
 
 def _check_sql(c: _Checker, sql: Obj, field: str) -> None:
-    c.unknown(sql, field, ("configMapRef", "layout", "rollbackTo"))
+    c.unknown(sql, field, ("configMapRef", "layout", "rollbackTo", "tableLockTimeoutSeconds",
+                           "lockRetryBudgetSeconds", "statementTimeoutSeconds"))
+    c.integer(sql.get("tableLockTimeoutSeconds"), f"{field}.tableLockTimeoutSeconds", 0, 3600)
+    c.integer(sql.get("lockRetryBudgetSeconds"), f"{field}.lockRetryBudgetSeconds", 0, 86400)
+    c.integer(sql.get("statementTimeoutSeconds"), f"{field}.statementTimeoutSeconds", 0, 86400)
     ref = c.obj(sql.get("configMapRef"), f"{field}.configMapRef", required=True)
     if ref is not None:
         c.string(ref.get("name"), f"{field}.configMapRef.name", required=True, max_len=253)

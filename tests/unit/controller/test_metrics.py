@@ -90,3 +90,17 @@ def test_aggregated_labels_leave_the_pipeline_out() -> None:
                                        "startedAt": T0, "finishedAt": T1}])
     assert sample(metrics, "initpipeline_step_duration_seconds_count", namespace="a", pipeline="", step="w",
                   kind="waitForService", result="succeeded") == 2
+
+
+def test_lock_waits_of_a_migration_are_counted_once_and_go_with_the_pipeline() -> None:
+    metrics = Metrics(CollectorRegistry())
+    migrate = {"name": "migrate", "kind": "migration", "state": "Succeeded", "startedAt": T0, "finishedAt": T1,
+               "lockWaits": {"times": 3, "seconds": 7.5}}
+    metrics.step_runs("ns", "shop", [migrate])
+    assert sample(metrics, "initpipeline_migration_lock_waits_total", namespace="ns", pipeline="shop",
+                  step="migrate") == 3
+    assert sample(metrics, "initpipeline_migration_lock_wait_seconds_total", namespace="ns", pipeline="shop",
+                  step="migrate") == 7.5
+    metrics.forget("ns", "shop")
+    assert sample(metrics, "initpipeline_migration_lock_waits_total", namespace="ns", pipeline="shop",
+                  step="migrate") is None

@@ -243,3 +243,18 @@ def test_a_git_clone_runs_the_runner_with_the_token_from_its_secret() -> None:
     assert container["env"] == [{"name": "INITPIPELINE_GIT_TOKEN",
                                  "valueFrom": {"secretKeyRef": {"name": "git", "key": "token"}}}]
     assert {"name": "config", "mountPath": "/var/run/initpipeline/out"} in container["volumeMounts"]
+
+
+def test_table_lock_settings_reach_the_runner() -> None:
+    doc = shop()
+    default = by_name(build_pod(doc, "runner:1")["spec"]["initContainers"])["migrate"]["command"]
+    assert default[default.index("--table-lock-timeout") + 1] == str(names.DEFAULT_TABLE_LOCK_TIMEOUT)
+    assert default[default.index("--lock-retry-budget") + 1] == str(names.DEFAULT_LOCK_RETRY_BUDGET)
+    assert "--statement-timeout" not in default
+    step(doc, "migrate")["migration"]["sql"].update(tableLockTimeoutSeconds=3, lockRetryBudgetSeconds=60,
+                                                    statementTimeoutSeconds=900)
+    assert validate_pipeline(doc) == []
+    command = by_name(build_pod(doc, "runner:1")["spec"]["initContainers"])["migrate"]["command"]
+    for option, value in (("--table-lock-timeout", "3"), ("--lock-retry-budget", "60"),
+                          ("--statement-timeout", "900")):
+        assert command[command.index(option) + 1] == value

@@ -278,3 +278,17 @@ def test_the_typed_step_entry_is_the_crds_schema_of_a_step() -> None:
     step = schema["steps"]["items"]
     assert set(get_type_hints(StepStatus)) == set(step["properties"])
     assert set(step.get("required", [])) <= StepStatus.__required_keys__
+
+
+def test_a_migrations_lock_waits_reach_the_status_and_its_event() -> None:
+    gave_way = done(STEPS[1])
+    gave_way["state"]["terminated"]["message"] = ("applied 1 migration(s) in 9.1s: 1_email.up.sql; 0 already "
+                                                  "applied; gave way to table locks 4 time(s), 8.7 s in all")
+    steps = [done(STEPS[0]), gave_way, running(STEPS[2]), pending(STEPS[3])]
+    status = status_of(pod("Pending", steps))
+    assert status["steps"][1]["lockWaits"] == {"times": 4, "seconds": 8.7}
+    assert "message" not in status["steps"][1]  # a success keeps no message
+    assert "lockWaits" not in status["steps"][0]
+    events = step_events([{"name": STEPS[1], "state": "Running"}], status["steps"])
+    assert ("Normal", "StepSucceeded", "step migrate succeeded; gave way to table locks 4 time(s), 8.7 s in all") \
+        in events

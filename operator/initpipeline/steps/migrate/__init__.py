@@ -17,13 +17,19 @@ import time
 import urllib.parse
 from typing import Any
 
-from ...spec.names import DEFAULT_CONNECT_TIMEOUT, DEFAULT_LOCK_TIMEOUT
+from ...spec.names import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_LOCK_RETRY_BUDGET,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_TABLE_LOCK_TIMEOUT,
+)
 from ...spec.validation import MIGRATION_VERSION, SQL_IDENTIFIER
 from ..common import Exit, StepError, UsageError, finish, format_seconds, log, printable
 from ..mysqlurl import MYSQL_SCHEMES
 from .database import Database, lock_key
 from .history import DEFAULT_TABLES, LEDGERS, ForeignTable, Ledger
 from .layouts import FLYWAY, GOLANG_MIGRATE, LAYOUTS, PLAIN, Folder, FolderError, SqlFile, natural_key, parse_folder
+from .locks import GiveWay, LockPolicy
 from .mysql import MySQLDatabase
 from .plan import Plan, PlanError, plan_migrate, plan_rollback
 
@@ -83,8 +89,21 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser.add_argument("--to", metavar="VERSION",
                         help="roll back: run the undo files of every applied version above VERSION, newest first "
                              "(0: all of them); applies nothing")
-    parser.add_argument("--lock-timeout", type=float, default=float(DEFAULT_LOCK_TIMEOUT), metavar="SECONDS",
-                        help="how long to wait for another runner's lock (default: %(default)s)")
+    parser.add_argument("--runner-lock-timeout", "--lock-timeout", dest="runner_lock_timeout", type=float,
+                        default=float(DEFAULT_LOCK_TIMEOUT), metavar="SECONDS",
+                        help="how long to wait for another runner of the same history table, such as a second "
+                             "replica's (default: %(default)s; --lock-timeout is the old name)")
+    parser.add_argument("--table-lock-timeout", type=float, default=float(DEFAULT_TABLE_LOCK_TIMEOUT),
+                        metavar="SECONDS",
+                        help="how long one statement waits for a table or row lock that others hold before it gives "
+                             "way and its file is retried: live queries queue behind a waiting ALTER (default: "
+                             "%(default)s; 0: as long as the database's own setting)")
+    parser.add_argument("--lock-retry-budget", type=float, default=float(DEFAULT_LOCK_RETRY_BUDGET),
+                        metavar="SECONDS",
+                        help="how long to keep retrying after a statement first gave way, then exit "
+                             f"{int(Exit.LOCK_BUDGET)} (default: %(default)s)")
+    parser.add_argument("--statement-timeout", type=float, default=0.0, metavar="SECONDS",
+                        help="end a statement that runs longer (default: 0, no limit: a backfill may take long)")
     parser.add_argument("--connect-timeout", type=float, default=float(DEFAULT_CONNECT_TIMEOUT), metavar="SECONDS",
                         help="keep retrying to connect while the database is unreachable (default: %(default)s)")
     parser.add_argument("--history-table", metavar="[SCHEMA.]TABLE",
@@ -113,23 +132,27 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     db: Database | MySQLDatabase | None = None
     try:
-        db = connect(url, args.connect_timeout, args.ca_file)
+        policy = LockPolicy(args.table_lock_timeout, args.lock_retry_budget, args.statement_timeout)
+        db = connect(url, args.connect_timeout, args.ca_file, policy)
         ledger = LEDGERS[folder.layout](db.conn, table, db.dialect)
         if args.dry_run:
             return _dry_run(db, ledger, folder, args.to)
-        db.lock([db.own_lock(table), *ledger.tool_lock_keys()], args.lock_timeout)
+        db.lock([db.own_lock(table), *ledger.tool_lock_keys()], args.runner_lock_timeout)
         plan = _plan(db, ledger, folder, args.to)
         for note in plan.notes:
             log(note)
         if plan.actions:
             db.atomic(ledger.ensure)
-        done = []
-        for action in plan.actions:
-            log(("undoing " if action.undo else "applying ") + action.file)
-            took = db.run(action, ledger, may_leave_transaction=folder.layout in (GOLANG_MIGRATE, FLYWAY))
-            log(f"{'undid' if action.undo else 'applied'} {action.file} in {format_seconds(took)}")
-            done.append(action.file)
-        return finish(Exit.OK, _summary(plan, done, args.to, time.monotonic() - started))
+        done, give_way = [], GiveWay(policy)
+        try:
+            for action in plan.actions:
+                log(("undoing " if action.undo else "applying ") + action.file)
+                took = db.run(action, ledger, folder.layout in (GOLANG_MIGRATE, FLYWAY), give_way)
+                log(f"{'undid' if action.undo else 'applied'} {action.file} in {format_seconds(took)}")
+                done.append(action.file)
+        except StepError as exc:
+            raise StepError(exc.code, _with_lock_waits(exc.message, give_way)) from None
+        return finish(Exit.OK, _with_lock_waits(_summary(plan, done, args.to, time.monotonic() - started), give_way))
     except (PlanError, StepError) as exc:
         return finish(exc.code, f"migrate: {exc.message}")
     except Exception as exc:
@@ -142,16 +165,29 @@ def run(args: argparse.Namespace) -> int:
             db.close()  # also releases the session's locks
 
 
-def connect(url: str, timeout: float, ca_file: str | None = None) -> Database | MySQLDatabase:
+def connect(url: str, timeout: float, ca_file: str | None = None,
+            policy: LockPolicy | None = None) -> Database | MySQLDatabase:
     if urllib.parse.urlsplit(url).scheme in MYSQL_SCHEMES:
-        return MySQLDatabase(url, timeout, ca_file)
-    return Database(url, timeout, ca_file)
+        return MySQLDatabase(url, timeout, ca_file, policy)
+    return Database(url, timeout, ca_file, policy)
+
+
+def _with_lock_waits(message: str, give_way: GiveWay) -> str:
+    """The message with the lock waits that the operator reads back into the status (once)."""
+    waits = give_way.summary()
+    if waits is None or waits.phrase() in message:
+        return message
+    return f"{message}; {waits.phrase()}"
 
 
 def _check_arguments(args: argparse.Namespace) -> str:
     if args.history_table is not None and not SQL_IDENTIFIER.match(args.history_table):
         raise UsageError(f"--history-table: expected a lower-case [schema.]table name, got {args.history_table!r}")
-    for option, value in (("--lock-timeout", args.lock_timeout), ("--connect-timeout", args.connect_timeout)):
+    for option, value in (("--runner-lock-timeout", args.runner_lock_timeout),
+                          ("--connect-timeout", args.connect_timeout),
+                          ("--table-lock-timeout", args.table_lock_timeout),
+                          ("--lock-retry-budget", args.lock_retry_budget),
+                          ("--statement-timeout", args.statement_timeout)):
         if value < 0:
             raise UsageError(f"{option}: must be 0 or more, got {value}")
     if args.to is not None and not MIGRATION_VERSION.match(args.to):

@@ -17,21 +17,27 @@ What differs from PostgreSQL, and what the runner does about it:
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import time
 from typing import Any
 
-from ..common import Exit, StepError, redact
+from ..common import Exit, StepError, log, redact
 from ..mysqlurl import error_code, mysql_connect, parse_mysql_url, tls_failed
 from .database import connect_retrying, take_locks
 from .history import MYSQL, Ledger, LockKey
 from .layouts import DBMATE
+from .locks import Blocker, BudgetSpent, GiveWay, LockPolicy, Wait, named_table
 from .plan import Action
 from .sqltext import skip_quoted
 
 CONNECT_TIMEOUT = 10
 # Client errors that waiting cures: the server is not up or not reachable yet, or restarting.
 RETRIED_ERRORS = {2002, 2003, 2006, 2013, 1040, 1053}
+# ER_LOCK_WAIT_TIMEOUT: a metadata lock (lock_wait_timeout) or a row lock (innodb_lock_wait_timeout) not granted
+LOCK_WAIT_TIMEOUT = 1205
+ACCESS_DENIED = (1227, 1142, 1044)  # a privilege is missing (PROCESS, to see others' sessions)
+_DDL = re.compile(r"(?:^|;)\s*(?:CREATE|ALTER|DROP|RENAME|TRUNCATE)\b", re.IGNORECASE | re.MULTILINE)
 _DELIMITER = re.compile(r"^[ \t]*DELIMITER[ \t]+(\S+)[ \t]*$", re.IGNORECASE | re.MULTILINE)
 
 
@@ -97,7 +103,8 @@ class _Connection:
 class MySQLDatabase:
     dialect = MYSQL
 
-    def __init__(self, url: str, connect_timeout: float = 0, ca_file: str | None = None):
+    def __init__(self, url: str, connect_timeout: float = 0, ca_file: str | None = None,
+                 policy: LockPolicy | None = None):
         import pymysql
 
         self._pymysql, self.url = pymysql, url
@@ -111,6 +118,21 @@ class MySQLDatabase:
             raise StepError(Exit.DATABASE, f"the database URL names no database: {self.redact(url)}")
         self.raw = self._connect(connect_timeout, ca_file)
         self.conn = _Connection(self.raw)
+        self.policy = policy or LockPolicy(wait=0, budget=0)
+        self._apply_policy()
+
+    def _apply_policy(self) -> None:
+        """The session's own lock waits (whole seconds, at least 1, as MySQL takes them) and statement limit."""
+        if self.policy.wait:
+            seconds = max(1, math.ceil(self.policy.wait))
+            self.conn.execute(f"SET SESSION lock_wait_timeout = {seconds}, innodb_lock_wait_timeout = {seconds}")
+        if self.policy.statement_timeout:
+            version = str(self.conn.execute("SELECT VERSION()").fetchone()[0])
+            if "mariadb" in version.lower():
+                self.conn.execute(f"SET SESSION max_statement_time = {float(self.policy.statement_timeout)}")
+            else:  # MySQL limits only SELECT statements, in milliseconds
+                self.conn.execute(f"SET SESSION max_execution_time = {int(self.policy.statement_timeout * 1000)}")
+                log("the statement timeout applies only to SELECT statements on MySQL (max_execution_time)")
 
     def _connect(self, timeout: float, ca_file: str | None) -> Any:
         from pymysql.constants import CLIENT
@@ -163,39 +185,80 @@ class MySQLDatabase:
             raise _Failed(exc, done) from None
         return done
 
-    def run(self, action: Action, ledger: Ledger, may_leave_transaction: bool) -> float:
-        """Run an action's parts and record it; see the module's words on DDL."""
+    def run(self, action: Action, ledger: Ledger, may_leave_transaction: bool, give_way: GiveWay) -> float:
+        """Run an action's parts and record it; see the module's words on DDL. A part that gave up waiting for
+        a lock is retried, paced by give_way, when nothing of it stays (rolled back, or its first statement)."""
         started = time.monotonic()
         self.atomic(lambda: ledger.begin(action))
         for index, part in enumerate(action.parts or ()):
-            ran = 0
-            if part.transactional:
-                self.raw.begin()
-            try:
-                for chunk in mysql_chunks(part.sql):
-                    ran += self._send(chunk)
-                if part.transactional:
-                    self.raw.commit()
-            except _Failed as failed:
-                self._refuse_broken(action, failed.exc)
-                rolled_back = part.transactional and self._in_transaction()
-                if rolled_back:
-                    self.raw.rollback()
-                ran += failed.done
-                if index == 0 and (rolled_back or ran == 0):
-                    self.atomic(lambda: ledger.abandon(action))
-                    how = "was rolled back" if rolled_back and ran else "changed nothing: its first statement failed"
-                    raise StepError(Exit.MIGRATION, f"migration {action.label} failed and {how}: "
-                                                    f"{self.redact(_describe(failed.exc))}") from None
-                kept = (f"the {index} section(s) before this one stay applied" if index and (rolled_back or not ran)
-                        else "what ran of it before the failure stays applied: MySQL commits DDL statements at once")
-                recorded = "" if ledger.layout == DBMATE else f"{ledger.table} says so. "
-                raise StepError(Exit.DIRTY, self.redact(
-                    f"migration {action.label} failed: {_describe(failed.exc)}; {kept}. {recorded}"
-                    f"{ledger.dirty_help(action.migration.version)}")) from None
+            while not self._run_part(action, ledger, index, part.sql, part.transactional, give_way):
+                pass
         millis = int((time.monotonic() - started) * 1000)
         self.atomic(lambda: ledger.finish(action, millis))
         return time.monotonic() - started
+
+    def _run_part(self, action: Action, ledger: Ledger, index: int, sql: str, transactional: bool,
+                  give_way: GiveWay) -> bool:
+        """Whether the part ran; False: it gave way to a lock, left nothing, and is to be run again."""
+        ran, attempt = 0, time.monotonic()
+        if transactional:
+            self.raw.begin()
+        try:
+            for chunk in mysql_chunks(sql):
+                ran += self._send(chunk)
+            if transactional:
+                self.raw.commit()
+            return True
+        except _Failed as failed:
+            self._refuse_broken(action, failed.exc)
+            rolled_back = transactional and self._in_transaction()
+            if rolled_back:
+                self.raw.rollback()
+            ran += failed.done
+            nothing_stays = rolled_back or ran == 0
+            # retried only when surely nothing stays: a DDL statement before the failure committed itself
+            surely_nothing = ran == 0 or (rolled_back and not _DDL.search(sql))
+            if error_code(failed.exc) == LOCK_WAIT_TIMEOUT and surely_nothing:
+                try:
+                    give_way.gave_way(action.label, self._wait(sql, ran), time.monotonic() - attempt)
+                    return False
+                except BudgetSpent as spent:
+                    if index == 0:
+                        self.atomic(lambda: ledger.abandon(action))
+                        raise StepError(Exit.LOCK_BUDGET, f"{spent.message}; nothing of it was applied") from None
+                    raise StepError(Exit.DIRTY, (
+                        f"{spent.message}; the {index} section(s) before this one stay applied. "
+                        f"{ledger.dirty_help(action.migration.version)}")) from None
+            if index == 0 and nothing_stays:
+                self.atomic(lambda: ledger.abandon(action))
+                how = "was rolled back" if rolled_back and ran else "changed nothing: its first statement failed"
+                raise StepError(Exit.MIGRATION, f"migration {action.label} failed and {how}: "
+                                                f"{self.redact(_describe(failed.exc))}") from None
+            kept = (f"the {index} section(s) before this one stay applied" if index and nothing_stays
+                    else "what ran of it before the failure stays applied: MySQL commits DDL statements at once")
+            recorded = "" if ledger.layout == DBMATE else f"{ledger.table} says so. "
+            raise StepError(Exit.DIRTY, self.redact(
+                f"migration {action.label} failed: {_describe(failed.exc)}; {kept}. {recorded}"
+                f"{ledger.dirty_help(action.migration.version)}")) from None
+
+    def _wait(self, sql: str, ran: int) -> Wait:
+        """Who holds locks now, asked after the statement gave up: the sessions with an open transaction
+        (InnoDB's list, which shows metadata-lock holders too, as their transactions hold them), oldest first.
+        Without the PROCESS privilege MySQL shows only this user's own sessions."""
+        table = named_table(sql) if ran == 0 else ""  # MySQL does not say which table it waited for
+        try:
+            rows = self.conn.execute(
+                "SELECT p.ID, p.USER, p.HOST, p.COMMAND, TIMESTAMPDIFF(SECOND, t.trx_started, NOW()) "
+                "FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p "
+                "ON p.ID = t.trx_mysql_thread_id WHERE p.ID <> CONNECTION_ID() ORDER BY t.trx_started").fetchall()
+        except self._pymysql.MySQLError as exc:
+            reason = ("the PROCESS privilege is missing" if error_code(exc) in ACCESS_DENIED
+                      else self.redact(_describe(exc)))
+            return Wait(table, (), note=f"cannot tell who: {reason}")
+        blockers = tuple(Blocker(f"connection {cid}", str(user or ""), "", str(host or "").rsplit(":", 1)[0],
+                                 str(command or "").lower(), float(opened) if opened is not None else None)
+                         for cid, user, host, command, opened in rows)
+        return Wait(table, blockers)
 
     def _refuse_broken(self, action: Action, exc: Any) -> None:
         code = exc.args[0] if exc.args else 0

@@ -1,0 +1,204 @@
+"""Table locks that give way, on the real PostgreSQL and MariaDB of the step tests: a report's long transaction
+holds a table that a migration alters. The migration waits at most its table lock timeout each time, so the
+app's queries on that table queue behind it for no longer than that; it is retried until the report ends, then
+applies exactly once; its log names the blocker; a budget that runs out ends the step with its own exit code
+and nothing half-applied; a CREATE INDEX CONCURRENTLY that gave way leaves no INVALID index behind."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pymysql
+import pytest
+
+from initpipeline.spec.lockwaits import parse_lock_waits
+from initpipeline.steps.common import Exit
+from tests.helpers import MariaDB, Postgres, mysql_rows, mysql_run, run_migrate, sql_rows, sql_run, write_files
+
+USERS = "CREATE TABLE users (id int PRIMARY KEY, name text);\nINSERT INTO users VALUES (1, 'ada'), (2, 'bob');\n"
+
+
+@contextmanager
+def postgres_report(url: str, hold: float, sql: str = "SELECT count(*) FROM users") -> Iterator[None]:
+    """A nightly report: a transaction that read users (or ran sql) and stays open for hold seconds, in a
+    thread."""
+    ready = threading.Event()
+
+    def report() -> None:
+        with psycopg.connect(url, application_name="nightly-report") as conn:
+            conn.execute(sql)  # psycopg opened a transaction: it holds the table's lock until it ends
+            ready.set()
+            time.sleep(hold)
+    thread = threading.Thread(target=report, daemon=True)
+    thread.start()
+    assert ready.wait(10), "the report did not start"
+    try:
+        yield
+    finally:
+        thread.join(hold + 10)
+
+
+@contextmanager
+def app_traffic(query: Callable[[], Any]) -> Iterator[list[float]]:
+    """The app: one query on users every 50 ms; yields how long each one took, filled while it runs."""
+    took: list[float] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            query()
+            took.append(time.monotonic() - started)
+            stop.wait(0.05)
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield took
+    finally:
+        stop.set()
+        thread.join(30)
+
+
+def pg_select(url: str) -> Callable[[], Any]:
+    return lambda: sql_rows(url, "SELECT count(*) FROM users")
+
+
+def test_postgres_gives_way_to_a_long_transaction_and_applies_once_it_ends(db: Postgres, tmp_path: Path) -> None:
+    sql_run(db.app_url, USERS)
+    folder = write_files(tmp_path / "sql", {"1_email.up.sql": "ALTER TABLE users ADD COLUMN email text;\n"})
+    with postgres_report(db.app_url, hold=6), app_traffic(pg_select(db.app_url)) as took:
+        result = run_migrate(db.app_url, folder, tmp_path, "--table-lock-timeout", "0.5")
+    assert result.code == 0, result.stderr
+    # the app's queries waited behind the ALTER at most about its lock timeout, never for the report's 6 s
+    assert took and max(took) < 3, took
+    assert "waiting for a lock on users: held by pid " in result.stderr
+    assert "'nightly-report'" in result.stderr and "transaction open" in result.stderr
+    assert "SELECT count" not in result.stderr  # never the blocker's query text
+    waits = parse_lock_waits(result.termination)
+    assert waits is not None and waits.times >= 2 and waits.seconds > 3, result.termination
+    assert sql_rows(db.app_url, "SELECT version, dirty FROM schema_migrations") == [(1, False)]
+    assert sql_rows(db.app_url, "SELECT count(*) FROM information_schema.columns "
+                                "WHERE table_name = 'users' AND column_name = 'email'") == [(1,)]
+
+
+def test_postgres_without_a_table_lock_timeout_the_app_waits_for_the_report(db: Postgres, tmp_path: Path) -> None:
+    """The control of the test above: the same report and ALTER with no lock timeout stall the app's queries."""
+    sql_run(db.app_url, USERS)
+    folder = write_files(tmp_path / "sql", {"1_email.up.sql": "ALTER TABLE users ADD COLUMN email text;\n"})
+    with postgres_report(db.app_url, hold=4):
+        time.sleep(0.2)
+        with app_traffic(pg_select(db.app_url)) as took:
+            result = run_migrate(db.app_url, folder, tmp_path, "--table-lock-timeout", "0")
+    assert result.code == 0, result.stderr
+    assert max(took) > 2, took
+    assert parse_lock_waits(result.termination) is None
+
+
+def test_postgres_budget_spent_exits_27_with_nothing_applied(db: Postgres, tmp_path: Path) -> None:
+    sql_run(db.app_url, USERS)
+    folder = write_files(tmp_path / "sql", {
+        "V1__seed.sql": "INSERT INTO users VALUES (3, 'cy');\nALTER TABLE users ADD COLUMN email text;\n"})
+    with postgres_report(db.app_url, hold=8):
+        result = run_migrate(db.app_url, folder, tmp_path, "--table-lock-timeout", "0.3", "--lock-retry-budget", "2")
+    assert result.code == Exit.LOCK_BUDGET == 27, result.stderr
+    assert "retry budget of 2.0s is spent" in result.termination and "held by pid" in result.termination
+    assert "nothing of it was applied" in result.termination
+    assert parse_lock_waits(result.termination) is not None
+    assert sql_rows(db.app_url, "SELECT count(*) FROM users") == [(2,)]
+    assert sql_rows(db.app_url, "SELECT count(*) FROM flyway_schema_history WHERE version = '1'") == [(0,)]
+    again = run_migrate(db.app_url, folder, tmp_path)  # nothing was left half-done: the next run applies it
+    assert again.code == 0, again.stderr
+    assert sql_rows(db.app_url, "SELECT count(*) FROM users") == [(3,)]
+
+
+def test_postgres_concurrent_index_that_gave_way_is_dropped_and_retried(db: Postgres, tmp_path: Path) -> None:
+    sql_run(db.app_url, USERS)
+    folder = write_files(tmp_path / "sql", {
+        "1_name_index.up.sql": "CREATE INDEX CONCURRENTLY IF NOT EXISTS users_name ON users (name);\n"})
+    # CONCURRENTLY waits for the transactions that write the table (after it created the index, INVALID)
+    with postgres_report(db.app_url, hold=4, sql="UPDATE users SET name = name WHERE id = 1"):
+        result = run_migrate(db.app_url, folder, tmp_path, "--table-lock-timeout", "0.5")
+    assert result.code == 0, result.stderr
+    assert "dropping the INVALID index users_name" in result.stderr
+    assert sql_rows(db.app_url, "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                                "WHERE c.relname = 'users_name'") == [(True,)]
+    assert sql_rows(db.app_url, "SELECT version, dirty FROM schema_migrations") == [(1, False)]
+
+
+# --- MariaDB: metadata locks -------------------------------------------------------------------
+
+@pytest.fixture
+def murl(mariadb: MariaDB) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    url = mariadb.fresh(name)
+    mysql_run(url, "CREATE TABLE users (id int PRIMARY KEY, name varchar(20)) ENGINE=InnoDB; "
+                   "INSERT INTO users VALUES (1, 'ada'), (2, 'bob')")
+    yield url
+    mysql_run(mariadb.url(), f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@contextmanager
+def mariadb_report(mariadb: MariaDB, database: str, hold: float) -> Iterator[None]:
+    """A transaction that read users (so it holds the table's metadata lock) for hold seconds."""
+    ready = threading.Event()
+
+    def report() -> None:
+        conn = pymysql.connect(host="127.0.0.1", port=mariadb.port, user="app", password=mariadb.password,
+                               database=database, autocommit=False)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM users")
+                ready.set()
+                time.sleep(hold)
+            conn.rollback()
+        finally:
+            conn.close()
+    thread = threading.Thread(target=report, daemon=True)
+    thread.start()
+    assert ready.wait(10), "the report did not start"
+    try:
+        yield
+    finally:
+        thread.join(hold + 10)
+
+
+def database_of(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
+def test_mariadb_gives_way_to_a_metadata_lock_and_applies_once_it_ends(mariadb: MariaDB, murl: str,
+                                                                       tmp_path: Path) -> None:
+    folder = write_files(tmp_path / "sql", {"1_email.up.sql": "ALTER TABLE users ADD COLUMN email varchar(80);\n"})
+    with mariadb_report(mariadb, database_of(murl), hold=6), \
+            app_traffic(lambda: mysql_rows(murl, "SELECT count(*) FROM users")) as took:
+        result = run_migrate(murl, folder, tmp_path, "--table-lock-timeout", "1")
+    assert result.code == 0, result.stderr
+    assert took and max(took) < 3.5, took  # MySQL's lock waits are whole seconds: 1 s here
+    assert "waiting for a lock on users: held by connection " in result.stderr, result.stderr
+    assert "transaction open" in result.stderr
+    waits = parse_lock_waits(result.termination)
+    assert waits is not None and waits.times >= 2, result.termination
+    assert mysql_rows(murl, "SELECT version, dirty FROM schema_migrations") == [(1, 0)]
+    assert mysql_rows(murl, "SELECT count(*) FROM information_schema.columns WHERE table_schema = DATABASE() "
+                            "AND table_name = 'users' AND column_name = 'email'") == [(1,)]
+
+
+def test_mariadb_budget_spent_exits_27_with_nothing_applied(mariadb: MariaDB, murl: str, tmp_path: Path) -> None:
+    folder = write_files(tmp_path / "sql", {"1_email.up.sql": "ALTER TABLE users ADD COLUMN email varchar(80);\n"})
+    with mariadb_report(mariadb, database_of(murl), hold=7):
+        result = run_migrate(murl, folder, tmp_path, "--table-lock-timeout", "1", "--lock-retry-budget", "2")
+    assert result.code == Exit.LOCK_BUDGET, result.stderr
+    assert "nothing of it was applied" in result.termination
+    assert mysql_rows(murl, "SELECT count(*) FROM information_schema.columns WHERE table_schema = DATABASE() "
+                            "AND table_name = 'users' AND column_name = 'email'") == [(0,)]
+    # golang-migrate's table says nothing was begun: the next run applies the file
+    assert mysql_rows(murl, "SELECT count(*) FROM schema_migrations WHERE dirty = 1") == [(0,)]
+    again = run_migrate(murl, folder, tmp_path)
+    assert again.code == 0, again.stderr
