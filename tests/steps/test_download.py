@@ -33,6 +33,20 @@ def test_downloads_and_verifies(tmp_path: Path) -> None:
     assert f"{len(BODY)} bytes, sha256 {DIGEST[:12]}" in result.termination
 
 
+def test_folders_it_creates_are_group_writable_and_setgid_for_the_apps_user(tmp_path: Path) -> None:
+    """A chart's own init container (another user of the Pod's fsGroup) must be able to write beside the
+    file; the umask of the step would otherwise take group write from the folders it creates."""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    dest = volume / "conf" / "shop" / "app.yaml"
+    with serve().running() as server:
+        result = run_step("download", "--url", f"{server.url}/config/shop", "--dest", str(dest), tmp=tmp_path)
+    assert result.code == 0, result.stderr
+    for folder in (volume / "conf", volume / "conf" / "shop"):
+        assert oct(folder.stat().st_mode & 0o7777) == "0o2775", folder
+    assert oct(volume.stat().st_mode & 0o7777) != "0o2775"  # a folder that was there is left as it was
+
+
 def test_several_files(tmp_path: Path) -> None:
     bodies = {"/a.json": b'{"a": 1}', "/b.txt": b"plain"}
     server = HttpServer(lambda h, n: respond(h, 200, bodies[h.path]))

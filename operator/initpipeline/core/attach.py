@@ -19,6 +19,7 @@ from ..spec import names, views
 from ..spec.names import Obj
 from ..spec.validation import validate_pipeline
 from .build import (
+    INHERITED_FIELDS,
     JOB_POD_FIELDS,
     REVISION_LENGTH,
     ROLE_APP,
@@ -91,7 +92,8 @@ def inject(pipeline: Obj, pod: Obj, runner_image: str) -> Obj:
     built = init_pod_spec({"containers": containers, "volumes": list(pod_spec.get("volumes") or [])},
                           pod_steps(spec), runner_image)
     theirs = list(pod_spec.get("initContainers") or [])
-    out_spec: Obj = {"initContainers": built["initContainers"] + theirs}
+    ours = built["initContainers"]
+    out_spec: Obj = {"initContainers": theirs + ours if attach.get("placement") == "Last" else ours + theirs}
     if built.get("volumes"):
         out_spec["volumes"] = built["volumes"]
     if job_steps(spec) and rev not in succeeded_revisions(pipeline.get("status") or {}):
@@ -123,17 +125,36 @@ def _check_references(pipeline_name: str, spec: Obj, pod_spec: Obj) -> None:
         raise Refusal(f"InitPipeline {pipeline_name} does not fit this Pod: {'; '.join(problems)}")
 
 
+# The volume that the ServiceAccount admission plugin adds to every Pod for its token (kube-api-access-<5>):
+# the Job's Pod gets its own, so neither it nor the app's mount of it is copied.
+SERVICE_ACCOUNT_VOLUME_PREFIX = "kube-api-access-"
+
+
 def job_template(pod: Obj) -> Obj:
     """The part of an attached Pod that its revision's once-steps Job runs with: its containers (for
-    imageFrom), its volumes, and where and as whom it runs. The Pod cache keeps it for gated Pods."""
+    imageFrom, with the settings that a step inherits), its volumes, and where and as whom it runs. The
+    Pod cache keeps it for gated Pods. Volumes that cannot follow into a Job are left out: the steps'
+    own (they come anew), the token volume, and a StatefulSet replica's claim (another Pod's disk)."""
     pod_spec: Obj = pod.get("spec") or {}
     kept: Obj = {key: copy.deepcopy(pod_spec[key]) for key in JOB_POD_FIELDS if key in pod_spec}
-    kept["containers"] = [{k: c[k] for k in ("name", "image", "imagePullPolicy") if k in c}
-                          for c in pod_spec.get("containers") or []]
-    # the Pod's own volumes: those the webhook added for its steps come anew with the Job's steps
+    kept["containers"] = [{k: copy.deepcopy(c[k]) for k in ("name", "image", "imagePullPolicy", *INHERITED_FIELDS)
+                           if k in c} for c in pod_spec.get("containers") or []]
+    left_out = claim_template_volumes(pod)
     kept["volumes"] = [copy.deepcopy(v) for v in pod_spec.get("volumes") or []
-                       if not str(v.get("name", "")).startswith(STEP_VOLUME_PREFIX)]
+                       if not str(v.get("name", "")).startswith((STEP_VOLUME_PREFIX, SERVICE_ACCOUNT_VOLUME_PREFIX))
+                       and v.get("name") not in left_out]
     return {"metadata": {}, "spec": kept}
+
+
+def claim_template_volumes(pod: Obj) -> set[str]:
+    """The volumes of a StatefulSet's Pod that come from its volumeClaimTemplates: the controller names
+    each claim <template>-<pod name> (a Deployment's Pod has no name yet when it is admitted), and a Job
+    must not mount a replica's disk."""
+    pod_name = (pod.get("metadata") or {}).get("name")
+    if not pod_name:
+        return set()
+    return {str(v["name"]) for v in (pod.get("spec") or {}).get("volumes") or []
+            if (v.get("persistentVolumeClaim") or {}).get("claimName") == f"{v.get('name')}-{pod_name}"}
 
 
 def attached_job(pipeline: Obj, pod: Obj, rev: str, runner_image: str) -> Obj | None:
@@ -287,18 +308,32 @@ def attach_status(pipeline: Obj, step: AttachPlan, pods: list[Obj], now: str) ->
     return workload_status(as_workload, plan_, seen, pods, now, extra)
 
 
+RENDERED_UID = "00000000-0000-0000-0000-000000000000"  # stands in for the pipeline's uid, a valid label value
+
+
 def render_attached(pipeline: Obj, workload: Obj, runner_image: str) -> list[Obj]:
     """What an attached pipeline makes of a workload of yours, without a cluster: one of its Pods as the
     webhook leaves it (gated, as a new revision's Pods are), and the once-steps Job of that revision.
-    The workload's revision label stands in as `<template>`, since its controller computes the real one."""
+    The workload's revision label stands in as `template`, since its controller computes the real one; a
+    StatefulSet's Pod is its first replica, with the claims of its volumeClaimTemplates as its controller
+    adds them."""
     kind = pipeline["spec"]["attach"]["kind"]
+    name = workload["metadata"]["name"]
     template = copy.deepcopy((workload.get("spec") or {}).get("template") or {})
     meta = template.get("metadata") or {}
     labels = {**(meta.get("labels") or {}), names.WORKLOAD_REVISION_LABELS[kind]: "template"}
-    pod: Obj = {"apiVersion": "v1", "kind": "Pod",
-                "metadata": {**meta, "generateName": f"{workload['metadata']['name']}-", "labels": labels},
-                "spec": template.get("spec") or {}}
-    patch = inject({**pipeline, "metadata": {"uid": "<uid>", **pipeline["metadata"]}, "status": {}}, pod,
+    pod_spec: Obj = template.get("spec") or {}
+    pod_meta: Obj = {**meta, "generateName": f"{name}-", "labels": labels}
+    if kind == "StatefulSet":
+        pod_meta = {**meta, "name": f"{name}-0", "labels": labels}
+        claims = [{"name": c["metadata"]["name"],
+                   "persistentVolumeClaim": {"claimName": f"{c['metadata']['name']}-{name}-0"}}
+                  for c in (workload.get("spec") or {}).get("volumeClaimTemplates") or []
+                  if isinstance(c, dict) and isinstance(c.get("metadata"), dict) and c["metadata"].get("name")]
+        if claims:
+            pod_spec = {**pod_spec, "volumes": [*(pod_spec.get("volumes") or []), *claims]}
+    pod: Obj = {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": pod_spec}
+    patch = inject({**pipeline, "metadata": {"uid": RENDERED_UID, **pipeline["metadata"]}, "status": {}}, pod,
                    runner_image)
     pod["metadata"]["labels"].update(patch["metadata"]["labels"])
     pod["spec"] = {**pod["spec"], **patch["spec"]}

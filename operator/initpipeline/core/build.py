@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from typing import Any
 
 from ..spec import names, views
 from ..spec.names import Obj
@@ -106,7 +107,8 @@ def init_pod_spec(pod_spec: Obj, steps: list[Obj], runner_image: str, keep_volum
     volumes: list[Obj] = []
     init_containers: list[Obj] = []
     apps = app_containers if app_containers is not None else pod_spec.get("containers") or []
-    for index, step in enumerate(with_app_images(steps, apps)):
+    job_volumes = None if keep_volumes else {str(v.get("name")) for v in _objects(pod_spec.get("volumes"))}
+    for index, step in enumerate(with_app_images(steps, apps, job_volumes)):
         container, extra_volumes = build_step_container(step, index, runner_image)
         init_containers.append(container)
         volumes.extend(extra_volumes)
@@ -203,7 +205,7 @@ def build_once_job(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE
                               keep_volumes=False, app_containers=app_spec.get("containers") or [])
     pod_spec["restartPolicy"] = "Never"
     pod_spec["containers"] = [{
-        "name": "done", "image": runner_image, "imagePullPolicy": "IfNotPresent",
+        "name": names.JOB_DONE_CONTAINER, "image": runner_image, "imagePullPolicy": "IfNotPresent",
         "command": ["initpipeline", "--version"],
         "resources": copy.deepcopy(names.DEFAULT_STEP_RESOURCES),
         "securityContext": copy.deepcopy(RUNNER_SECURITY_CONTEXT),
@@ -227,10 +229,19 @@ def render(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE) -> lis
     return [build_workload(pipeline, runner_image), *([job] if job else [])]
 
 
-def with_app_images(steps: list[Obj], app_containers: list[Obj]) -> list[Obj]:
+# What a step with imageFrom takes from its app container, so that it runs as the app does (Django's settings
+# module, a SECRET_KEY from a Secret, a settings file from a ConfigMap mount, the user the image runs as).
+# Never the app's command, ports, probes or lifecycle: the step runs its own.
+INHERITED_FIELDS = ("env", "envFrom", "volumeMounts", "workingDir", "securityContext", "resources")
+
+
+def with_app_images(steps: list[Obj], app_containers: list[Obj], job_volumes: set[str] | None = None) -> list[Obj]:
     """The steps with each `imageFrom: <app container>` (container and migration steps) turned into that
     container's image, and its imagePullPolicy where the step sets none: the step runs the app's own
-    version (its migrations, its tools), and a new app image is a new revision."""
+    version (its migrations, its tools), and a new app image is a new revision. Unless the step sets
+    `inheritSettings: false` it also runs with the app container's settings (INHERITED_FIELDS), its own
+    values added after them and winning on a clash. job_volumes: in a Job, the volumes it has; an app mount
+    of another volume (a StatefulSet's claim template) cannot follow and is left out."""
     apps = {c.get("name"): c for c in app_containers}
     out = []
     for step in steps:
@@ -240,12 +251,42 @@ def with_app_images(steps: list[Obj], app_containers: list[Obj]) -> list[Obj]:
             out.append(step)
             continue
         app = apps[body["imageFrom"]]  # validated: an app container of the template
-        resolved = {k: v for k, v in body.items() if k != "imageFrom"}
+        resolved = {k: v for k, v in body.items() if k not in ("imageFrom", "inheritSettings")}
         resolved["image"] = app["image"]
         if "imagePullPolicy" in app:
             resolved.setdefault("imagePullPolicy", app["imagePullPolicy"])
+        if body.get("inheritSettings", True):
+            resolved.update(inherited_settings(app, resolved, job_volumes))
         out.append({**step, kind: resolved})
     return out
+
+
+def inherited_settings(app: Obj, own: Obj, job_volumes: set[str] | None = None) -> Obj:
+    """The app container's settings under the step's own (own: the step's container fields). The app's
+    fields are as its author wrote them (the API server checks them when a Pod is made): what is not a
+    list of objects is passed over here, and the API server names it then."""
+    mounts = [m for m in _objects(app.get("volumeMounts"))
+              if job_volumes is None or (isinstance(m.get("name"), str) and m["name"] in job_volumes)]
+    merged: Obj = {
+        "env": merge_by(_objects(app.get("env")), _objects(own.get("env")), "name"),
+        "envFrom": copy.deepcopy(_objects(app.get("envFrom")) + _objects(own.get("envFrom"))),
+        "volumeMounts": merge_by(mounts, _objects(own.get("volumeMounts")), "mountPath"),
+    }
+    for key in ("workingDir", "securityContext", "resources"):
+        if key in own or key in app:
+            merged[key] = copy.deepcopy(own[key] if key in own else app[key])
+    return {key: value for key, value in merged.items() if value not in ([], None)}
+
+
+def _objects(value: Any) -> list[Obj]:
+    return [entry for entry in value if isinstance(entry, dict)] if isinstance(value, list) else []
+
+
+def merge_by(base: list[Obj], own: list[Obj], key: str) -> list[Obj]:
+    """base's entries, in order, but those that own has an entry of the same key for; then own's: a later
+    entry wins, and the API server sees each name (env) or path (mounts) once."""
+    taken = {str(entry.get(key)) for entry in own}
+    return [copy.deepcopy(e) for e in base if str(e.get(key)) not in taken] + [copy.deepcopy(e) for e in own]
 
 
 def build_step_container(step: Obj, index: int, runner_image: str) -> tuple[Obj, list[Obj]]:
@@ -420,11 +461,13 @@ def _database_url_env(body: Obj, var: str) -> Obj:
 
 
 def _custom_migration(step: Obj, body: Obj) -> Obj:
-    """A user's migration tool (Alembic, Flyway, manage.py...) with the database URL wired in."""
+    """A user's migration tool (Alembic, Flyway, manage.py...) with the database URL wired in, added after
+    every other variable (the app's, the step's own) so that it is the one the tool reads."""
+    url_env = _database_url_env(body, body.get("databaseUrlEnv", names.DEFAULT_DATABASE_URL_ENV))
     container: Obj = {
         "name": step["name"],
         "image": body["image"],
-        "env": [_database_url_env(body, body.get("databaseUrlEnv", names.DEFAULT_DATABASE_URL_ENV))],
+        "env": merge_by(body.get("env") or [], [url_env], "name"),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if "imagePullPolicy" in body:  # the app container's, with imageFrom
@@ -432,7 +475,10 @@ def _custom_migration(step: Obj, body: Obj) -> Obj:
     for key in ("command", "args"):
         if body.get(key) is not None:
             container[key] = list(body[key])
-    if "resources" in step:
-        container["resources"] = copy.deepcopy(step["resources"])
+    for key in ("envFrom", "volumeMounts", "workingDir", "securityContext"):
+        if body.get(key):
+            container[key] = copy.deepcopy(body[key])
+    resources = step.get("resources") or body.get("resources")  # the step's own, else the app's
+    if resources:
+        container["resources"] = copy.deepcopy(resources)
     return container
-

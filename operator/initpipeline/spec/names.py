@@ -26,6 +26,8 @@ RESERVED_LABEL_PREFIX = f"{GROUP}/"
 WORKLOAD_KINDS = ("Pod", "Deployment", "StatefulSet")
 # Attach mode: the user's own workload, whose Pod template carries LABEL_INJECT=<pipeline name>.
 ATTACH_KINDS = ("Deployment", "StatefulSet")
+# Where an attached Pod's every-Pod steps go: before its own init containers (First) or after them (Last)
+ATTACH_PLACEMENTS = ("First", "Last")
 LABEL_INJECT = f"{GROUP}/inject"
 # The label by which each controller names the revision of the Pods it creates.
 WORKLOAD_REVISION_LABELS = {"Deployment": "pod-template-hash", "StatefulSet": "controller-revision-hash"}
@@ -62,6 +64,8 @@ DEFAULT_DOWNLOAD_TIMEOUT = 300
 DEFAULT_DOWNLOAD_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_GIT_TIMEOUT = 300
 DEFAULT_GIT_DEPTH = 1
+# The once-steps Job's own container (it only marks the end): no step may take its name
+JOB_DONE_CONTAINER = "done"
 DEFAULT_LOCK_TIMEOUT = 60  # the wait for another runner's migration lock
 # Table locks: how long one statement of a migration waits for a lock, and how long the runner retries
 # a file that gave way (the app's queries queue behind a waiting ALTER, so it must not wait long)

@@ -16,8 +16,10 @@ from urllib.parse import urlsplit
 
 from .names import (
     ATTACH_KINDS,
+    ATTACH_PLACEMENTS,
     DEFAULT_OBJECT_CONDITIONS,
     DEPLOYMENT_FIELDS,
+    JOB_DONE_CONTAINER,
     MAX_PIPELINE_NAME,
     MAX_REPLICAS,
     MAX_STEPS,
@@ -164,7 +166,10 @@ class _AnyName:
 def _check_attach(c: _Checker, spec: Obj) -> str:
     """spec.attach, instead of template and workload; returns the attached kind."""
     attach = c.obj(spec.get("attach"), "spec.attach") or {}
-    c.unknown(attach, "spec.attach", ("kind", "name"))
+    c.unknown(attach, "spec.attach", ("kind", "name", "placement"))
+    placement = attach.get("placement", "First")
+    if placement not in ATTACH_PLACEMENTS:
+        c.fail("spec.attach.placement", f"must be one of {', '.join(ATTACH_PLACEMENTS)}, got {placement!r}")
     kind = attach.get("kind")
     if kind not in ATTACH_KINDS:
         c.fail("spec.attach.kind", f"must be one of {', '.join(ATTACH_KINDS)}, got {kind!r}")
@@ -237,6 +242,8 @@ def _check_steps(c: _Checker, spec: Obj, kind: str, app_names: Container[Any], v
                 c.fail(f"{field}.name", f"must be a DNS label (lower case letters, digits and '-'), got {name!r}")
             if name in seen:
                 c.fail(f"{field}.name", f"duplicate step name {name!r}")
+            if name == JOB_DONE_CONTAINER:
+                c.fail(f"{field}.name", f"{name!r} is the name of the once-steps Job's own container; choose another")
             if name in app_names and not isinstance(app_names, _AnyName):
                 c.fail(f"{field}.name", f"{name!r} is also the name of an app container")
             seen.add(name)
@@ -479,7 +486,8 @@ def _check_object_wait(c: _Checker, body: Obj, field: str, _volumes: Container[A
 
 def _check_migration(c: _Checker, body: Obj, field: str, _volumes: Container[Any], _step: str) -> None:
     c.unknown(body, field, ("databaseUrlFrom", "sql", "image", "imageFrom", "command", "args", "databaseUrlEnv",
-                            "lockTimeoutSeconds", "historyTable", "connectTimeoutSeconds", "caBundle"))
+                            "lockTimeoutSeconds", "historyTable", "connectTimeoutSeconds", "caBundle",
+                            *OWN_TOOL_FIELDS))
     src = c.obj(body.get("databaseUrlFrom"), f"{field}.databaseUrlFrom", required=True)
     if src is not None:
         c.secret_key_ref(src.get("secretKeyRef"), f"{field}.databaseUrlFrom.secretKeyRef")
@@ -489,7 +497,7 @@ def _check_migration(c: _Checker, body: Obj, field: str, _volumes: Container[Any
         sql = c.obj(body["sql"], f"{field}.sql", required=True)
         if sql is not None:
             _check_sql(c, sql, f"{field}.sql")
-        for key in ("command", "args", "databaseUrlEnv"):
+        for key in ("command", "args", "databaseUrlEnv", *OWN_TOOL_FIELDS):
             if key in body:
                 c.fail(f"{field}.{key}", "only applies with image or imageFrom (your own migration tool)")
     else:
@@ -498,6 +506,7 @@ def _check_migration(c: _Checker, body: Obj, field: str, _volumes: Container[Any
         for key in ("lockTimeoutSeconds", "historyTable", "connectTimeoutSeconds", "caBundle"):
             if key in body:
                 c.fail(f"{field}.{key}", "only applies with sql (the built-in runner)")
+        _check_own_settings(c, body, field)
     _check_ca_bundle(c, body, field)
     for key in ("command", "args"):
         for i, arg in enumerate(c.lst(body.get(key), f"{field}.{key}")):
@@ -510,6 +519,33 @@ def _check_migration(c: _Checker, body: Obj, field: str, _volumes: Container[Any
     table = c.string(body.get("historyTable"), f"{field}.historyTable", max_len=127)
     if table is not None and not SQL_IDENTIFIER.match(table):
         c.fail(f"{field}.historyTable", "must be a lower-case SQL identifier, optionally schema-qualified")
+
+
+# A migration with your own tool: the container settings it takes besides the app's (with imageFrom)
+OWN_TOOL_FIELDS = ("env", "envFrom", "securityContext", "inheritSettings")
+
+
+def _check_own_settings(c: _Checker, body: Obj, field: str) -> None:
+    """env, envFrom and securityContext as a container has them (the API server checks the rest when the
+    Pod is made); inheritSettings only where there is an app container to inherit from."""
+    for i, var in enumerate(c.lst(body.get("env"), f"{field}.env", max_items=1024)):
+        if c.obj(var, f"{field}.env[{i}]", required=True) is not None:
+            name = c.string(var.get("name"), f"{field}.env[{i}].name", required=True, max_len=1024)
+            if name is not None and not name.strip():
+                c.fail(f"{field}.env[{i}].name", "must not be blank")
+    for i, source in enumerate(c.lst(body.get("envFrom"), f"{field}.envFrom", max_items=256)):
+        c.obj(source, f"{field}.envFrom[{i}]", required=True)
+    c.obj(body.get("securityContext"), f"{field}.securityContext")
+    _check_inherit(c, body, field)
+
+
+def _check_inherit(c: _Checker, body: Obj, field: str) -> None:
+    if "inheritSettings" not in body:
+        return
+    if not isinstance(body["inheritSettings"], bool):
+        c.fail(f"{field}.inheritSettings", f"must be true or false, got {body['inheritSettings']!r}")
+    elif "imageFrom" not in body:
+        c.fail(f"{field}.inheritSettings", "only applies with imageFrom (settings come from that app container)")
 
 
 def _check_sql(c: _Checker, sql: Obj, field: str) -> None:
@@ -630,6 +666,7 @@ def _check_container(c: _Checker, body: Obj, field: str, volumes: Container[Any]
         c.fail(field, "must set exactly one of image or imageFrom (the image of an app container)")
     c.string(body.get("image"), f"{field}.image", max_len=1024)
     c.string(body.get("imageFrom"), f"{field}.imageFrom", max_len=63)
+    _check_inherit(c, body, field)
     # the CRD keeps a container step's fields as given; YAML turns an unquoted y, no or 1 into a
     # bool or a number, which Kubernetes refuses only when the Pod is made
     for key in ("command", "args"):

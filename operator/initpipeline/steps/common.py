@@ -202,6 +202,31 @@ def http_options(args: argparse.Namespace) -> HttpOptions:
     return opts
 
 
+# Folders that a step creates in a shared volume: group-writable and setgid, as the kubelet leaves a volume
+# with an fsGroup, so that the app's user and a chart's own init container can write into them too.
+SHARED_FOLDER_MODE = 0o2775
+
+
+def make_shared_folders(folder: str) -> None:
+    """Create folder and its missing parents with SHARED_FOLDER_MODE (the umask would take group write)."""
+    missing = []
+    path = os.path.abspath(folder)
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
+            continue
+        os.chmod(path, SHARED_FOLDER_MODE)
+
+
 def format_seconds(seconds: float) -> str:
     return f"{seconds:.1f}s" if seconds < 100 else f"{seconds:.0f}s"
 

@@ -30,6 +30,7 @@ from .common import (
     http_options,
     json_at,
     log,
+    make_shared_folders,
     positive_number,
     redact,
     remove_stale_staging,
@@ -264,7 +265,7 @@ def fetch_once(item: FileSpec, opts: HttpOptions, timeout: float, max_size: int,
             raise StepError(Exit.TOO_LARGE, f"the body is {length} bytes, over the limit of {max_size}")
         folder = os.path.dirname(os.path.abspath(item.dest))
         try:
-            os.makedirs(folder, exist_ok=True)
+            make_shared_folders(folder)
             fd, tmp = tempfile.mkstemp(prefix=staging_prefix(item.dest), suffix=".part", dir=folder)
         except OSError as exc:
             raise StepError(Exit.WRITE, f"cannot write into {folder}: {exc.strerror}") from None

@@ -25,6 +25,7 @@ from .common import (
     finish,
     format_seconds,
     log,
+    make_shared_folders,
     positive_number,
     redact,
     remove_stale_staging,
@@ -47,7 +48,7 @@ def clone(repository: str, ref: str | None, commit: str | None, dest: str, depth
 
     folder = os.path.dirname(os.path.abspath(dest)) or "."
     try:
-        os.makedirs(folder, exist_ok=True)
+        make_shared_folders(folder)
         staging = tempfile.mkdtemp(prefix=staging_prefix(dest), suffix=".part", dir=folder)
     except OSError as exc:
         raise StepError(Exit.WRITE, f"cannot write into {folder}: {exc.strerror}") from None
