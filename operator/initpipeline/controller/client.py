@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from ..spec import names
 from ..spec.names import Obj
 from .errors import TryAgain
@@ -59,6 +61,25 @@ class KubeClient:
     def create_child(self, body: Obj) -> bool:
         """Create a Deployment, StatefulSet or Job; False when one of that name exists (409)."""
         return self._create(body) is not None
+
+    def create_job(self, job: Obj) -> bool:
+        """Create a once-steps Job; False when it exists (409). Its Pod is first created as a server-side dry
+        run: admission (Pod Security, a policy engine, a quota) judges a Job's Pods only when the Job
+        controller makes them, and a refused one would leave the Job without a Pod and the app gated, with
+        nothing but an Event on the Job. Refused, this raises the API server's words on the Pod."""
+        meta, template = job["metadata"], job["spec"]["template"]
+        pod = {"apiVersion": "v1", "kind": "Pod", "spec": template["spec"],
+               "metadata": {"generateName": f"{meta['name']}-", "namespace": meta["namespace"],
+                            "labels": dict(template.get("metadata", {}).get("labels") or {})}}
+        try:
+            self.request("POST", collection("Pod", meta["namespace"]), pod, dryRun="All", fieldManager=FIELD_MANAGER)
+        except ApiError as exc:
+            if exc.status in (400, 403, 422):
+                raise ApiError(exc.status, exc.reason, json.dumps({
+                    "message": f"its Pod would not be admitted: {exc.message}"})) \
+                    from None
+            raise
+        return self.create_child(job)
 
     def replace_workload(self, body: Obj) -> None:
         """PUT the whole object (at the cached resourceVersion): fields the spec no longer sets go."""

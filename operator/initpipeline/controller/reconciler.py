@@ -242,7 +242,7 @@ def _reconcile_workload(ctl: Controller, pipeline: Obj, previous: Obj, children:
                       f"the pipeline now runs a {desired['kind']}")
         if step.create_job and job is not None:
             kopf.adopt(job, owner=owner)
-            if ctl.client.create_child(job):
+            if ctl.client.create_job(job):
                 log.info("created Job %s for the once-steps of revision %s", job["metadata"]["name"], step.revision)
         if step.write_workload == "create":
             if ctl.client.create_child(desired):
@@ -282,7 +282,7 @@ def _reconcile_attached(ctl: Controller, pipeline: Obj, previous: Obj, children:
             job = attached_job(pipeline, step.job_pod, step.run_job, ctl.config.runner_image)
             if job is not None:
                 kopf.adopt(job, owner=cast(kopf.Body, pipeline))
-                created = ctl.client.create_child(job)
+                created = ctl.client.create_job(job)
                 if created:
                     log.info("created Job %s for the once-steps of revision %s", job["metadata"]["name"],
                              step.run_job)

@@ -34,6 +34,9 @@ class RecordingClient(KubeClient):
         self.writes.append(("create", f"{body['kind']}/{body['metadata']['name']}"))
         return True
 
+    def create_job(self, job: Obj) -> bool:
+        return self.create_child(job)
+
     def replace_workload(self, body: Obj) -> None:
         self.writes.append(("replace", f"{body['kind']}/{body['metadata']['name']}"))
 
