@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from ..spec import names
+from ..spec import names, yamlout
 from ..spec.names import Obj
 from ..spec.validation import FieldError, validate_pipeline
 
@@ -145,7 +145,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     if failed:
         return EXIT_INVALID
     try:
-        text = yaml.safe_dump_all(objects, sort_keys=False)
+        text = yamlout.dump_all(objects)
     except RecursionError:  # a field kept as given (a container step's) nested deeper than YAML is written
         print(f"error: {args.file}: a field is nested too deeply to write as YAML", file=sys.stderr)
         return EXIT_INVALID

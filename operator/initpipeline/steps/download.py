@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from ..spec import yamlout
 from ..spec.names import DEFAULT_DOWNLOAD_MAX_BYTES, DEFAULT_DOWNLOAD_TIMEOUT
 from ..spec.validation import SHA256, VALIDATE_FORMATS, WRITE_FORMATS, is_http_url
 from .common import (
@@ -182,7 +183,7 @@ def shape(content: bytes, item: FileSpec) -> Any:
 def _rendered(value: Any, write_as: str) -> bytes:
     try:
         if write_as == "yaml":
-            return yaml.safe_dump(value, sort_keys=False, allow_unicode=True).encode()
+            return yamlout.dump(value, allow_unicode=True).encode()
         return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode()
     except RecursionError:
         raise StepError(Exit.INVALID_CONTENT, f"the JSON is nested too deeply to write as {write_as}") from None

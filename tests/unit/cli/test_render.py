@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.cases import ROOT, shop, step
@@ -73,3 +74,14 @@ def test_render_shows_an_attached_workloads_pod_and_job_from_both_files() -> Non
     alone = run_cli("render", str(attach / "pipeline.yaml"))
     assert alone.returncode == 1
     assert "attaches to Deployment shop, which is not among the files" in alone.stderr
+
+
+@pytest.mark.parametrize("text", ["92209e9", "1e3", "0x1f", "12_000", ".5", "+1.5E-3", ".inf", "0o17", "007"])
+def test_strings_that_yaml_1_2_reads_as_numbers_are_quoted(text: str) -> None:
+    """A revision hash such as 92209e9 is a number to kubectl (YAML 1.2) unless it is quoted."""
+    from initpipeline.spec import yamlout
+
+    written = yamlout.dump({"revision": text})
+    assert written.strip() in (f"revision: '{text}'", f"revision: \"{text}\""), written
+    assert yaml.safe_load(written) == {"revision": text}
+    assert yamlout.dump({"name": "shop-2"}).strip() == "name: shop-2"  # others stay plain

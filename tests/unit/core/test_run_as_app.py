@@ -43,10 +43,11 @@ POD_SECURITY = {"runAsUser": 1001, "runAsGroup": 1001, "fsGroup": 1001, "runAsNo
 def pipeline(kind: str = "Pod", **workload: Any) -> Obj:
     doc: Obj = {"apiVersion": names.API_VERSION, "kind": names.KIND,
                 "metadata": {"name": "shop", "namespace": "ns", "uid": "u1", "generation": 1},
-                "spec": {"steps": [copy.deepcopy(MIGRATE)], "template": {"metadata": {"labels": {"app": "shop"}}, "spec": {
-                    "securityContext": POD_SECURITY, "containers": [copy.deepcopy(DJANGO)],
-                    "volumes": [{"name": "settings", "configMap": {"name": "shop-settings"}},
-                                {"name": "media", "emptyDir": {}}]}}}}
+                "spec": {"steps": [copy.deepcopy(MIGRATE)], "template": {
+                    "metadata": {"labels": {"app": "shop"}},
+                    "spec": {"securityContext": POD_SECURITY, "containers": [copy.deepcopy(DJANGO)],
+                             "volumes": [{"name": "settings", "configMap": {"name": "shop-settings"}},
+                                         {"name": "media", "emptyDir": {}}]}}}}
     if kind != "Pod":
         doc["spec"]["workload"] = {"kind": kind, **workload}
     assert validate_pipeline(doc) == [], validate_pipeline(doc)
@@ -172,7 +173,7 @@ def test_placement_last_puts_the_steps_after_the_pods_own_init_containers() -> N
     doc["spec"]["attach"]["placement"] = "Last"
     assert validate_pipeline(doc) == []
     last = inject(doc, pod, "runner:1")["spec"]["initContainers"]
-    assert [c["name"] for c in last][0] == "prepare-dirs" and len(last) == len(first)
+    assert last[0]["name"] == "prepare-dirs" and len(last) == len(first)
     doc["spec"]["attach"]["placement"] = "Middle"
     assert [e.field for e in validate_pipeline(doc)] == ["spec.attach.placement"]
 
