@@ -65,6 +65,7 @@ e2e: deps tools cluster-up
 
 bench: deps
 	$(VENV)/bin/python bench/wait_benchmark.py
+	$(VENV)/bin/python bench/lock_benchmark.py
 
 # The operator's latency, scale, memory and API traffic on the local cluster (about 10 minutes).
 BENCH_ARGS ?=

@@ -168,3 +168,62 @@ def test_a_charts_init_container_still_writes_into_a_volume_a_download_filled(ku
             status = status_of(kube, "shop")
             return status if condition(status, "Ready").get("status") == "True" else None
         eventually("the chart's init container and the app started", started, timeout=180)
+
+
+MANAGE_PY = """
+import importlib, os, sys
+sys.path.insert(0, os.getcwd())
+settings = importlib.import_module(os.environ["DJANGO_SETTINGS_MODULE"])
+import psycopg
+with psycopg.connect(settings.DATABASE_URL, autocommit=True) as db:
+    db.execute("CREATE TABLE IF NOT EXISTS django_migrations (id serial PRIMARY KEY, name text, "
+               "lock_timeout text, key_length int)")
+    lock_timeout = db.execute("SHOW lock_timeout").fetchone()[0]
+    db.execute("INSERT INTO django_migrations (name, lock_timeout, key_length) VALUES (%s, %s, %s)",
+               (settings.RELEASE, lock_timeout, len(settings.SECRET_KEY)))
+print("Applying shop.0001_initial... OK")
+"""
+SETTINGS_PY = """
+import os
+SECRET_KEY = os.environ["SECRET_KEY"]
+DATABASE_URL = os.environ["DATABASE_URL"]
+EMAIL_HOST_PASSWORD = os.environ["EMAIL_HOST_PASSWORD"]
+exec(open("/etc/shop/local_settings.py").read())
+"""
+
+
+def test_the_django_example_migrates_with_its_settings_attached_with_one_label(
+        kube: Kube, operator: Kube, host_postgres: Any) -> None:
+    """examples/django-attach as it stands, with a small Django-style manage.py in place of the image's: it
+    needs the settings module, the SECRET_KEY from its Secret, the envFrom Secret and the settings file."""
+    import yaml
+
+    from tests.e2e.manifests import database_secret, db_url_in, fresh_database, postgres_service
+    from tests.helpers import ROOT, sql_rows
+
+    example = ROOT / "examples" / "django-attach"
+    deployment = yaml.safe_load((example / "deployment.yaml").read_text())
+    pipeline_doc = yaml.safe_load((example / "pipeline.yaml").read_text())
+    spec = deployment["spec"]["template"]["spec"]
+    app = spec["containers"][0]
+    app.update(image=RUNNER, imagePullPolicy="IfNotPresent", command=["sleep", "3600"])  # the app's image, ours
+    app["volumeMounts"].append({"name": "code", "mountPath": "/srv/shop"})
+    spec["volumes"].append({"name": "code", "configMap": {"name": "shop-code", "items": [
+        {"key": "manage.py", "path": "manage.py"}, {"key": "settings.py", "path": "shop/settings.py"}]}})
+    url = fresh_database(host_postgres, kube.namespace)
+    kube.apply([*postgres_service(host_postgres.port), database_secret("shop-db", url),
+                {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "shop-django"},
+                 "stringData": {"secret-key": SECRET_VALUE}},
+                {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "shop-settings"},
+                 "stringData": {"EMAIL_HOST_PASSWORD": "mail-pass"}},
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shop-local-settings"},
+                 "data": {"local_settings.py": "RELEASE = '4.1.0'\n"}},
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shop-code"},
+                 "data": {"manage.py": MANAGE_PY, "settings.py": SETTINGS_PY}},
+                pipeline_doc, deployment])
+    status = eventually("migrated and 3/3 ready", migrated(kube, "shop"), timeout=240)
+    assert status["ready"] == "3/3"
+    # once, with the app's settings and the step's own PGOPTIONS
+    rows = sql_rows(db_url_in(url, host_postgres.port), "SELECT name, lock_timeout, key_length FROM django_migrations")
+    assert rows == [("4.1.0", "1s", len(SECRET_VALUE))]
+    assert_secret_nowhere(kube, operator, "shop")

@@ -202,3 +202,21 @@ def test_mariadb_budget_spent_exits_27_with_nothing_applied(mariadb: MariaDB, mu
     assert mysql_rows(murl, "SELECT count(*) FROM schema_migrations WHERE dirty = 1") == [(0,)]
     again = run_migrate(murl, folder, tmp_path)
     assert again.code == 0, again.stderr
+
+
+def test_your_own_tool_gets_the_lock_timeout_from_pgoptions(db: Postgres, tmp_path: Path) -> None:
+    """What the README advises for a custom-command migration: PGOPTIONS in the step's env reaches a libpq
+    client (psycopg here, as Django and Alembic use it), so its ALTER gives way instead of stalling the app."""
+    import subprocess
+    import sys
+
+    sql_run(db.app_url, USERS)
+    tool = "import os, psycopg\npsycopg.connect(os.environ['DATABASE_URL']).execute('ALTER TABLE users ADD x int')\n"
+    with postgres_report(db.app_url, hold=5):
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-c", tool], capture_output=True, text=True, timeout=30, check=False,
+                              env={"DATABASE_URL": db.app_url, "PGOPTIONS": "-c lock_timeout=500ms",
+                                   "PATH": "/usr/bin:/bin"})
+        took = time.monotonic() - started
+    assert done.returncode != 0 and "lock timeout" in done.stderr, done.stderr
+    assert took < 4, took  # gave way at once, while the report still held the table
