@@ -330,3 +330,48 @@ def test_no_finalizer_so_deletes_never_hang_without_the_operator(kube: Kube, ope
     finally:
         operator.run("scale", "deployment/initpipeline", f"--replicas={replicas}")
         operator.run("rollout", "status", "deployment/initpipeline", "--timeout=120s")
+
+
+def test_a_migration_that_gave_way_to_a_lock_says_so_in_the_status_and_its_event(
+        kube: Kube, host_postgres: Postgres) -> None:
+    """A report on the host holds users while the pipeline's migration alters it: the runner gives way (1 s at a
+    time), applies once the report ends, and the operator reads the waits back into the status."""
+    import threading
+    import time
+
+    url = fresh_database(host_postgres, kube.namespace)
+    outside = db_url_in(url, host_postgres.port)
+    with psycopg.connect(outside, autocommit=True) as conn:
+        conn.execute("CREATE TABLE users (id int PRIMARY KEY)")
+    ready, release = threading.Event(), threading.Event()
+
+    def report() -> None:
+        with psycopg.connect(outside, application_name="nightly-report") as conn:
+            conn.execute("SELECT count(*) FROM users")
+            ready.set()
+            release.wait(60)
+    thread = threading.Thread(target=report, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        kube.apply([*postgres_service(host_postgres.port), database_secret("db", url),
+                    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "schema"},
+                     "data": {"1_email.up.sql": "ALTER TABLE users ADD COLUMN email text;"}},
+                    pipeline("locked", [{"name": "migrate", "migration": {
+                        "databaseUrlFrom": {"secretKeyRef": {"name": "db", "key": "url"}},
+                        "sql": {"configMapRef": {"name": "schema"}}}}])])
+
+        def waiting() -> bool:  # the step runs and has given way at least once (its log says so)
+            logs = kube.run("logs", "locked-1", "-c", "migrate", check=False).stdout
+            return "waiting for a lock on users: held by pid" in logs and "'nightly-report'" in logs
+        eventually("the migration to give way", waiting, timeout=120)
+        time.sleep(2)
+    finally:
+        release.set()
+        thread.join(10)
+    status = eventually("Running", phase_is(kube, "locked", "Running"), timeout=120)
+    [step] = status["steps"]
+    assert step["state"] == "Succeeded" and step["lockWaits"]["times"] >= 1 and step["lockWaits"]["seconds"] > 1
+    succeeded = eventually("a StepSucceeded event", lambda: [
+        e for e in kube.events("locked") if e["reason"] == "StepSucceeded"])
+    assert "gave way to table locks" in succeeded[0]["message"]
