@@ -22,79 +22,29 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import mariadb_server, mysql_rows, mysql_run, postgres_server, sql_rows, sql_run  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    app_traffic,
+    holding_transaction,
+    mariadb_server,
+    mysql_rows,
+    mysql_run,
+    postgres_server,
+    sql_rows,
+    sql_run,
+)
 
 ALTER = {"postgres": "ALTER TABLE users ADD COLUMN email text;\n",
          "mariadb": "ALTER TABLE users ADD COLUMN email varchar(80);\n"}
-
-
-@contextmanager
-def app_traffic(query: Callable[[], Any]) -> Iterator[list[float]]:
-    took: list[float] = []
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.is_set():
-            started = time.monotonic()
-            query()
-            took.append(time.monotonic() - started)
-            stop.wait(0.05)
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
-        yield took
-    finally:
-        stop.set()
-        thread.join(60)
-
-
-@contextmanager
-def report(open_transaction: Callable[[threading.Event, float], None], hold: float) -> Iterator[None]:
-    ready = threading.Event()
-    thread = threading.Thread(target=open_transaction, args=(ready, hold), daemon=True)
-    thread.start()
-    if not ready.wait(10):
-        raise SystemExit("the report did not start")
-    yield
-    thread.join(hold + 30)
-
-
-def postgres_report(url: str) -> Callable[[threading.Event, float], None]:
-    def run(ready: threading.Event, hold: float) -> None:
-        import psycopg
-
-        with psycopg.connect(url, application_name="nightly-report") as conn:
-            conn.execute("SELECT count(*) FROM users")
-            ready.set()
-            time.sleep(hold)
-    return run
-
-
-def mariadb_report(url: str) -> Callable[[threading.Event, float], None]:
-    def run(ready: threading.Event, hold: float) -> None:
-        import pymysql
-
-        parts = urllib.parse.urlsplit(url)
-        conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=parts.username or "",
-                               password=urllib.parse.unquote(parts.password or ""), database=parts.path.strip("/"))
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM users")
-            ready.set()
-            time.sleep(hold)
-        conn.close()
-    return run
 
 
 def ours(url: str, folder: Path) -> list[str]:
@@ -114,10 +64,9 @@ def classic(database: str, url: str, folder: Path) -> list[str]:
 
 
 def one_round(database: str, url: str, reset: Callable[[], None], query: Callable[[], Any],
-              transaction: Callable[[threading.Event, float], None], command: list[str], hold: float,
-              env: dict[str, str]) -> tuple[float, float, float]:
+              command: list[str], hold: float, env: dict[str, str]) -> tuple[float, float, float]:
     reset()
-    with report(transaction, hold), app_traffic(query) as took:
+    with holding_transaction(url, hold), app_traffic(query) as took:
         started = time.monotonic()
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         applied = time.monotonic() - started
@@ -134,18 +83,16 @@ def bench(database: str, url: str, hold: float, rounds: int) -> None:
             sql_run(url, "DROP TABLE IF EXISTS users, schema_migrations; CREATE TABLE users (id int PRIMARY KEY); "
                          "INSERT INTO users SELECT generate_series(1, 1000)")
         query: Callable[[], Any] = lambda: sql_rows(url, "SELECT count(*) FROM users")  # noqa: E731
-        transaction = postgres_report(url)
     else:
         def reset() -> None:
             mysql_run(url, "DROP TABLE IF EXISTS users, schema_migrations; CREATE TABLE users (id int PRIMARY KEY) "
                            "ENGINE=InnoDB; INSERT INTO users VALUES (1), (2), (3)")
         query = lambda: mysql_rows(url, "SELECT count(*) FROM users")  # noqa: E731
-        transaction = mariadb_report(url)
     env = {**os.environ, "INITPIPELINE_TERMINATION_LOG": "/dev/null", "BENCH_DB_URL": url}
     results: dict[str, list[tuple[float, float, float]]] = {"ours": [], "classic": []}
     for number in range(1, rounds + 1):
         for who, command in (("ours", ours(url, folder)), ("classic", classic(database, url, folder))):
-            figures = one_round(database, url, reset, query, transaction, command, hold, env)
+            figures = one_round(database, url, reset, query, command, hold, env)
             results[who].append(figures)
             print(f"{database} round {number} {who:8} app's longest query {figures[0]:6.2f} s, median "
                   f"{figures[1]:5.2f} s; migration applied after {figures[2]:5.1f} s", flush=True)

@@ -247,6 +247,67 @@ def write_files(folder: Path, files: dict[str, str]) -> Path:
     return folder
 
 
+@contextmanager
+def holding_transaction(url: str, hold: float, sql: str = "SELECT count(*) FROM users") -> Iterator[None]:
+    """A nightly report: a session of its own (PostgreSQL, or MySQL for a mysql:// URL, named nightly-report)
+    whose transaction ran sql and stays open for hold seconds, in a thread; the block runs while it holds
+    the locks that sql took (a read's: the table's, or its metadata lock on MySQL)."""
+    ready = threading.Event()
+
+    def report() -> None:
+        if url.startswith("mysql://"):
+            import pymysql
+
+            parts = urllib.parse.urlsplit(url)
+            conn = pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=parts.username or "",
+                                   password=urllib.parse.unquote(parts.password or ""),
+                                   database=parts.path.strip("/"), autocommit=False, program_name="nightly-report")
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute(sql)
+                    ready.set()
+                    time.sleep(hold)
+                conn.rollback()
+            finally:
+                conn.close()
+            return
+        import psycopg
+
+        with psycopg.connect(url, application_name="nightly-report") as pg:
+            pg.execute(sql.encode())  # psycopg opened a transaction: it holds the locks until it ends
+            ready.set()
+            time.sleep(hold)
+    thread = threading.Thread(target=report, daemon=True)
+    thread.start()
+    assert ready.wait(10), "the report did not start"
+    try:
+        yield
+    finally:
+        thread.join(hold + 10)
+
+
+@contextmanager
+def app_traffic(query: Callable[[], Any], every: float = 0.05) -> Iterator[list[float]]:
+    """An app's steady queries in a thread, each `every` seconds: yields how long each one took, filled as
+    they run (the lock tests and bench/lock_benchmark.py measure what a migration makes the app wait)."""
+    took: list[float] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            query()
+            took.append(time.monotonic() - started)
+            stop.wait(every)
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield took
+    finally:
+        stop.set()
+        thread.join(60)
+
+
 def run_migrate(url: str, folder: Path, tmp: Path, *extra: str) -> StepResult:
     """The real `initpipeline step migrate` on folder, with url in its environment."""
     return run_step("migrate", "--sql-dir", str(folder), "--database-url-env", "DB_URL", *extra,

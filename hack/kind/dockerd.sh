@@ -27,10 +27,14 @@ install_docker() {
   if [[ ! -e $policy ]]; then
     printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made=1
   fi
+  local installed=1
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io; } \
-    >"$STATE/apt.log" 2>&1 \
-    || { [[ -n $made ]] && rm -f "$policy"; die "apt-get install docker.io failed; see $STATE/apt.log"; }
-  [[ -n $made ]] && rm -f "$policy"
+    >"$STATE/apt.log" 2>&1 || installed=""
+  # an if, not `[[ ]] && rm`: as the function's last command a false test would fail it under set -e
+  if [[ -n $made ]]; then
+    rm -f "$policy"
+  fi
+  [[ -n $installed ]] || die "apt-get install docker.io failed; see $STATE/apt.log"
 }
 
 start() {

@@ -6,64 +6,30 @@ and nothing half-applied; a CREATE INDEX CONCURRENTLY that gave way leaves no IN
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
-import pymysql
 import pytest
 
 from initpipeline.spec.lockwaits import parse_lock_waits
 from initpipeline.steps.common import Exit
-from tests.helpers import MariaDB, Postgres, mysql_rows, mysql_run, run_migrate, sql_rows, sql_run, write_files
+from tests.helpers import (
+    MariaDB,
+    Postgres,
+    app_traffic,
+    holding_transaction,
+    mysql_rows,
+    mysql_run,
+    run_migrate,
+    sql_rows,
+    sql_run,
+    write_files,
+)
 
 USERS = "CREATE TABLE users (id int PRIMARY KEY, name text);\nINSERT INTO users VALUES (1, 'ada'), (2, 'bob');\n"
-
-
-@contextmanager
-def postgres_report(url: str, hold: float, sql: str = "SELECT count(*) FROM users") -> Iterator[None]:
-    """A nightly report: a transaction that read users (or ran sql) and stays open for hold seconds, in a
-    thread."""
-    ready = threading.Event()
-
-    def report() -> None:
-        with psycopg.connect(url, application_name="nightly-report") as conn:
-            conn.execute(sql)  # psycopg opened a transaction: it holds the table's lock until it ends
-            ready.set()
-            time.sleep(hold)
-    thread = threading.Thread(target=report, daemon=True)
-    thread.start()
-    assert ready.wait(10), "the report did not start"
-    try:
-        yield
-    finally:
-        thread.join(hold + 10)
-
-
-@contextmanager
-def app_traffic(query: Callable[[], Any]) -> Iterator[list[float]]:
-    """The app: one query on users every 50 ms; yields how long each one took, filled while it runs."""
-    took: list[float] = []
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.is_set():
-            started = time.monotonic()
-            query()
-            took.append(time.monotonic() - started)
-            stop.wait(0.05)
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
-        yield took
-    finally:
-        stop.set()
-        thread.join(30)
 
 
 def pg_select(url: str) -> Callable[[], Any]:
@@ -90,7 +56,7 @@ def test_postgres_gives_way_to_a_long_transaction_and_applies_once_it_ends(db: P
     name, text, history, recorded = LAYOUTS[layout]
     sql_run(db.app_url, USERS)
     folder = write_files(tmp_path / "sql", {name: text})
-    with postgres_report(db.app_url, hold=5), app_traffic(pg_select(db.app_url)) as took:
+    with holding_transaction(db.app_url, 5), app_traffic(pg_select(db.app_url)) as took:
         result = run_migrate(db.app_url, folder, tmp_path, "--table-lock-timeout", "0.5")
     assert result.code == 0, result.stderr
     # the app's queries waited behind the ALTER at most about its lock timeout, never for the report's 5 s
@@ -109,7 +75,7 @@ def test_postgres_without_a_table_lock_timeout_the_app_waits_for_the_report(db: 
     """The control of the test above: the same report and ALTER with no lock timeout stall the app's queries."""
     sql_run(db.app_url, USERS)
     folder = write_files(tmp_path / "sql", {"1_email.up.sql": "ALTER TABLE users ADD COLUMN email text;\n"})
-    with postgres_report(db.app_url, hold=4):
+    with holding_transaction(db.app_url, 4):
         time.sleep(0.2)
         with app_traffic(pg_select(db.app_url)) as took:
             result = run_migrate(db.app_url, folder, tmp_path, "--table-lock-timeout", "0")
@@ -122,7 +88,7 @@ def test_postgres_budget_spent_exits_27_with_nothing_applied(db: Postgres, tmp_p
     sql_run(db.app_url, USERS)
     folder = write_files(tmp_path / "sql", {
         "V1__seed.sql": "INSERT INTO users VALUES (3, 'cy');\nALTER TABLE users ADD COLUMN email text;\n"})
-    with postgres_report(db.app_url, hold=8):
+    with holding_transaction(db.app_url, 8):
         result = run_migrate(db.app_url, folder, tmp_path, "--table-lock-timeout", "0.3", "--lock-retry-budget", "2")
     assert result.code == Exit.LOCK_BUDGET == 27, result.stderr
     assert "retry budget of 2.0s is spent" in result.termination and "held by pid" in result.termination
@@ -140,7 +106,7 @@ def test_postgres_concurrent_index_that_gave_way_is_dropped_and_retried(db: Post
     folder = write_files(tmp_path / "sql", {
         "1_name_index.up.sql": "CREATE INDEX CONCURRENTLY IF NOT EXISTS users_name ON users (name);\n"})
     # CONCURRENTLY waits for the transactions that write the table (after it created the index, INVALID)
-    with postgres_report(db.app_url, hold=4, sql="UPDATE users SET name = name WHERE id = 1"):
+    with holding_transaction(db.app_url, 4, sql="UPDATE users SET name = name WHERE id = 1"):
         result = run_migrate(db.app_url, folder, tmp_path, "--table-lock-timeout", "0.5")
     assert result.code == 0, result.stderr
     assert "dropping the INVALID index users_name" in result.stderr
@@ -161,39 +127,10 @@ def murl(mariadb: MariaDB) -> Iterator[str]:
     mysql_run(mariadb.url(), f"DROP DATABASE IF EXISTS `{name}`")
 
 
-@contextmanager
-def mariadb_report(mariadb: MariaDB, database: str, hold: float) -> Iterator[None]:
-    """A transaction that read users (so it holds the table's metadata lock) for hold seconds."""
-    ready = threading.Event()
-
-    def report() -> None:
-        conn = pymysql.connect(host="127.0.0.1", port=mariadb.port, user="app", password=mariadb.password,
-                               database=database, autocommit=False)
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute("SELECT count(*) FROM users")
-                ready.set()
-                time.sleep(hold)
-            conn.rollback()
-        finally:
-            conn.close()
-    thread = threading.Thread(target=report, daemon=True)
-    thread.start()
-    assert ready.wait(10), "the report did not start"
-    try:
-        yield
-    finally:
-        thread.join(hold + 10)
-
-
-def database_of(url: str) -> str:
-    return url.rsplit("/", 1)[1]
-
-
 def test_mariadb_gives_way_to_a_metadata_lock_and_applies_once_it_ends(mariadb: MariaDB, murl: str,
                                                                        tmp_path: Path) -> None:
     folder = write_files(tmp_path / "sql", {"1_email.up.sql": "ALTER TABLE users ADD COLUMN email varchar(80);\n"})
-    with mariadb_report(mariadb, database_of(murl), hold=6), \
+    with holding_transaction(murl, 6), \
             app_traffic(lambda: mysql_rows(murl, "SELECT count(*) FROM users")) as took:
         result = run_migrate(murl, folder, tmp_path, "--table-lock-timeout", "1")
     assert result.code == 0, result.stderr
@@ -209,7 +146,7 @@ def test_mariadb_gives_way_to_a_metadata_lock_and_applies_once_it_ends(mariadb: 
 
 def test_mariadb_budget_spent_exits_27_with_nothing_applied(mariadb: MariaDB, murl: str, tmp_path: Path) -> None:
     folder = write_files(tmp_path / "sql", {"1_email.up.sql": "ALTER TABLE users ADD COLUMN email varchar(80);\n"})
-    with mariadb_report(mariadb, database_of(murl), hold=7):
+    with holding_transaction(murl, 7):
         result = run_migrate(murl, folder, tmp_path, "--table-lock-timeout", "1", "--lock-retry-budget", "2")
     assert result.code == Exit.LOCK_BUDGET, result.stderr
     assert "nothing of it was applied" in result.termination
@@ -229,7 +166,7 @@ def test_your_own_tool_gets_the_lock_timeout_from_pgoptions(db: Postgres, tmp_pa
 
     sql_run(db.app_url, USERS)
     tool = "import os, psycopg\npsycopg.connect(os.environ['DATABASE_URL']).execute('ALTER TABLE users ADD x int')\n"
-    with postgres_report(db.app_url, hold=5):
+    with holding_transaction(db.app_url, 5):
         started = time.monotonic()
         done = subprocess.run([sys.executable, "-c", tool], capture_output=True, text=True, timeout=30, check=False,
                               env={"DATABASE_URL": db.app_url, "PGOPTIONS": "-c lock_timeout=500ms",
