@@ -7,7 +7,7 @@ BIN := $(CACHE)/bin
 PYTEST_ARGS ?=
 
 .PHONY: demo test deps tools migration-tools unit-lowest constraints images cluster-up cluster-down cluster-status install lint unit e2e \
-        bench bench-operator sync-crd manifests kind-e2e clean
+        bench bench-operator sync-crd manifests kind-e2e clean e2e-matrix
 
 demo:
 	bash hack/demo.sh
@@ -62,6 +62,12 @@ unit: deps migration-tools
 
 e2e: deps tools cluster-up
 	$(VENV)/bin/pytest -ra $(PYTEST_ARGS) tests/e2e
+
+# The end-to-end suite on each Kubernetes minor of hack/versions.env, the cluster made anew for each
+# (E2E_MINORS="1.35 1.37" picks some); prints a table of the results.
+E2E_MINORS ?=
+e2e-matrix: deps tools
+	PYTEST_ARGS="$(PYTEST_ARGS)" bash hack/e2e-matrix.sh $(E2E_MINORS)
 
 bench: deps
 	$(VENV)/bin/python bench/wait_benchmark.py

@@ -365,8 +365,15 @@ up() {
     log "no component of the last cluster runs; clearing its state first"
     down
     set -e -o pipefail
+  elif ((alive)) && [[ $(cat "$C/kubernetes-version" 2>/dev/null) != "$KUBERNETES_VERSION" ]]; then
+    # another minor's cluster: its state is not this one's to upgrade or downgrade
+    log "the cluster runs Kubernetes $(cat "$C/kubernetes-version" 2>/dev/null || echo "of unknown version"), not" \
+      "$KUBERNETES_VERSION: removing it first"
+    down
+    set -e -o pipefail
   fi
   mkdir -p "$C" "$LOGS" "$PIDS"
+  echo "$KUBERNETES_VERSION" >"$C/kubernetes-version"
   bash "$HACK_DIR/install-deps.sh"
   bash "$HACK_DIR/build-tools.sh"
   setup_host
@@ -380,7 +387,7 @@ up() {
   wait_for "node $NODE_NAME to become Ready" 180 node_ready
   wait_for "the default service account" 60 "${KUBECTL[@]}" -n default get serviceaccount default
   wait_for "CoreDNS to answer through its Service" 60 dns_answers
-  log "cluster is up in $((SECONDS - begun))s; export KUBECONFIG=$KUBECONFIG_FILE"
+  log "cluster (Kubernetes $KUBERNETES_VERSION) is up in $((SECONDS - begun))s; export KUBECONFIG=$KUBECONFIG_FILE"
 }
 
 # --- down -------------------------------------------------------------------------------------

@@ -5,9 +5,24 @@ HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$HACK_DIR/.." && pwd)
 # shellcheck source=versions.env
 . "$HACK_DIR/versions.env"
+# The Kubernetes of the local cluster: KUBERNETES_VERSION names a minor (1.35, v1.35 or v1.35.4 all pick the
+# pinned patch of 1.35), else the default.
+KUBERNETES_MINOR=${KUBERNETES_VERSION:-$DEFAULT_KUBERNETES_MINOR}
+KUBERNETES_MINOR=$(cut -d. -f1,2 <<<"${KUBERNETES_MINOR#v}")
+_pinned=KUBERNETES_${KUBERNETES_MINOR/./_}
+if [[ ! $KUBERNETES_MINOR =~ ^1\.[0-9]+$ || -z ${!_pinned:-} ]]; then
+  printf 'error: KUBERNETES_VERSION=%s: the local cluster runs one of %s\n' "${KUBERNETES_VERSION:-}" \
+    "$KUBERNETES_MINORS" >&2
+  exit 2
+fi
+KUBERNETES_VERSION=${!_pinned}
+unset _pinned
 # Heavy artifacts (Go caches, binaries, images, the cluster's state) live outside the repo.
 CACHE_DIR=${INITPIPELINE_CACHE:-$HOME/.cache/initpipeline}
 BIN_DIR=$CACHE_DIR/bin
+# Each minor's Kubernetes binaries apart; build-tools.sh links the chosen minor's into BIN_DIR
+KUBE_BIN_DIR=$BIN_DIR/kubernetes-$KUBERNETES_MINOR
+KUBE_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 export GOMODCACHE=$CACHE_DIR/go/mod GOCACHE=$CACHE_DIR/go/build GOFLAGS=-buildvcs=false
 export GOTOOLCHAIN=local CGO_ENABLED=0
 

@@ -68,7 +68,8 @@ async def pods_by_owner(body: kopf.Body, **_: Any) -> dict[str, Obj] | None:
     owner = _owner_uid(body)
     if owner is None:
         return None
-    kept: Obj = {"activeDeadlineSeconds": body["spec"].get("activeDeadlineSeconds")}
+    kept: Obj = {"activeDeadlineSeconds": body["spec"].get("activeDeadlineSeconds"),
+                 "restartPolicy": body["spec"].get("restartPolicy")}
     pod = cast(Obj, body)  # kopf's Body reads as the plain dict that it wraps
     if names.ONCE_GATE in gates_of(pod):
         # an attached Pod waiting for its revision's once-steps: the Job runs with its images and volumes

@@ -199,6 +199,13 @@ def _look(steps_spec: list[Obj], pod: Obj) -> _Look:
     status = pod.get("status") or {}
     by_name = {cs.get("name"): cs for cs in status.get("initContainerStatuses") or []}
     steps = [step_status(s, by_name.get(s["name"])) for s in steps_spec]
+    if (pod.get("spec") or {}).get("restartPolicy") != "Never" and status.get("phase") not in ("Failed", "Succeeded"):
+        for step in steps:
+            # From Kubernetes 1.36 the kubelet shows an init container that it backs off before restarting as
+            # terminated (its last exit), where 1.35 and earlier show it waiting in CrashLoopBackOff: failed
+            # again after a restart, it is crash-looping either way.
+            if step["state"] == "Failed" and step["restartCount"] >= 1 and step.get("reason") != "CrashLoopBackOff":
+                step["reason"] = "CrashLoopBackOff"
     initialized = condition(pod.get("status"), "Initialized").get("status") == "True"
 
     def done(index: int) -> bool:

@@ -97,6 +97,21 @@ def test_crash_looping_under_always() -> None:
     assert cond(s, "Failed")["status"] == "False"
 
 
+def test_a_step_backed_off_as_kubernetes_1_36_shows_it_is_crash_looping_too() -> None:
+    """From 1.36 the kubelet leaves an init container it backs off in its terminated state (restartCount up)
+    instead of waiting in CrashLoopBackOff: the same crash loop, the same status."""
+    backed_off = failed("migrate", 20, message="migration 002 failed", restarts=2)
+    s = status_of(pod("Pending", [done("wait-deps"), backed_off, pending("fetch-config"), pending("fix-permissions")]))
+    step = s["steps"][1]
+    assert step["state"] == "Failed" and step["reason"] == "CrashLoopBackOff" and step["restartCount"] == 2
+    assert cond(s, "Degraded")["reason"] == "CrashLoopBackOff"
+    assert "crash-looping (exit code 20, 2 restarts)" in cond(s, "Degraded")["message"]
+    # never restarted: a plain failure, not a loop
+    first = status_of(pod("Pending", [done("wait-deps"), failed("migrate", 20), pending("fetch-config"),
+                                      pending("fix-permissions")]))
+    assert first["steps"][1]["reason"] == "Error"
+
+
 def test_failed_attempt_between_restarts_still_shows_failure() -> None:
     waiting = {"name": "migrate", "restartCount": 1, "state": {"waiting": {"reason": "PodInitializing"}},
                "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "message": "x"}}}
