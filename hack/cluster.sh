@@ -387,7 +387,7 @@ up() {
   wait_for "node $NODE_NAME to become Ready" 180 node_ready
   wait_for "the default service account" 60 "${KUBECTL[@]}" -n default get serviceaccount default
   wait_for "CoreDNS to answer through its Service" 60 dns_answers
-  log "cluster (Kubernetes $KUBERNETES_VERSION) is up in $((SECONDS - begun))s; export KUBECONFIG=$KUBECONFIG_FILE"
+  log "cluster is up (Kubernetes $KUBERNETES_VERSION) in $((SECONDS - begun))s; export KUBECONFIG=$KUBECONFIG_FILE"
 }
 
 # --- down -------------------------------------------------------------------------------------
