@@ -240,7 +240,11 @@ def test_deadline_bounds_the_steps_not_the_app(kube: Kube) -> None:
                 pipeline("late", wait_step(600), activeDeadlineSeconds=5)])
     status = eventually("the deadline to fail the pipeline", phase_is(kube, "late", "Failed"), timeout=90)
     assert condition(status, "Failed")["reason"] == "DeadlineExceeded"
-    assert status["steps"][0]["state"] == "Failed"
+    pod_seen = [p.get("status") for p in pods_of(kube, "late")]
+    [step] = status["steps"]
+    assert step["state"] == "Failed", (status, pod_seen)
+    # The wait handles SIGTERM as its container's PID 1: it ends at once, not by SIGKILL after the grace period.
+    assert step["exitCode"] == 143 and step["message"].startswith("wait stopped by SIGTERM after "), step
 
 
 def test_pod_refused_by_the_api_server_is_reported_not_retried(kube: Kube) -> None:

@@ -246,6 +246,39 @@ def test_sigterm_during_a_clone_leaves_nothing(tmp_path: Path) -> None:
     assert leftovers(out) == [] and not (out / "site").exists()
 
 
+def sigterm_after(proc: subprocess.Popen[str], line: str) -> tuple[int, str]:
+    """SIGTERM once the step's log shows `line`; its exit code and all it logged."""
+    assert proc.stderr is not None
+    seen = []
+    for logged in proc.stderr:
+        seen.append(logged)
+        if line in logged:
+            break
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(10)
+    return code, "".join(seen) + proc.stderr.read()
+
+
+def test_sigterm_ends_a_wait_at_once_saying_what_it_waited_for(tmp_path: Path) -> None:
+    """A step is its container's PID 1, which the kernel sends no signal it has no handler for: each
+    wait handles SIGTERM itself, or a Pod stopped by its deadline would wait out its grace period."""
+    with HttpServer(lambda h, n: respond(h, 503, b"not yet")).running() as server:
+        proc = start_step("wait", "--http", server.url, "--timeout", "600", tmp=tmp_path)
+        code, logged = sigterm_after(proc, "not ready")
+    assert code == Exit.TERMINATED, logged
+    message = (tmp_path / "termination").read_text()
+    assert message.startswith("wait stopped by SIGTERM after ")
+    assert f"{server.url}: NOT READY after " in message
+
+
+def test_sigterm_ends_an_object_wait_at_once(tmp_path: Path) -> None:
+    proc = start_step("wait-object", "--met-file", str(tmp_path / "met"), "--step", "s", "--object", "Job seed",
+                      "--condition", "Complete", "--timeout", "600", tmp=tmp_path)
+    code, logged = sigterm_after(proc, "waiting for Job seed")
+    assert code == Exit.TERMINATED, logged
+    assert "stopped by SIGTERM after" in (tmp_path / "termination").read_text()
+
+
 def test_stale_staging_of_a_killed_run_is_removed(tmp_path: Path) -> None:
     (tmp_path / ".f.abcd1234.part").write_text("half")
     (tmp_path / ".f.zz_z9999.old").mkdir()

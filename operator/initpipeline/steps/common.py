@@ -81,21 +81,34 @@ class Interrupted(BaseException):
         return self.signum == signal.SIGTERM
 
 
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
+@contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Raise Interrupted in the main thread when SIGTERM arrives. A step runs as its container's PID 1, and
+    the kernel drops a signal that PID 1 has no handler for: without one, a Pod stopped by its deadline or a
+    delete would wait out the whole grace period for SIGKILL (exit 137) instead of ending at once (143)."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextmanager
 def deadline(seconds: float) -> Iterator[None]:
     """Raise Interrupted in the main thread when `seconds` have passed or SIGTERM arrives, wherever it
     is blocked (a read of a body that trickles, a connect): the step's --timeout is a wall-clock bound."""
-    def interrupt(signum: int, _frame: object) -> None:
-        raise Interrupted(signum)
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGALRM, signal.SIGTERM)}
+    previous = signal.signal(signal.SIGALRM, _raise_interrupted)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        yield
+        with stop_on_sigterm():
+            yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def printable(text: str) -> str:

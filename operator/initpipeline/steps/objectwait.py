@@ -15,7 +15,18 @@ import time
 from typing import Any
 
 from ..spec.names import DEFAULT_OBJECT_WAIT_TIMEOUT
-from .common import Exit, StepError, UsageError, finish, format_seconds, log, positive_number, printable
+from .common import (
+    Exit,
+    Interrupted,
+    StepError,
+    UsageError,
+    finish,
+    format_seconds,
+    log,
+    positive_number,
+    printable,
+    stop_on_sigterm,
+)
 
 POLL_INTERVAL = 0.1  # a local file read: cheap, and the step passes within this of the kubelet's write
 
@@ -54,14 +65,18 @@ def met_steps(path: str) -> set[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    log(f"waiting for {args.object} to be {args.condition} (the operator watches it; the pipeline's "
-        "status.objects shows what it saw last)")
     started = time.monotonic()
-    deadline = started + args.timeout
     try:
-        return _wait(args, started, deadline)
+        with stop_on_sigterm():
+            log(f"waiting for {args.object} to be {args.condition} (the operator watches it; the pipeline's "
+                "status.objects shows what it saw last)")
+            return _wait(args, started, started + args.timeout)
     except StepError as exc:
         return finish(exc.code, f"wait-object: {exc.message}")
+    except Interrupted:
+        return finish(Exit.TERMINATED, f"wait-object: stopped by SIGTERM after "
+                                       f"{format_seconds(time.monotonic() - started)} waiting for {args.object} "
+                                       f"to be {args.condition}")
 
 
 def _wait(args: argparse.Namespace, started: float, deadline: float) -> int:

@@ -17,6 +17,7 @@ from ..spec.validation import is_http_url
 from .common import (
     Exit,
     HttpOptions,
+    Interrupted,
     StepError,
     UsageError,
     add_http_arguments,
@@ -27,6 +28,7 @@ from .common import (
     log,
     positive_number,
     redact,
+    stop_on_sigterm,
 )
 from .mysqlurl import MYSQL_SCHEMES, parse_mysql_url
 from .net import classify, http_open, left_origin_note, read_body, split_host_port, tcp_probe
@@ -283,6 +285,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def _outcomes(targets: list[Target]) -> list[str]:
+    return [f"{t.label}: ready after {format_seconds(t.ready_after)}" if t.ready_after is not None
+            else f"{t.label}: NOT READY after {t.attempts} attempts (last: {t.last_reason})" for t in targets]
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         targets = parse_targets(args)
@@ -292,13 +299,14 @@ def run(args: argparse.Namespace) -> int:
         return finish(exc.code, f"wait: {exc.message}")
     log(f"waiting up to {format_seconds(args.timeout)} for {len(targets)} target(s): "
         + ", ".join(t.label for t in targets))
-    ok = wait_for(targets, opts, expect, args.timeout, args.max_interval)
-    lines = []
-    for t in targets:
-        if t.ready_after is not None:
-            lines.append(f"{t.label}: ready after {format_seconds(t.ready_after)}")
-        else:
-            lines.append(f"{t.label}: NOT READY after {t.attempts} attempts (last: {t.last_reason})")
+    started = time.monotonic()
+    try:
+        with stop_on_sigterm():
+            ok = wait_for(targets, opts, expect, args.timeout, args.max_interval)
+    except Interrupted:
+        return finish(Exit.TERMINATED, f"wait stopped by SIGTERM after {format_seconds(time.monotonic() - started)}"
+                                       "\n" + "\n".join(_outcomes(targets)))
+    lines = _outcomes(targets)
     if ok:
         return finish(Exit.OK, "all targets ready\n" + "\n".join(lines))
     missing = [t.label for t in targets if t.ready_after is None]
