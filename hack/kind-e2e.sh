@@ -148,7 +148,7 @@ created=1
 nodes=("$NAME-control-plane")
 # kind resolves the config's relative hostPath against the working directory
 (cd "$REPO_ROOT" && "$KIND" create cluster --name "$NAME" --config kind-config.yaml \
-  ${NODE_IMAGE:+--image "$NODE_IMAGE"} --kubeconfig "$KUBECONFIG_KIND" --wait 0s)
+  ${NODE_IMAGE:+--image "$NODE_IMAGE"} ${KIND_KEEP:+--retain} --kubeconfig "$KUBECONFIG_KIND" --wait 0s)
 mapfile -t nodes < <("$KIND" get nodes --name "$NAME")
 export KUBECONFIG=$KUBECONFIG_KIND
 kubectl=("$BIN_DIR/kubectl")
