@@ -12,7 +12,9 @@
    namespace is deleted; its restarts; and, from the API server's audit log (hack/cluster.sh records the
    operator's requests), its writes and reads at rest.
 
-4. Attach mode: the time the Pod webhook adds to creating a Pod, next to the same Pods unlabelled; and an
+4. Attach mode, by the API server's MutatingAdmissionPolicy and by the operator's webhook in turn (the
+   operator reinstalled for each): the time each adds to creating a Pod, next to the same Pods unlabelled
+   created interleaved with them, with the Pod's pipeline alone in its namespace and among 100 more; and an
    attached Deployment of 100 Pods created at once, next to a raw one.
 
 5. waitForObject: a Job that completes after a random 3 to 6 s, waited for by a pipeline's waitForObject step
@@ -22,7 +24,8 @@
    the kubelet reports a container's end only at its next relist, once a second, which would hide the rest.
 
     python bench/operator_benchmark.py [--pipelines 30] [--intervals 0.5,0.1] [--replicas 10] [--scale 1000]
-                                      [--quiet 60] [--attach-pods 50] [--attach-replicas 100] [--object-rounds 10]
+                                      [--quiet 60] [--attach-pods 50] [--attach-replicas 100]
+                                      [--attach-neighbours 100] [--injection policy,webhook] [--object-rounds 10]
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import threading
 import time
 import uuid
@@ -414,6 +418,7 @@ def scale(core: Any, custom: Any, count: int, quiet: int) -> None:
 
 
 INJECT = f"{GROUP}/inject"
+ROOT = Path(__file__).resolve().parents[1]
 NOWHERE = {"initpipeline.dev/bench": "no-such-node"}  # Pods that are created but never scheduled
 
 
@@ -425,29 +430,60 @@ def attached_pipeline(name: str, once: bool) -> Obj:
             "spec": {"attach": {"kind": "Deployment", "name": name}, "steps": steps}}
 
 
-def attach(core: Any, apps: Any, custom: Any, pods: int, replicas: int) -> None:
-    """4. Attach mode: the time the Pod webhook adds to a Pod's creation (the API call, side by side with
-    the same Pods unlabelled, interleaved), and an attached Deployment of `replicas` Pods created at once
-    next to a raw one: when all its Pods exist, and when their gates are lifted after the once-step."""
+def install_operator(injection: str | None) -> None:
+    """Install the operator as `make bench-operator` does, with attach mode's mechanism (None: auto)."""
+    values = ["--set", f"injection={injection}"] if injection else []
+    subprocess.run(["bash", str(ROOT / "hack" / "install-operator.sh"), *values], check=True)
+
+
+def refuses_unknown_pipelines(core: Any, ns: str) -> bool:
+    """Whether a labelled Pod that names no pipeline is refused: the mechanism is in the admission chain."""
+    body = {"metadata": {"generateName": "probe-", "labels": {INJECT: "no-such-pipeline"}},
+            "spec": {"containers": [{"name": "app", "image": BUSYBOX}]}}
+    try:
+        core.create_namespaced_pod(ns, body, dry_run="All")
+    except client.ApiException as exc:
+        return exc.status in (400, 403) and "does not exist" in str(exc.body)
+    return False
+
+
+def attach(core: Any, apps: Any, custom: Any, pods: int, replicas: int, neighbours: int, mechanism: str) -> None:
+    """4. Attach mode: the time the policy or the webhook adds to a Pod's creation (the API call, side by
+    side with the same Pods unlabelled, interleaved), also with `neighbours` more pipelines in the Pod's
+    namespace (the policy evaluates its CEL once per pipeline there), and an attached Deployment of
+    `replicas` Pods created at once next to a raw one: when all its Pods exist, and when their gates are
+    lifted after the once-step."""
     ns = namespace(core, "bench-attach")
     try:
+        start = time.monotonic()
+        while not refuses_unknown_pipelines(core, ns):
+            if time.monotonic() - start > 120:
+                raise TimeoutError(f"the {mechanism} did not come into the admission chain")
+            time.sleep(0.5)
         custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, attached_pipeline("web", once=False))
-        time.sleep(2)
-        timings: dict[bool, list[float]] = {True: [], False: []}
-        for i in range(pods):
-            for labelled in (True, False):
-                labels = {"pod-template-hash": "bench", **({INJECT: "web"} if labelled else {})}
-                body = {"metadata": {"name": f"{'in' if labelled else 'raw'}-{i}", "labels": labels},
-                        "spec": {"nodeSelector": NOWHERE, "terminationGracePeriodSeconds": 0,
-                                 "containers": [{"name": "app", "image": BUSYBOX, "command": ["sleep", "3600"]}]}}
-                start = time.monotonic()
-                core.create_namespaced_pod(ns, body)
-                timings[labelled].append(time.monotonic() - start)
-        print(f"4. attach mode: creating a Pod ({pods} of each, interleaved)")
-        print(line("Pod create, unlabelled (raw)", timings[False]))
-        print(line("Pod create, labelled (through the webhook)", timings[True]))
-        added = [a - b for a, b in zip(sorted(timings[True]), sorted(timings[False]), strict=True)]
-        print(line("what the webhook adds (by percentile)", added))
+        time.sleep(3)  # rendered for the policy
+        print(f"4. attach mode by {mechanism}: creating a Pod ({pods} of each, interleaved)")
+        for others in sorted({0, neighbours}):
+            if others:  # the second round: as many more pipelines beside it
+                for i in range(others):
+                    custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL,
+                                                           attached_pipeline(f"n{i}", False))
+                time.sleep(5)
+            timings: dict[bool, list[float]] = {True: [], False: []}
+            for i in range(pods):
+                for labelled in (True, False):
+                    labels = {"pod-template-hash": "bench", **({INJECT: "web"} if labelled else {})}
+                    body = {"metadata": {"name": f"{'in' if labelled else 'raw'}-{others}-{i}", "labels": labels},
+                            "spec": {"nodeSelector": NOWHERE, "terminationGracePeriodSeconds": 0,
+                                     "containers": [{"name": "app", "image": BUSYBOX, "command": ["sleep", "3600"]}]}}
+                    start = time.monotonic()
+                    core.create_namespaced_pod(ns, body)
+                    timings[labelled].append(time.monotonic() - start)
+            where = f"{1 + others} pipelines in the namespace"
+            print(line(f"Pod create, unlabelled (raw), {where}", timings[False]))
+            print(line(f"Pod create, labelled ({mechanism}), {where}", timings[True]))
+            added = [a - b for a, b in zip(sorted(timings[True]), sorted(timings[False]), strict=True)]
+            print(line(f"what the {mechanism} adds (by percentile)", added))
 
         def deployment(name: str, labelled: bool) -> Obj:
             labels = {"app": name, **({INJECT: name} if labelled else {})}
@@ -473,7 +509,7 @@ def attach(core: Any, apps: Any, custom: Any, pods: int, replicas: int) -> None:
             return time.monotonic()
 
         custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, attached_pipeline("shop", once=True))
-        time.sleep(2)
+        time.sleep(3)
         start = time.monotonic()
         apps.create_namespaced_deployment(ns, deployment("plain", False))
         plain = until(lambda: count("app=plain") == replicas) - start
@@ -483,7 +519,7 @@ def attach(core: Any, apps: Any, custom: Any, pods: int, replicas: int) -> None:
         lifted = until(lambda: count("app=shop", gated=False) == replicas) - start
         print(f"  a Deployment of {replicas} Pods, created at once (they are never scheduled: the node is spared)")
         print(f"  {'all Pods exist, raw Deployment':44} {plain:8.2f} s")
-        print(f"  {'all Pods exist, attached (webhook, gated)':44} {created:8.2f} s")
+        print(f"  {f'all Pods exist, attached ({mechanism}, gated)':44} {created:8.2f} s")
         print(f"  {'all gates lifted (once-step Job included)':44} {lifted:8.2f} s")
     finally:
         delete_namespace(core, ns)
@@ -600,6 +636,10 @@ def main() -> None:
     parser.add_argument("--attach-pods", type=int, default=50,
                         help="Pods created through the webhook and as many without (0: no attach run)")
     parser.add_argument("--attach-replicas", type=int, default=100)
+    parser.add_argument("--attach-neighbours", type=int, default=100,
+                        help="more pipelines in the namespace for a second round of Pod creations (0: none)")
+    parser.add_argument("--injection", default="policy,webhook",
+                        help="attach mode's mechanisms to measure, in turn (default: %(default)s)")
     parser.add_argument("--object-rounds", type=int, default=10, help="waitForObject rounds (0: none)")
     args = parser.parse_args()
     config.load_kube_config()
@@ -613,8 +653,12 @@ def main() -> None:
     if args.replicas:
         deployment_ratio(core, apps, custom, args.replicas, args.rounds)
     if args.attach_pods:
-        calm_node()
-        attach(core, apps, custom, args.attach_pods, args.attach_replicas)
+        # each mechanism in turn (the operator reinstalled for it), each against unlabelled Pods of its time
+        for mechanism in args.injection.split(","):
+            install_operator(mechanism)
+            calm_node()
+            attach(core, apps, custom, args.attach_pods, args.attach_replicas, args.attach_neighbours, mechanism)
+        install_operator(None)
     if args.object_rounds:
         calm_node()
         object_waits(core, client.BatchV1Api(), client.RbacAuthorizationV1Api(), custom, args.object_rounds)

@@ -165,6 +165,6 @@ bash "$HACK_DIR/install-operator.sh" --set logFormat=json
 host_ip=$(docker network inspect kind -f '{{range .IPAM.Config}}{{println .Gateway}}{{end}}' | grep -m1 '\.')
 log "running tests/e2e against kind cluster $NAME (the tests' servers listen on $host_ip)"
 # shellcheck disable=SC2086  # PYTEST_ARGS holds words, as `make kind-e2e PYTEST_ARGS=...` passes them
-INITPIPELINE_E2E_KUBECONFIG=$KUBECONFIG_KIND INITPIPELINE_E2E_HOST_IP=$host_ip \
+INITPIPELINE_E2E_KUBECONFIG=$KUBECONFIG_KIND INITPIPELINE_E2E_HOST_IP=$host_ip INITPIPELINE_E2E_INSTALL=1 \
   INITPIPELINE_E2E_CLUSTER="bash $HACK_DIR/kind/cluster-ctl.sh $NAME" \
   "$CACHE_DIR/venv/bin/pytest" -ra "$REPO_ROOT/tests/e2e" ${PYTEST_ARGS:-}

@@ -246,3 +246,59 @@ def test_cert_manager_or_no_webhook_at_all() -> None:
     assert not [d for d in off if d["kind"] in ("MutatingWebhookConfiguration", "Secret", "Certificate")]
     [deploy] = [d for d in off if d["kind"] == "Deployment"]
     assert not [a for a in deploy["spec"]["template"]["spec"]["containers"][0]["args"] if "webhook" in a]
+
+
+MAP_API = "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"
+POLICY_KINDS = ["MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicyBinding"]
+
+
+def admission_kinds(docs: list[dict]) -> list[str]:  # type: ignore[type-arg]
+    return sorted(d["kind"] for d in docs if "Admission" in d["kind"] or "Webhook" in d["kind"])
+
+
+def webhook_args(docs: list[dict]) -> list[str]:  # type: ignore[type-arg]
+    [deploy] = [d for d in docs if d["kind"] == "Deployment"]
+    return [a for a in deploy["spec"]["template"]["spec"]["containers"][0]["args"] if "webhook" in a]
+
+
+def test_injection_auto_takes_the_policy_where_the_api_server_serves_it() -> None:
+    served = render("--api-versions", MAP_API)
+    assert admission_kinds(served) == sorted(POLICY_KINDS)
+    # no webhook: no server in the operator, no certificate, no Service for it
+    assert webhook_args(served) == []
+    assert not [d for d in served
+                if d["kind"] in ("Secret", "Certificate") or d["metadata"]["name"].endswith("-webhook")]
+    older = render()  # an API server without it (helm template's own defaults)
+    assert admission_kinds(older) == ["MutatingWebhookConfiguration"] and webhook_args(older)
+    assert admission_kinds(render("--set", "injection=policy")) == sorted(POLICY_KINDS)
+    assert admission_kinds(render("--set", "injection=webhook", "--api-versions", MAP_API)) == \
+        ["MutatingWebhookConfiguration"]
+    result = helm("template", "x", str(CHART), "--set", "injection=both")
+    assert result.returncode != 0 and "injection" in result.stderr
+
+
+def test_the_policy_and_the_webhook_see_the_same_pods() -> None:
+    policy = {d["kind"]: d for d in render("--set", "injection=policy", "--set", "watchNamespaces={a}")}
+    [config] = [d for d in render("--set", "watchNamespaces={a}") if d["kind"] == "MutatingWebhookConfiguration"]
+    [hook] = config["webhooks"]
+    for kind in ("MutatingAdmissionPolicyBinding", "ValidatingAdmissionPolicyBinding"):
+        match = policy[kind]["spec"]["matchResources"]
+        assert match["objectSelector"] == hook["objectSelector"] == {
+            "matchExpressions": [{"key": names.LABEL_INJECT, "operator": "Exists"}]}
+        assert match["namespaceSelector"] == hook["namespaceSelector"]
+    assert policy["MutatingAdmissionPolicy"]["spec"]["paramKind"] == {"apiVersion": names.API_VERSION,
+                                                                       "kind": names.KIND}
+    assert policy["MutatingAdmissionPolicyBinding"]["spec"]["paramRef"] == {
+        "selector": {}, "parameterNotFoundAction": "Allow"}
+
+
+def test_the_policy_writes_the_names_the_operator_reads() -> None:
+    from initpipeline.core.build import ROLE_APP
+
+    docs = render("--set", "injection=policy")
+    text = json.dumps([d for d in docs if d["kind"] in POLICY_KINDS])
+    for name in (names.LABEL_INJECT, names.LABEL_PIPELINE, names.LABEL_UID, names.LABEL_REVISION, names.LABEL_ROLE,
+                 names.LABEL_MANAGED_BY, names.ONCE_GATE, names.ANNOTATION_REFUSED):
+        assert f"'{name}'" in text, name
+    assert f"value: '{ROLE_APP}'" in text and f"value: '{names.MANAGED_BY}'" in text

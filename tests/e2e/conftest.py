@@ -29,12 +29,23 @@ def kubeconfig() -> str:
     return str(local)
 
 
+# Whether the tests install the operator themselves: on the local cluster, and on one that
+# hack/kind-e2e.sh made (INITPIPELINE_E2E_INSTALL=1); on a cluster of someone else's, it is there already.
+MAY_INSTALL = not os.environ.get("INITPIPELINE_E2E_KUBECONFIG") or bool(os.environ.get("INITPIPELINE_E2E_INSTALL"))
+INSTALL_VALUES = ("--set", "logFormat=json")
+
+
+def install_operator(kubeconfig: str, *values: str) -> None:
+    """Install or upgrade the operator with the project's Helm chart (the tests' values, then these)."""
+    subprocess.run(["bash", str(ROOT / "hack" / "install-operator.sh"), *INSTALL_VALUES, *values],
+                   env={**os.environ, "KUBECONFIG": kubeconfig}, check=True)
+
+
 @pytest.fixture(scope="session")
 def operator(kubeconfig: str) -> Kube:
     """The operator, installed (or upgraded) with the project's Helm chart."""
     if not os.environ.get("INITPIPELINE_E2E_KUBECONFIG"):
-        subprocess.run(["bash", str(ROOT / "hack" / "install-operator.sh"), "--set", "logFormat=json"],
-                       env={**os.environ, "KUBECONFIG": kubeconfig}, check=True)
+        install_operator(kubeconfig)
     return Kube(kubeconfig, "initpipeline-system")
 
 

@@ -1,13 +1,14 @@
 """Attach mode on the real cluster: a Deployment or StatefulSet of the user's, applied with kubectl and
-never written by the operator, gets the pipeline's steps through the Pod webhook, and its migration runs
-exactly once per rollout, before any app container of that rollout starts (counted in a real PostgreSQL)."""
+never written by the operator, gets the pipeline's steps at admission, and its migration runs exactly once
+per rollout, before any app container of that rollout starts (counted in a real PostgreSQL). Each test
+runs with each mechanism (the `injection` fixture): the operator's webhook, and the API server's
+MutatingAdmissionPolicy where it serves one (Kubernetes 1.36 and later)."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
 import json
-import os
 import re
 import ssl
 import subprocess
@@ -18,6 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
+from initpipeline.core.attach import Refusal, inject
+from initpipeline.spec import names
+from tests.e2e.conftest import MAY_INSTALL, install_operator
 from tests.e2e.kube import BIN, Kube, condition, eventually, needs_cluster_control, status_of
 from tests.e2e.manifests import BUSYBOX, RUNNER, database_secret, db_url_in, fresh_database, postgres_service
 from tests.e2e.test_cli import plugin
@@ -27,6 +31,52 @@ from tests.helpers import ROOT, Postgres
 pytestmark = pytest.mark.e2e
 INJECT = "initpipeline.dev/inject"
 CHART = ROOT / "tests" / "e2e" / "charts" / "shop"  # a user's app chart, labelled
+
+
+# The policy last: it is what `injection: auto` installs on 1.36 and later, so the modules after this one
+# find the operator as the session installed it.
+MECHANISMS = ("webhook", "policy")
+
+
+def serves_policy(kube: Kube) -> bool:
+    resources = json.loads(kube.run("get", "--raw", "/apis/admissionregistration.k8s.io/v1").stdout)["resources"]
+    return any(r["name"] == "mutatingadmissionpolicies" for r in resources)
+
+
+def installed_mechanism(operator: Kube) -> str:
+    found = operator.run("get", "mutatingwebhookconfiguration", "initpipeline-initpipeline-system", check=False)
+    return "webhook" if found.returncode == 0 else "policy"
+
+
+def probe_pod(pipeline: str, name: str = "probe", **labels: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {INJECT: pipeline, **labels}},
+            "spec": {"containers": [{"name": "app", "image": BUSYBOX, "command": ["sleep", "60"]}]}}
+
+
+def dry_run(kube: Kube, doc: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """Create it with --dry-run=server: through admission, stored nowhere; the result is as admitted."""
+    return kube.run("create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(doc), check=False)
+
+
+@pytest.fixture(scope="module", params=MECHANISMS)
+def injection(request: pytest.FixtureRequest, operator: Kube) -> str:
+    """The operator installed with `injection: <mechanism>`, once that mechanism answers."""
+    mechanism: str = request.param
+    if mechanism == "policy" and not serves_policy(operator):
+        pytest.skip("this API server serves no admissionregistration.k8s.io/v1 MutatingAdmissionPolicy "
+                    "(Kubernetes 1.36 and later do)")
+    if MAY_INSTALL:
+        install_operator(operator.kubeconfig, "--set", f"injection={mechanism}")
+    elif installed_mechanism(operator) != mechanism:
+        pytest.skip(f"the operator on this cluster injects by {installed_mechanism(operator)}, and the tests "
+                    "do not reinstall it there")
+    # a new policy or webhook takes a moment to be in the API server's admission chain
+    answers = {"webhook": '"inject.initpipeline.dev" denied', "policy": "ValidatingAdmissionPolicy"}[mechanism]
+    admin = Kube(operator.kubeconfig, "default")
+    eventually(f"the {mechanism} to refuse a Pod that names no pipeline",
+               lambda: answers in dry_run(admin, probe_pod("no-such-pipeline")).stderr, timeout=90)
+    return mechanism
 
 
 def attached(name: str, label: str = "attach", kind: str = "Deployment") -> dict[str, Any]:
@@ -88,7 +138,7 @@ def started_at(pod: dict[str, Any]) -> dt.datetime:
 
 
 def test_an_attached_deployment_migrates_once_per_rollout_and_is_never_written(
-        kube: Kube, host_postgres: Postgres) -> None:
+        kube: Kube, host_postgres: Postgres, injection: str) -> None:
     url = fresh_database(host_postgres, kube.namespace)
     kube.apply([*postgres_service(host_postgres.port), database_secret("shop-db", url)])
     outside = db_url_in(url, host_postgres.port)
@@ -165,20 +215,26 @@ def test_an_attached_deployment_migrates_once_per_rollout_and_is_never_written(
     assert len(runs(outside)) == 3
 
 
-def test_a_labelled_pod_without_its_pipeline_is_refused_and_says_what_to_do(kube: Kube, operator: Kube) -> None:
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "lost", "labels": {INJECT: "ghost"}},
-           "spec": {"containers": [{"name": "app", "image": BUSYBOX, "command": ["sleep", "60"]}]}}
-    refused = kube.apply(pod, False)
+def test_a_labelled_pod_without_its_pipeline_is_refused_and_says_what_to_do(
+        kube: Kube, operator: Kube, injection: str) -> None:
+    refused = kube.apply(probe_pod("ghost", "lost"), False)
     assert refused.returncode != 0
     assert f"InitPipeline ghost does not exist in namespace {kube.namespace}" in refused.stderr
     assert f"remove the label {INJECT}" in refused.stderr
+    # so also where the namespace has other pipelines (the policy sees each of them)
+    kube.apply({"apiVersion": "initpipeline.dev/v1alpha1", "kind": "InitPipeline", "metadata": {"name": "other"},
+                "spec": {"attach": {"kind": "Deployment", "name": "other"},
+                         "steps": [{"name": "hello", "container": {"image": BUSYBOX, "command": ["true"]}}]}})
+    refused = kube.apply(probe_pod("ghost", "lost"), False)
+    assert f"InitPipeline ghost does not exist in namespace {kube.namespace}" in refused.stderr
 
     def logged() -> Any:  # by the replica that answered; a refusal is the webhook's job, not an error
         out = operator.run("logs", "-l", "app.kubernetes.io/name=initpipeline", "--tail=2000").stdout
         return [line for line in out.splitlines()
                 if f"InitPipeline ghost does not exist in namespace {kube.namespace}" in line]
-    lines = eventually("the operator's log line of the refusal", logged, timeout=30)
-    assert all(re.search(r'\[WARNING|"level": "warning"', line) for line in lines), lines
+    if injection == "webhook":
+        lines = eventually("the operator's log line of the refusal", logged, timeout=30)
+        assert all(re.search(r'\[WARNING|"level": "warning"', line) for line in lines), lines
     # a Deployment's Pods likewise: its ReplicaSet says why, and creates them once the pipeline exists
     kube.apply(users_deployment("later", replicas=1))
 
@@ -194,7 +250,7 @@ def test_a_labelled_pod_without_its_pipeline_is_refused_and_says_what_to_do(kube
     eventually("1/1 ready", ready(kube, "later", 1), timeout=180)
 
 
-def test_an_attached_statefulset_runs_its_once_step_once(kube: Kube) -> None:
+def test_an_attached_statefulset_runs_its_once_step_once(kube: Kube, injection: str) -> None:
     labels = {"app": "store", INJECT: "store"}
     sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "store"},
            "spec": {"replicas": 2, "serviceName": "store", "podManagementPolicy": "Parallel",
@@ -215,9 +271,11 @@ def test_an_attached_statefulset_runs_its_once_step_once(kube: Kube) -> None:
     assert seed["state"] == "Succeeded" and seed["once"]
 
 
-def test_with_no_operator_a_labelled_pod_is_refused_and_an_unlabelled_one_starts(kube: Kube, operator: Kube) -> None:
-    labelled = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "labelled", "labels": {INJECT: "any"}},
-                "spec": {"containers": [{"name": "app", "image": BUSYBOX, "command": ["sleep", "60"]}]}}
+def test_with_no_operator_a_labelled_pod_is_refused_and_an_unlabelled_one_starts(
+        kube: Kube, operator: Kube, injection: str) -> None:
+    if injection != "webhook":
+        pytest.skip("the policy needs no operator replica: see test_with_no_operator_the_policy_injects_...")
+    labelled = probe_pod("any", "labelled")
     plain = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "plain"},
              "spec": {"containers": [{"name": "app", "image": BUSYBOX, "command": ["sleep", "60"]}]}}
     operator.run("scale", "deployment/initpipeline", "--replicas=0")
@@ -234,7 +292,7 @@ def test_with_no_operator_a_labelled_pod_is_refused_and_an_unlabelled_one_starts
 
 
 def test_the_operator_killed_during_the_migration_still_runs_it_once_and_lifts_the_gates(
-        kube: Kube, operator: Kube, host_postgres: Postgres) -> None:
+        kube: Kube, operator: Kube, host_postgres: Postgres, injection: str) -> None:
     url = fresh_database(host_postgres, kube.namespace)
     kube.apply([*postgres_service(host_postgres.port), database_secret("shop-db", url)])
     slow = attached("slow")
@@ -254,7 +312,7 @@ def test_the_operator_killed_during_the_migration_still_runs_it_once_and_lifts_t
 
 
 def test_a_deployment_from_a_users_helm_chart_rolls_with_helm_upgrade_and_shows_no_drift(
-        kube: Kube, host_postgres: Postgres) -> None:
+        kube: Kube, host_postgres: Postgres, injection: str) -> None:
     url = fresh_database(host_postgres, kube.namespace)
     kube.apply([*postgres_service(host_postgres.port), database_secret("shop-db", url)])
     outside = db_url_in(url, host_postgres.port)
@@ -294,8 +352,10 @@ def admission_review(namespace: str, pipeline: str) -> dict[str, Any]:
         "operation": "CREATE", "userInfo": {"username": "e2e"}, "object": pod}}
 
 
-def test_both_replicas_answer_the_webhook_from_the_current_spec(kube: Kube, operator: Kube) -> None:
+def test_both_replicas_answer_the_webhook_from_the_current_spec(kube: Kube, operator: Kube, injection: str) -> None:
     """The standby too (its watches are paused, not its webhook), each with the steps as they are now."""
+    if injection != "webhook":
+        pytest.skip("the webhook's own test")
     operator.run("rollout", "status", "deployment/initpipeline", "--timeout=120s")
     replicas = [p["metadata"]["name"] for p in operator.get(
         "pods", selector="app.kubernetes.io/name=initpipeline")["items"] if not p["metadata"].get("deletionTimestamp")]
@@ -326,13 +386,116 @@ def test_both_replicas_answer_the_webhook_from_the_current_spec(kube: Kube, oper
 
 
 @needs_cluster_control  # a cluster of ours, whose operator hack/install-operator.sh installed
-def test_the_charts_certificate_is_kept_across_helm_upgrade(operator: Kube) -> None:
+def test_the_charts_certificate_is_kept_across_helm_upgrade(operator: Kube, injection: str) -> None:
+    if injection != "webhook":
+        pytest.skip("the policy has no certificate")
     def ca() -> tuple[str, str]:
         secret = operator.get("secret", "initpipeline-webhook-tls")["data"]["ca.crt"]
         config = operator.get("mutatingwebhookconfiguration", "initpipeline-initpipeline-system")
         return secret, config["webhooks"][0]["clientConfig"]["caBundle"]
     before = ca()
     assert before[0] == before[1]
-    subprocess.run(["bash", str(ROOT / "hack" / "install-operator.sh"), "--set", "logFormat=json"],
-                   env={**os.environ, "KUBECONFIG": operator.kubeconfig}, check=True)
+    install_operator(operator.kubeconfig, "--set", "injection=webhook")
     assert ca() == before
+
+
+def test_with_no_operator_the_policy_injects_and_the_pod_starts_once_the_operator_is_back(
+        kube: Kube, operator: Kube, injection: str) -> None:
+    """The API server adds the steps and the gate itself: Pods are created while no replica runs, and
+    start once one is back and has run their revision's once-steps."""
+    if injection != "policy":
+        pytest.skip("the webhook needs an operator replica: see test_with_no_operator_a_labelled_pod_is_refused_...")
+    pipeline = {"apiVersion": "initpipeline.dev/v1alpha1", "kind": "InitPipeline", "metadata": {"name": "down"},
+                "spec": {"attach": {"kind": "Deployment", "name": "down"}, "steps": [
+                    {"name": "seed", "once": True, "container": {"image": BUSYBOX, "command": ["true"]}},
+                    {"name": "check", "container": {"image": BUSYBOX, "command": ["true"]}}]}}
+    kube.apply(pipeline)
+    eventually("the pipeline rendered for the policy",
+               lambda: (status_of(kube, "down").get("injection") or {}).get("generation") == 1, timeout=60)
+    operator.run("scale", "deployment/initpipeline", "--replicas=0")
+    try:
+        eventually("no operator Pod", lambda: not operator.get(
+            "pods", selector="app.kubernetes.io/name=initpipeline")["items"], timeout=120)
+        kube.apply(users_deployment("down", replicas=2))
+        pods = eventually("2 Pods created", lambda: (lambda ps: ps if len(ps) == 2 else None)(app_pods(kube, "down")),
+                          timeout=60)
+        steps = status_of(kube, "down")["injection"]["stepsHash"]
+        for pod in pods:
+            assert [c["name"] for c in pod["spec"]["initContainers"]] == ["check"]
+            assert pod["spec"]["schedulingGates"] == [{"name": names.ONCE_GATE}]
+            labels = pod["metadata"]["labels"]
+            assert labels[names.LABEL_REVISION] == f"{steps}-{labels['pod-template-hash']}"
+            assert labels[names.LABEL_UID] == kube.get("initpipeline", "down")["metadata"]["uid"]
+        assert not kube.get("jobs")["items"]  # nobody to run the once-steps yet: the Pods wait
+    finally:
+        operator.run("scale", "deployment/initpipeline", "--replicas=2")
+        operator.run("rollout", "status", "deployment/initpipeline", "--timeout=120s", timeout=140)
+    status = eventually("2/2 ready", ready(kube, "down", 2), timeout=180)
+    assert status["attached"]["succeededRevisions"] == [status["revision"]] and len(kube.get("jobs")["items"]) == 1
+
+
+def test_the_policy_adds_what_the_webhook_would_and_refuses_alike(kube: Kube, operator: Kube, injection: str) -> None:
+    """Compared with core.attach.inject, which the webhook runs: each kind of every-Pod step, imageFrom with
+    the app's settings and without, the Pod's own init container after ours (placement Last)."""
+    if injection != "policy":
+        pytest.skip("the policy's own test")
+    pipeline = {"apiVersion": "initpipeline.dev/v1alpha1", "kind": "InitPipeline", "metadata": {"name": "same"},
+                "spec": {"attach": {"kind": "Deployment", "name": "same", "placement": "Last"}, "steps": [
+                    {"name": "wait", "waitForService": {"targets": [{"host": "db", "port": 5432}]}},
+                    {"name": "fetch", "configDownload": {"volume": "conf", "files": [
+                        {"url": "http://config/app.json", "path": "app.json"}]}},
+                    {"name": "collect", "container": {"imageFrom": "app", "command": ["collect"],
+                                                      "env": [{"name": "MODE", "value": "step"}]}},
+                    {"name": "bare", "container": {"imageFrom": "app", "inheritSettings": False, "command": ["true"]}},
+                    {"name": "seed", "once": True, "container": {"imageFrom": "app", "command": ["seed"]}}]}}
+    kube.apply(pipeline)
+    eventually("the pipeline rendered for the policy",
+               lambda: (status_of(kube, "same").get("injection") or {}).get("generation") == 1, timeout=60)
+    stored = kube.get("initpipeline", "same")
+    pod = probe_pod("same", "web", **{"pod-template-hash": "5d8c7b9f4"})
+    pod["metadata"]["namespace"] = kube.namespace
+    pod["spec"]["containers"][0].update(
+        image=RUNNER, imagePullPolicy="Never", workingDir="/srv",
+        env=[{"name": "MODE", "value": "app"}, {"name": "TZ", "value": "UTC"}],
+        volumeMounts=[{"name": "conf", "mountPath": "/etc/app"}],
+        resources={"limits": {"memory": "128Mi"}})
+    pod["spec"]["initContainers"] = [{"name": "theirs", "image": BUSYBOX, "command": ["true"]}]
+    pod["spec"]["volumes"] = [{"name": "conf", "emptyDir": {}}]
+    admitted = dry_run(kube, pod)
+    assert admitted.returncode == 0, admitted.stderr
+    by_policy = json.loads(admitted.stdout)
+    # what the webhook makes of the same Pod, with the API server's defaults put in likewise
+    patch = inject(stored, pod, RUNNER)
+    expected = json.loads(pod_json := json.dumps(pod))
+    expected["metadata"]["labels"] = {k: v for k, v in {**pod["metadata"]["labels"], **patch["metadata"]["labels"]}
+                                      .items() if k != INJECT}  # unlabelled: no admission of ours
+    expected["spec"].update(patch["spec"])
+    defaulted = dry_run(kube, expected)
+    assert defaulted.returncode == 0, defaulted.stderr
+    by_webhook = json.loads(defaulted.stdout)
+    assert [c["name"] for c in by_policy["spec"]["initContainers"]] == ["theirs", "wait", "fetch", "collect", "bare"]
+    for key in ("initContainers", "volumes", "schedulingGates"):
+        assert by_policy["spec"][key] == by_webhook["spec"][key], key
+    assert {k: v for k, v in by_policy["metadata"]["labels"].items() if k != INJECT} == \
+        by_webhook["metadata"]["labels"]
+    collect = next(c for c in by_policy["spec"]["initContainers"] if c["name"] == "collect")
+    assert collect["image"] == RUNNER and collect["workingDir"] == "/srv"
+    assert collect["env"] == [{"name": "TZ", "value": "UTC"}, {"name": "MODE", "value": "step"}]
+    assert json.loads(pod_json) == pod  # nothing above changed the Pod sent
+
+    # and a Pod that does not fit is refused with the webhook's words
+    unfit = json.loads(pod_json)
+    unfit["spec"]["containers"][0]["name"] = "main"
+    unfit["spec"]["initContainers"][0]["name"] = "wait"
+    unfit["spec"]["volumes"] = []
+    unfit["spec"]["containers"][0].pop("volumeMounts")
+    with pytest.raises(Refusal) as why:
+        inject(stored, unfit, RUNNER)
+    refused = dry_run(kube, unfit)
+    assert refused.returncode != 0 and str(why.value) in refused.stderr, (str(why.value), refused.stderr)
+    # one without the workload's revision label likewise
+    bare = probe_pod("same", "bare")
+    with pytest.raises(Refusal) as why:
+        inject(stored, bare, RUNNER)
+    refused = dry_run(kube, bare)
+    assert refused.returncode != 0 and str(why.value) in refused.stderr, (str(why.value), refused.stderr)

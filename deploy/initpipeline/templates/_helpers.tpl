@@ -58,3 +58,31 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
+
+{{/* Attach mode's mechanism, policy or webhook: `auto` takes the API server's MutatingAdmissionPolicy
+where it serves admissionregistration.k8s.io/v1 (Kubernetes 1.36 and later), the webhook below. */}}
+{{- define "initpipeline.injection" -}}
+{{- if eq .Values.injection "auto" -}}
+{{- if .Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy" }}policy{{ else }}webhook{{ end -}}
+{{- else -}}
+{{- .Values.injection -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Pods that attach mode's admission sees: those that opt in, outside the release's namespace
+and kube-system (and inside watchNamespaces, when set). */}}
+{{- define "initpipeline.attachSelectors" -}}
+objectSelector:
+  matchExpressions:
+    - {key: initpipeline.dev/inject, operator: Exists}
+namespaceSelector:
+  matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: NotIn
+      values: [{{ .Release.Namespace }}, kube-system]
+    {{- if .Values.watchNamespaces }}
+    - key: kubernetes.io/metadata.name
+      operator: In
+      values: {{ toJson .Values.watchNamespaces }}
+    {{- end }}
+{{- end -}}

@@ -181,7 +181,6 @@ async def on_revision_event(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> 
         _wake(memo, uid, kwargs)
 
 
-@kopf.on.mutate("", "v1", "pods", id="inject", operations=["CREATE"], labels={names.LABEL_INJECT: kopf.PRESENT})
 async def inject_steps(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     """Attach mode: a new Pod of a user's workload gets its pipeline's steps (the API server calls this
     for Pods with the inject label only: the chart's objectSelector)."""
@@ -190,3 +189,10 @@ async def inject_steps(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_:
     except Refusal as exc:
         raise kopf.AdmissionError(str(exc), code=403) from None
     patch.update(changes)
+
+
+def serve_injection() -> None:
+    """Register the Pod webhook (`injection: webhook`). Only then: kopf refuses to start with an admission
+    handler and no webhook server, and with `injection: policy` the API server injects by itself."""
+    kopf.on.mutate("", "v1", "pods", id="inject", operations=["CREATE"],
+                   labels={names.LABEL_INJECT: kopf.PRESENT})(inject_steps)

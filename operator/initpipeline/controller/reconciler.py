@@ -23,6 +23,7 @@ from ..core.hold import write_hold
 from ..core.objects import object_waits, plan_objects
 from ..core.pod_plan import plan_pod, rejected
 from ..core.pod_status import build_status, finished_steps, invalid_status, same_status, step_events
+from ..core.policy import injection
 from ..core.workload_plan import ANNOTATION_SPEC_HASH, plan, spec_hash
 from ..core.workload_status import workload_status
 from ..spec import names, views
@@ -125,8 +126,10 @@ def reconcile(ctl: Controller, uid: str, view: View, log: Logger) -> Obj:
         errors = validate_pipeline(pipeline)
         if errors:
             ctl.objects.forget(uid)
-            return publish(ctl, pipeline, previous, invalid_status(pipeline, [str(e) for e in errors],
-                                                                   rfc3339(utcnow())))
+            status = invalid_status(pipeline, [str(e) for e in errors], rfc3339(utcnow()))
+            if views.attached(pipeline["spec"]):
+                status["injection"] = injection(pipeline, ctl.config.runner_image)  # the refusal
+            return publish(ctl, pipeline, previous, status)
         objects = _objects_status(ctl, pipeline, previous, children, log)
         if views.attached(pipeline["spec"]):
             return _reconcile_attached(ctl, pipeline, previous, children, log, objects)
@@ -299,7 +302,8 @@ def _reconcile_attached(ctl: Controller, pipeline: Obj, previous: Obj, children:
         if exc.status == 422 and step.ungate:  # another gate went meanwhile: the cache is behind
             raise TryAgain("a Pod's gates changed meanwhile; trying again", delay=1) from None
         return _refused(ctl, pipeline, previous, exc, "JobRejected")
-    status = {**attach_status(pipeline, step, children.pods, rfc3339(utcnow())), **objects}
+    status = {**attach_status(pipeline, step, children.pods, rfc3339(utcnow())), **objects,
+              "injection": injection(pipeline, ctl.config.runner_image)}
     return publish(ctl, pipeline, previous, status, created_child=created)
 
 

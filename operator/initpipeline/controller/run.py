@@ -17,6 +17,8 @@ def run_operator(config: OperatorConfig) -> None:
     if config.metrics_port:
         metrics.serve(config.metrics_port)
     controller = Controller(config, handlers.post_event, metrics)
+    if config.webhook_port:
+        handlers.serve_injection()
     metrics.queue_depth.set_function(controller.queue.depth)
     metrics.object_watches.set_function(lambda: len(controller.objects.watching()))
     kopf.run(

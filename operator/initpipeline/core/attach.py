@@ -53,16 +53,22 @@ def other_gates(pod_spec: Obj) -> list[Obj]:
     return [g for g in pod_spec.get("schedulingGates") or [] if g.get("name") != names.ONCE_GATE]
 
 
-def attach_revision(spec: Obj, pod_labels: dict[str, str]) -> str | None:
-    """A Pod's revision: its workload's own (pod-template-hash or controller-revision-hash) together
-    with the pipeline's steps, so that a rollout or a change of the steps is a new one and a scale-up
-    or a rollback to a revision that ran is not. None: the Pod has no such label."""
+def steps_hash(spec: Obj) -> str:
+    """What the Pods of an attached workload run of the pipeline: its steps and their deadline."""
+    basis = {"steps": spec.get("steps"), "activeDeadlineSeconds": spec.get("activeDeadlineSeconds")}
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:REVISION_LENGTH]
+
+
+def attach_revision(spec: Obj, pod_labels: dict[str, str], hashed_steps: str | None = None) -> str | None:
+    """A Pod's revision, `<steps hash>-<workload hash>`: the pipeline's steps with its workload's own revision
+    (pod-template-hash, or the hash that ends a StatefulSet's controller-revision-hash), so that a rollout or
+    a change of the steps is a new one and a scale-up or a rollback to a revision that ran is not. Made of
+    parts so that the API server's admission policy, which has no hash function, can write it too (see
+    deploy/initpipeline/templates/policy.yaml). None: the Pod has no such label."""
     workload_hash = pod_labels.get(names.WORKLOAD_REVISION_LABELS[views.workload_kind(spec)])
     if not workload_hash:
         return None
-    basis = {"workload": workload_hash, "steps": spec.get("steps"),
-             "activeDeadlineSeconds": spec.get("activeDeadlineSeconds")}
-    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:REVISION_LENGTH]
+    return f"{hashed_steps or steps_hash(spec)}-{workload_hash.rsplit('-', 1)[-1]}"
 
 
 def succeeded_revisions(status: Obj) -> list[str]:

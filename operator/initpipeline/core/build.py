@@ -58,6 +58,9 @@ def revision(spec: Obj) -> str:
 
 
 def once_job_name(pipeline_name: str, rev: str) -> str:
+    """The once-steps Job of a revision; an attached workload's longer revision is shortened to a digest."""
+    if len(rev) > REVISION_LENGTH:
+        rev = hashlib.sha256(rev.encode()).hexdigest()[:REVISION_LENGTH]
     return f"{pipeline_name}-once-{rev}"
 
 

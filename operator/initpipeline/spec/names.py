@@ -33,6 +33,9 @@ LABEL_INJECT = f"{GROUP}/inject"
 WORKLOAD_REVISION_LABELS = {"Deployment": "pod-template-hash", "StatefulSet": "controller-revision-hash"}
 # Holds an attached Pod of a revision whose once-steps have not succeeded yet.
 ONCE_GATE = f"{GROUP}/once-steps"
+# Set by the admission policy (`injection: policy`) on a Pod it refuses; its validating half then refuses
+# the Pod with this message, so the annotation is never stored.
+ANNOTATION_REFUSED = f"{GROUP}/refused"
 # waitForObject: the operator watches the object and, once its condition holds, names the step in this
 # annotation of the pipeline's Pods; the step reads it through a downward API volume (no RBAC in the Pod).
 ANNOTATION_OBJECTS_MET = f"{GROUP}/objects-met"

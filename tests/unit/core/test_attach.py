@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -17,8 +18,9 @@ from initpipeline.core.attach import (
     job_template,
     plan_attached,
     revision_entry,
+    steps_hash,
 )
-from initpipeline.core.build import build_once_job
+from initpipeline.core.build import build_once_job, once_job_name
 from initpipeline.spec import names
 from initpipeline.spec.validation import validate_pipeline
 from tests.cases import ROOT
@@ -95,6 +97,11 @@ def test_the_revision_is_the_workloads_with_the_steps() -> None:
     changed["steps"][0]["waitForService"]["timeoutSeconds"] = 60
     assert one != attach_revision(changed, {"pod-template-hash": "aaa"})  # new steps
     assert attach_revision(spec, {"controller-revision-hash": "aaa"}) is None  # not a Deployment's Pod
+    # made of parts that the admission policy's CEL can join: the steps' hash and the workload's own
+    assert re.fullmatch(r"[0-9a-f]{7}-aaa", str(one)) and one.startswith(steps_hash(spec))
+    stateful = {**spec, "attach": {"kind": "StatefulSet", "name": "db"}}
+    assert attach_revision(stateful, {"controller-revision-hash": "db-7c9f6b5d4"}) == \
+        f"{steps_hash(stateful)}-7c9f6b5d4"
 
 
 @pytest.mark.parametrize(("change", "words"), [
@@ -162,7 +169,8 @@ def test_gated_pods_start_one_job_for_their_revision_with_their_images() -> None
     assert step.run_job == rev_of(pods[0]) and step.job_pod is pods[2] and not step.ungate
     built = build_once_job({**doc, "spec": {**doc["spec"], "template": job_template(step.job_pod)}}, "runner:1",
                            step.run_job)
-    assert built is not None and built["metadata"]["name"] == f"shop-once-{step.run_job}"
+    assert built is not None and built["metadata"]["labels"][names.LABEL_REVISION] == step.run_job
+    assert built["metadata"]["name"] == once_job_name("shop", step.run_job) and len(built["metadata"]["name"]) == 17
     containers = built["spec"]["template"]["spec"]["initContainers"]
     assert [c["name"] for c in containers] == ["wait-deps", "migrate"]
     assert containers[1]["image"] == "shop:2.0"  # imageFrom: app, of this revision's Pods

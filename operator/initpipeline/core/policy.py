@@ -1,0 +1,79 @@
+"""What the API server's MutatingAdmissionPolicy reads to inject an attached pipeline (pure: no I/O).
+
+With `injection: policy` the API server itself adds the every-Pod steps and the gate to a labelled Pod
+(deploy/initpipeline/templates/policy.yaml), with the InitPipeline as the policy's parameter. CEL can
+neither build containers from a spec nor hash, so the operator renders them into `status.injection`
+ahead of time; the CEL only places them in the Pod, computes the revision from its parts, checks that
+the Pod fits the steps and refuses it with the message rendered here when the pipeline is invalid.
+What the webhook computes per Pod (core.attach.inject) is the same, and the e2e tests compare the two.
+"""
+
+from __future__ import annotations
+
+from ..spec import names, views
+from ..spec.names import Obj
+from ..spec.validation import validate_pipeline
+from .attach import steps_hash
+from .build import init_pod_spec, job_steps, pod_steps
+
+# Stands in for the image of an imageFrom step's app container, which the policy fills in per Pod.
+IMAGE_FROM_PLACEHOLDER = "initpipeline.invalid/image-from-app-container"
+
+
+RENDERED_KEYS = ("stepsHash", "revisionLabel", "kind", "placement", "initContainers", "volumes", "gated", "stepNames",
+                 "needsContainers", "needsVolumes", "imageFrom")
+
+
+def invalid_refusal(pipeline_name: str, error: str) -> str:
+    return f"InitPipeline {pipeline_name} is invalid ({error}); fix it, and the Pods are created again"
+
+
+def injection(pipeline: Obj, runner_image: str) -> Obj:
+    """status.injection of an attached pipeline: the init containers and volumes ready to add, what a Pod
+    must have for them (containers that imageFrom names, volumes the steps mount), and where they go."""
+    meta, spec = pipeline["metadata"], pipeline["spec"]
+    errors = validate_pipeline(pipeline)
+    generation = int(meta.get("generation", 1))
+    if errors:
+        # written as a merge patch: the keys of a valid rendering go (None), lest the policy read them
+        return {**dict.fromkeys(RENDERED_KEYS), "generation": generation,
+                "refusal": invalid_refusal(meta["name"], str(errors[0]))}
+    attach = spec["attach"]
+    steps = pod_steps(spec)
+    image_from = [s for s in steps if "imageFrom" in (s.get(views.step_kind(s)) or {})]
+    # an imageFrom step is rendered with its own settings only; the policy adds the app container's
+    stand_ins = [{"name": s[views.step_kind(s)]["imageFrom"], "image": IMAGE_FROM_PLACEHOLDER} for s in image_from]
+    own_only = [{**s, views.step_kind(s): {**s[views.step_kind(s)], "inheritSettings": False}} for s in image_from]
+    rendered = [own_only[image_from.index(s)] if s in image_from else s for s in steps]
+    built = init_pod_spec({"containers": stand_ins}, rendered, runner_image)
+    needs_containers, needs_volumes = [], []
+    for step in spec["steps"]:
+        kind = views.step_kind(step)
+        body = step[kind]
+        if body.get("imageFrom"):
+            needs_containers.append({"step": step["name"], "container": body["imageFrom"]})
+        wanted = [body["volume"]] if kind == "configDownload" else \
+            [m.get("name") for m in body.get("volumeMounts") or []] if kind == "container" else []
+        needs_volumes += [{"step": step["name"], "volume": v} for v in wanted]
+    return {
+        "generation": generation,
+        "refusal": None,
+        "stepsHash": steps_hash(spec),
+        "revisionLabel": names.WORKLOAD_REVISION_LABELS[attach["kind"]],
+        "kind": attach["kind"],
+        "placement": attach.get("placement") or "First",
+        "initContainers": built["initContainers"],
+        "volumes": built.get("volumes") or [],
+        "gated": bool(job_steps(spec)),
+        "stepNames": [s["name"] for s in spec["steps"]],
+        "needsContainers": needs_containers,
+        "needsVolumes": needs_volumes,
+        "imageFrom": [_image_from(s) for s in image_from],
+    }
+
+
+def _image_from(step: Obj) -> Obj:
+    """How the policy completes an every-Pod step that runs an app container's image: the container whose
+    image (and, unless inheritSettings is false, whose settings under the step's own) it takes."""
+    body = step[views.step_kind(step)]
+    return {"step": step["name"], "container": body["imageFrom"], "inherit": bool(body.get("inheritSettings", True))}
