@@ -115,18 +115,20 @@ def _check_references(pipeline_name: str, spec: Obj, pod_spec: Obj) -> None:
     containers = {c.get("name") for c in pod_spec.get("containers") or []}
     taken = containers | {c.get("name") for c in pod_spec.get("initContainers") or []}
     volumes = {v.get("name") for v in pod_spec.get("volumes") or []}
-    problems: list[str] = []
+    # grouped by kind of problem, as the admission policy lists them (templates/policy.yaml)
+    names_taken, images, mounts = [], [], []
     for step in spec["steps"]:
         name, kind = step["name"], views.step_kind(step)
         body = step[kind]
         if name in taken:
-            problems.append(f"step {name}: the Pod already has a container of that name")
+            names_taken.append(f"step {name}: the Pod already has a container of that name")
         if body.get("imageFrom") and body["imageFrom"] not in containers:
-            problems.append(f"step {name}: imageFrom {body['imageFrom']!r} is not a container of this Pod "
-                            f"({', '.join(sorted(str(c) for c in containers))})")
+            images.append(f"step {name}: imageFrom {body['imageFrom']!r} is not a container of this Pod "
+                          f"({', '.join(sorted(str(c) for c in containers))})")
         wanted = [body["volume"]] if kind == "configDownload" else \
             [m.get("name") for m in body.get("volumeMounts") or []] if kind == "container" else []
-        problems += [f"step {name}: volume {v!r} is not a volume of this Pod" for v in wanted if v not in volumes]
+        mounts += [f"step {name}: volume {v!r} is not a volume of this Pod" for v in wanted if v not in volumes]
+    problems = names_taken + images + mounts
     if problems:
         raise Refusal(f"InitPipeline {pipeline_name} does not fit this Pod: {'; '.join(problems)}")
 
