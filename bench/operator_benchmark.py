@@ -14,8 +14,8 @@
 
 4. Attach mode, by the API server's MutatingAdmissionPolicy and by the operator's webhook in turn (the
    operator reinstalled for each): the time each adds to creating a Pod, next to the same Pods unlabelled
-   created interleaved with them, with the Pod's pipeline alone in its namespace and among 100 more; and an
-   attached Deployment of 100 Pods created at once, next to a raw one.
+   created interleaved with them, with the Pod's pipeline alone in its namespace, among 10 more and among
+   100 more; and an attached Deployment of 100 Pods created at once, next to a raw one.
 
 5. waitForObject: a Job that completes after a random 3 to 6 s, waited for by a pipeline's waitForObject step
    and, side by side, by the classic init container (what k8s-wait-for does: ask the API server for the Job
@@ -25,7 +25,7 @@
 
     python bench/operator_benchmark.py [--pipelines 30] [--intervals 0.5,0.1] [--replicas 10] [--scale 1000]
                                       [--quiet 60] [--attach-pods 50] [--attach-replicas 100]
-                                      [--attach-neighbours 100] [--injection policy,webhook] [--object-rounds 10]
+                                      [--attach-neighbours 10,100] [--injection policy,webhook] [--object-rounds 10]
 """
 
 from __future__ import annotations
@@ -425,7 +425,9 @@ NOWHERE = {"initpipeline.dev/bench": "no-such-node"}  # Pods that are created bu
 def attached_pipeline(name: str, once: bool) -> Obj:
     steps: list[Obj] = [{"name": "prepare", "container": {"image": BUSYBOX, "command": ["true"]}}]
     if once:
-        steps.insert(0, {"name": "seed", "once": True, "container": {"imageFrom": "app", "command": ["true"]}})
+        # not the app's settings: its CPU request keeps the app's Pods unscheduled, and the Job's must run
+        steps.insert(0, {"name": "seed", "once": True, "container": {"imageFrom": "app", "inheritSettings": False,
+                                                                      "command": ["true"]}})
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name},
             "spec": {"attach": {"kind": "Deployment", "name": name}, "steps": steps}}
 
@@ -447,7 +449,7 @@ def refuses_unknown_pipelines(core: Any, ns: str) -> bool:
     return False
 
 
-def attach(core: Any, apps: Any, custom: Any, pods: int, replicas: int, neighbours: int, mechanism: str) -> None:
+def attach(core: Any, apps: Any, custom: Any, pods: int, replicas: int, neighbours: list[int], mechanism: str) -> None:
     """4. Attach mode: the time the policy or the webhook adds to a Pod's creation (the API call, side by
     side with the same Pods unlabelled, interleaved), also with `neighbours` more pipelines in the Pod's
     namespace (the policy evaluates its CEL once per pipeline there), and an attached Deployment of
@@ -463,11 +465,13 @@ def attach(core: Any, apps: Any, custom: Any, pods: int, replicas: int, neighbou
         custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, attached_pipeline("web", once=False))
         time.sleep(3)  # rendered for the policy
         print(f"4. attach mode by {mechanism}: creating a Pod ({pods} of each, interleaved)")
-        for others in sorted({0, neighbours}):
-            if others:  # the second round: as many more pipelines beside it
-                for i in range(others):
+        made = 0
+        for others in sorted({0, *neighbours}):
+            if others > made:  # a later round: more pipelines beside it
+                for i in range(made, others):
                     custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL,
                                                            attached_pipeline(f"n{i}", False))
+                made = others
                 time.sleep(5)
             timings: dict[bool, list[float]] = {True: [], False: []}
             for i in range(pods):
@@ -636,8 +640,8 @@ def main() -> None:
     parser.add_argument("--attach-pods", type=int, default=50,
                         help="Pods created through the webhook and as many without (0: no attach run)")
     parser.add_argument("--attach-replicas", type=int, default=100)
-    parser.add_argument("--attach-neighbours", type=int, default=100,
-                        help="more pipelines in the namespace for a second round of Pod creations (0: none)")
+    parser.add_argument("--attach-neighbours", default="10,100",
+                        help="more pipelines in the namespace for later rounds of Pod creations (default: %(default)s)")
     parser.add_argument("--injection", default="policy,webhook",
                         help="attach mode's mechanisms to measure, in turn (default: %(default)s)")
     parser.add_argument("--object-rounds", type=int, default=10, help="waitForObject rounds (0: none)")
@@ -657,7 +661,8 @@ def main() -> None:
         for mechanism in args.injection.split(","):
             install_operator(mechanism)
             calm_node()
-            attach(core, apps, custom, args.attach_pods, args.attach_replicas, args.attach_neighbours, mechanism)
+            attach(core, apps, custom, args.attach_pods, args.attach_replicas,
+                   [int(n) for n in args.attach_neighbours.split(",") if n], mechanism)
         install_operator(None)
     if args.object_rounds:
         calm_node()
