@@ -59,7 +59,7 @@ def steps_hash(spec: Obj) -> str:
     return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:REVISION_LENGTH]
 
 
-def attach_revision(spec: Obj, pod_labels: dict[str, str], hashed_steps: str | None = None) -> str | None:
+def attach_revision(spec: Obj, pod_labels: dict[str, str]) -> str | None:
     """A Pod's revision, `<steps hash>-<workload hash>`: the pipeline's steps with its workload's own revision
     (pod-template-hash, or the hash that ends a StatefulSet's controller-revision-hash), so that a rollout or
     a change of the steps is a new one and a scale-up or a rollback to a revision that ran is not. Made of
@@ -68,7 +68,11 @@ def attach_revision(spec: Obj, pod_labels: dict[str, str], hashed_steps: str | N
     workload_hash = pod_labels.get(names.WORKLOAD_REVISION_LABELS[views.workload_kind(spec)])
     if not workload_hash:
         return None
-    return f"{hashed_steps or steps_hash(spec)}-{workload_hash.rsplit('-', 1)[-1]}"
+    return f"{steps_hash(spec)}-{workload_hash.rsplit('-', 1)[-1]}"
+
+
+def invalid_refusal(pipeline_name: str, error: str) -> str:
+    return f"InitPipeline {pipeline_name} is invalid ({error}); fix it, and the Pods are created again"
 
 
 def succeeded_revisions(status: Obj) -> list[str]:
@@ -86,7 +90,7 @@ def inject(pipeline: Obj, pod: Obj, runner_image: str) -> Obj:
                       f"{names.LABEL_INJECT} only attaches one of yours; remove the label or set spec.attach")
     errors = validate_pipeline(pipeline)
     if errors:
-        raise Refusal(f"InitPipeline {meta['name']} is invalid ({errors[0]}); fix it, and the Pods are created again")
+        raise Refusal(invalid_refusal(meta["name"], str(errors[0])))
     kind = attach["kind"]
     rev = attach_revision(spec, labels_of(pod))
     if rev is None:

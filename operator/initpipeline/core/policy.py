@@ -13,7 +13,7 @@ from __future__ import annotations
 from ..spec import names, views
 from ..spec.names import Obj
 from ..spec.validation import validate_pipeline
-from .attach import steps_hash
+from .attach import invalid_refusal, steps_hash
 from .build import init_pod_spec, job_steps, pod_steps
 
 # Stands in for the image of an imageFrom step's app container, which the policy fills in per Pod.
@@ -22,10 +22,6 @@ IMAGE_FROM_PLACEHOLDER = "initpipeline.invalid/image-from-app-container"
 
 RENDERED_KEYS = ("stepsHash", "revisionLabel", "kind", "placement", "initContainers", "volumes", "gated", "stepNames",
                  "needsContainers", "needsVolumes", "imageFrom")
-
-
-def invalid_refusal(pipeline_name: str, error: str) -> str:
-    return f"InitPipeline {pipeline_name} is invalid ({error}); fix it, and the Pods are created again"
 
 
 def injection(pipeline: Obj, runner_image: str) -> Obj:
@@ -41,10 +37,11 @@ def injection(pipeline: Obj, runner_image: str) -> Obj:
     attach = spec["attach"]
     steps = pod_steps(spec)
     image_from = [s for s in steps if "imageFrom" in (s.get(views.step_kind(s)) or {})]
-    # an imageFrom step is rendered with its own settings only; the policy adds the app container's
+    # an imageFrom step is rendered with its own settings only, and a stand-in for the app container's image:
+    # the policy completes it from the Pod
     stand_ins = [{"name": s[views.step_kind(s)]["imageFrom"], "image": IMAGE_FROM_PLACEHOLDER} for s in image_from]
-    own_only = [{**s, views.step_kind(s): {**s[views.step_kind(s)], "inheritSettings": False}} for s in image_from]
-    rendered = [own_only[image_from.index(s)] if s in image_from else s for s in steps]
+    rendered = [{**s, views.step_kind(s): {**s[views.step_kind(s)], "inheritSettings": False}} if s in image_from
+                else s for s in steps]
     built = init_pod_spec({"containers": stand_ins}, rendered, runner_image)
     needs_containers, needs_volumes = [], []
     for step in spec["steps"]:
