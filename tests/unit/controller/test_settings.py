@@ -72,3 +72,21 @@ def test_the_api_retry_is_a_flag_with_bounds(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--api-retry-seconds", "5"])
     assert "--api-retry-seconds: must be from 10 to 86400, not 5" in capsys.readouterr().err
+
+
+def test_the_pod_webhook_handler_is_registered_only_with_its_server() -> None:
+    """kopf refuses to start with an admission handler and no server (the policy's case, and the plain
+    manifests' before that): importing the handlers registers none; serve_injection registers the one."""
+    from initpipeline.controller import handlers
+
+    default = kopf.get_default_registry()
+    assert list(default._watching.get_all_handlers())  # the import registered the event handlers
+    assert not list(default._webhooks.get_all_handlers())  # and no admission handler
+    registry = kopf.OperatorRegistry()
+    kopf.set_default_registry(registry)
+    try:
+        handlers.serve_injection()
+        assert [h.id for h in registry._webhooks.get_all_handlers()] == ["inject"]
+    finally:
+        kopf.set_default_registry(default)
+    assert "inject" not in [h.id for h in default._webhooks.get_all_handlers()]
