@@ -98,7 +98,12 @@ def test_the_migration_runs_with_the_apps_settings(kube: Kube, operator: Kube, m
     if mode != "Pod":
         doc["spec"]["workload"] = {"kind": mode, "replicas": 2}
     kube.apply([*settings_objects(), doc])
-    eventually("migrated and ready", migrated(kube, "shop"), timeout=180)
+    try:
+        eventually("migrated and ready", migrated(kube, "shop"), timeout=180)
+    except AssertionError as exc:  # once seen on kind only, with nothing to go on: say what the cluster showed
+        pods = kube.run("get", "pods", "-o", "wide", check=False).stdout
+        events = kube.run("get", "events", "--sort-by=.lastTimestamp", check=False).stdout[-3000:]
+        raise AssertionError(f"{exc}\nstatus: {status_of(kube, 'shop')}\npods:\n{pods}\nevents:\n{events}") from None
     assert_secret_nowhere(kube, operator, "shop")
 
 
