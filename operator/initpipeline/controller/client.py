@@ -1,4 +1,5 @@
-"""The operator's writes to the API server, each at its path: the only module that knows the URLs."""
+"""The operator's writes to the API server, each at its path (objectwatch.py builds the paths of the
+objects that waitForObject steps watch)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Expands an InitPipeline into the Pod that runs it (pure: no cluster access)."""
+"""Expands an InitPipeline into what runs it (pure: no cluster access): its Pod, Deployment or
+StatefulSet, its once-steps Job, the revisions, and every step's container and arguments."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 The CRD's OpenAPI schema and CEL rules reject the same inputs at `kubectl apply`
 time; this module lets `initpipeline render` and the operator give the same
-field-named errors without a cluster (tests/unit/test_validation.py keeps the
-two in step with shared cases).
+field-named errors without a cluster (tests/cases.py holds the shared bad cases, which
+tests/unit/spec/test_validation.py and tests/e2e/test_api_validation.py run against both).
 """
 
 from __future__ import annotations
