@@ -21,7 +21,7 @@ from ..core.build import build_once_job, build_pod, build_workload
 from ..core.children import Children, owned_by, stale_children
 from ..core.hold import write_hold
 from ..core.objects import object_waits, plan_objects
-from ..core.pod_plan import plan_pod, rejected
+from ..core.pod_plan import plan_pod, refused_for_now, rejected
 from ..core.pod_status import build_status, finished_steps, invalid_status, same_status, step_events
 from ..core.policy import injection
 from ..core.workload_plan import ANNOTATION_SPEC_HASH, plan, spec_hash
@@ -323,6 +323,8 @@ def _refused(ctl: Controller, pipeline: Obj, previous: Obj, exc: ApiError, reaso
     so the spec must change. Anything else, or a namespace being deleted, is not the spec's fault."""
     if exc.status not in (400, 403, 422) or _terminating(exc):
         raise exc
+    if refused_for_now(exc.message):
+        raise TryAgain(f"the API server refused the child for now ({exc.message}); trying again", delay=5) from None
     return publish(ctl, pipeline, previous, invalid_status(pipeline, [exc.message], rfc3339(utcnow()), reason))
 
 

@@ -53,6 +53,17 @@ def rejected(previous: Obj, generation: int, reason: str) -> bool:
             and previous.get("observedGeneration") == generation)
 
 
+# The ServiceAccount admission plugin refuses a Pod whose ServiceAccount does not exist yet: a namespace just
+# made (its controller adds "default" a moment later) or a chart that creates it after the pipeline.
+NOT_THERE_YET = ("error looking up service account",)
+
+
+def refused_for_now(message: str) -> bool:
+    """Whether the API server's refusal of a child passes by itself, so that creating it again later (as the
+    ReplicaSet controller does) succeeds; other refusals stand until the spec changes."""
+    return any(words in message for words in NOT_THERE_YET)
+
+
 def steps_deadline(pipeline: Obj, pod: Obj) -> dt.datetime | None:
     """When the steps overrun activeDeadlineSeconds, while that can still happen; else None.
 

@@ -6,6 +6,9 @@ import datetime as dt
 import logging
 from typing import Any
 
+import pytest
+
+from initpipeline.controller.errors import TryAgain
 from initpipeline.controller.kubeapi import ApiError
 from initpipeline.controller.reconciler import WRITE_KEY, publish
 from initpipeline.controller.reconciler import reconcile as run_reconcile
@@ -184,6 +187,23 @@ def test_a_terminating_namespace_is_not_a_rejected_pod_and_is_left_alone() -> No
     reborn["metadata"].update(uid="u3", name="reborn", creationTimestamp="2099-01-01T00:00:00Z")
     run_reconcile(cluster, "u3", lambda: (reborn, Children()), LOG)
     assert cluster.writes[-1] == ("create", "reborn-1")  # a namespace of the same name, made anew
+
+
+class NoServiceAccountYet(RecordingClient):
+    def create_pod(self, pod: Obj) -> tuple[Obj, bool]:
+        self.writes.append(("create", pod["metadata"]["name"]))
+        raise ApiError(403, "Forbidden", '{"message": "pods \\"shop-1\\" is forbidden: error looking up '
+                                         'service account ns/default: serviceaccount \\"default\\" not found"}')
+
+
+def test_a_pod_refused_for_a_service_account_not_made_yet_is_created_again_later() -> None:
+    """A namespace made just before the pipeline has no "default" ServiceAccount for a moment (seen on kind):
+    that refusal passes by itself, so the pass tries again instead of failing the pipeline."""
+    cluster = Recording(NoServiceAccountYet())
+    with pytest.raises(TryAgain, match="error looking up service account ns/default") as why:
+        run_reconcile(cluster, "u1", lambda: (pipeline(1), Children()), LOG)
+    assert why.value.delay == 5
+    assert cluster.writes == [("create", "shop-1")]  # and no Failed status
 
 
 def statuses(cluster: Recording) -> list[tuple[str, Any]]:
