@@ -69,6 +69,11 @@ where it serves admissionregistration.k8s.io/v1 (Kubernetes 1.36 and later), the
 {{- end -}}
 {{- end -}}
 
+{{/* Non-empty when the operator serves the Pod webhook: `injection` resolves to webhook and it is enabled. */}}
+{{- define "initpipeline.servesWebhook" -}}
+{{- if and .Values.webhook.enabled (eq (include "initpipeline.injection" .) "webhook") }}true{{ end -}}
+{{- end -}}
+
 {{/* The Pods that attach mode's admission sees: those that opt in, outside the release's namespace
 and kube-system (and inside watchNamespaces, when set). */}}
 {{- define "initpipeline.attachSelectors" -}}
