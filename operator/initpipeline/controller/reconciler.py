@@ -23,7 +23,7 @@ from ..core.hold import write_hold
 from ..core.objects import object_waits, plan_objects
 from ..core.pod_plan import plan_pod, refused_for_now, rejected
 from ..core.pod_status import build_status, finished_steps, invalid_status, same_status, step_events
-from ..core.policy import injection
+from ..core.policy import injection, refused_injection
 from ..core.workload_plan import ANNOTATION_SPEC_HASH, plan, spec_hash
 from ..core.workload_status import workload_status
 from ..spec import names, views
@@ -128,7 +128,7 @@ def reconcile(ctl: Controller, uid: str, view: View, log: Logger) -> Obj:
             ctl.objects.forget(uid)
             status = invalid_status(pipeline, [str(e) for e in errors], rfc3339(utcnow()))
             if views.attached(pipeline["spec"]):
-                status["injection"] = injection(pipeline, ctl.config.runner_image)  # the refusal
+                status["injection"] = refused_injection(pipeline, str(errors[0]))
             return publish(ctl, pipeline, previous, status)
         objects = _objects_status(ctl, pipeline, previous, children, log)
         if views.attached(pipeline["spec"]):

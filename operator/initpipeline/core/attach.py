@@ -113,6 +113,16 @@ def inject(pipeline: Obj, pod: Obj, runner_image: str) -> Obj:
     return {"metadata": {"labels": labels}, "spec": out_spec}
 
 
+def pod_references(step: Obj) -> tuple[str | None, list[str]]:
+    """What of an attached Pod a step names: the app container whose image it runs (imageFrom), and the
+    Pod's volumes it mounts."""
+    kind = views.step_kind(step)
+    body = step[kind]
+    wanted = [body["volume"]] if kind == "configDownload" else \
+        [m.get("name") for m in body.get("volumeMounts") or []] if kind == "container" else []
+    return body.get("imageFrom") or None, [str(v) for v in wanted]
+
+
 def _check_references(pipeline_name: str, spec: Obj, pod_spec: Obj) -> None:
     """What validation could not check before a Pod existed: the containers and volumes that the steps
     name, and step names that its own containers already use."""
@@ -122,15 +132,13 @@ def _check_references(pipeline_name: str, spec: Obj, pod_spec: Obj) -> None:
     # grouped by kind of problem, as the admission policy lists them (templates/policy.yaml)
     names_taken, images, mounts = [], [], []
     for step in spec["steps"]:
-        name, kind = step["name"], views.step_kind(step)
-        body = step[kind]
+        name = step["name"]
+        image_from, wanted = pod_references(step)
         if name in taken:
             names_taken.append(f"step {name}: the Pod already has a container of that name")
-        if body.get("imageFrom") and body["imageFrom"] not in containers:
-            images.append(f"step {name}: imageFrom {body['imageFrom']!r} is not a container of this Pod "
+        if image_from and image_from not in containers:
+            images.append(f"step {name}: imageFrom {image_from!r} is not a container of this Pod "
                           f"({', '.join(sorted(str(c) for c in containers))})")
-        wanted = [body["volume"]] if kind == "configDownload" else \
-            [m.get("name") for m in body.get("volumeMounts") or []] if kind == "container" else []
         mounts += [f"step {name}: volume {v!r} is not a volume of this Pod" for v in wanted if v not in volumes]
     problems = names_taken + images + mounts
     if problems:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from ..spec import names, views
 from ..spec.names import Obj
-from ..spec.validation import validate_pipeline
-from .attach import invalid_refusal, steps_hash
+from .attach import invalid_refusal, pod_references, steps_hash
 from .build import init_pod_spec, job_steps, pod_steps
 
 # Stands in for the image of an imageFrom step's app container, which the policy fills in per Pod.
@@ -24,16 +23,18 @@ RENDERED_KEYS = ("stepsHash", "revisionLabel", "kind", "placement", "initContain
                  "needsContainers", "needsVolumes", "imageFrom")
 
 
+def refused_injection(pipeline: Obj, error: str) -> Obj:
+    """status.injection of an attached pipeline whose spec is invalid: why the policy refuses its Pods.
+    Written as a merge patch, so the keys of a valid rendering go (None), lest the policy read them."""
+    meta = pipeline["metadata"]
+    return {**dict.fromkeys(RENDERED_KEYS), "generation": int(meta.get("generation", 1)),
+            "refusal": invalid_refusal(meta["name"], error)}
+
+
 def injection(pipeline: Obj, runner_image: str) -> Obj:
-    """status.injection of an attached pipeline: the init containers and volumes ready to add, what a Pod
-    must have for them (containers that imageFrom names, volumes the steps mount), and where they go."""
+    """status.injection of a validated attached pipeline: the init containers and volumes ready to add, what
+    a Pod must have for them (containers that imageFrom names, volumes the steps mount), and where they go."""
     meta, spec = pipeline["metadata"], pipeline["spec"]
-    errors = validate_pipeline(pipeline)
-    generation = int(meta.get("generation", 1))
-    if errors:
-        # written as a merge patch: the keys of a valid rendering go (None), lest the policy read them
-        return {**dict.fromkeys(RENDERED_KEYS), "generation": generation,
-                "refusal": invalid_refusal(meta["name"], str(errors[0]))}
     attach = spec["attach"]
     steps = pod_steps(spec)
     image_from = [s for s in steps if "imageFrom" in (s.get(views.step_kind(s)) or {})]
@@ -45,15 +46,12 @@ def injection(pipeline: Obj, runner_image: str) -> Obj:
     built = init_pod_spec({"containers": stand_ins}, rendered, runner_image)
     needs_containers, needs_volumes = [], []
     for step in spec["steps"]:
-        kind = views.step_kind(step)
-        body = step[kind]
-        if body.get("imageFrom"):
-            needs_containers.append({"step": step["name"], "container": body["imageFrom"]})
-        wanted = [body["volume"]] if kind == "configDownload" else \
-            [m.get("name") for m in body.get("volumeMounts") or []] if kind == "container" else []
+        container, wanted = pod_references(step)
+        if container:
+            needs_containers.append({"step": step["name"], "container": container})
         needs_volumes += [{"step": step["name"], "volume": v} for v in wanted]
     return {
-        "generation": generation,
+        "generation": int(meta.get("generation", 1)),
         "refusal": None,
         "stepsHash": steps_hash(spec),
         "revisionLabel": names.WORKLOAD_REVISION_LABELS[attach["kind"]],

@@ -7,7 +7,8 @@ import copy
 from typing import Any
 
 from initpipeline.core.attach import inject, steps_hash
-from initpipeline.core.policy import IMAGE_FROM_PLACEHOLDER, RENDERED_KEYS, injection
+from initpipeline.core.policy import IMAGE_FROM_PLACEHOLDER, RENDERED_KEYS, injection, refused_injection
+from initpipeline.spec.validation import validate_pipeline
 from tests.unit.core.test_attach import new_pod, pipeline
 
 Obj = dict[str, Any]
@@ -32,7 +33,8 @@ def test_the_rendered_steps_are_those_the_webhook_adds() -> None:
 def test_an_invalid_pipeline_renders_only_its_refusal() -> None:
     doc = pipeline()
     doc["spec"]["steps"][0]["waitForService"]["timeoutSeconds"] = -1
-    rendered = injection(doc, "runner:1")
+    [error] = validate_pipeline(doc)
+    rendered = refused_injection(doc, str(error))
     assert "InitPipeline shop is invalid (spec.steps[0].waitForService.timeoutSeconds" in rendered["refusal"]
     # written as a merge patch over a valid rendering: its keys must go
     assert all(rendered[key] is None for key in RENDERED_KEYS)
