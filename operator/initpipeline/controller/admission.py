@@ -6,8 +6,8 @@ from __future__ import annotations
 from ..core.attach import Refusal, inject
 from ..spec import names
 from ..spec.names import Obj
+from .context import Controller
 from .kubeapi import ApiError
-from .reconciler import Controller
 
 
 def admit_pod(ctl: Controller, pod: Obj) -> Obj:

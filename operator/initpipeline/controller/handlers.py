@@ -21,9 +21,9 @@ from ..core.attach import Refusal, gates_of, job_template, revision_entry
 from ..spec import names
 from ..spec.names import Obj
 from .admission import admit_pod
+from .context import Controller
 from .kubeapi import KubeApi
 from .passes import INDEXES, Caches, run_pass
-from .reconciler import Controller
 
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # where kopf's login reads it
 
@@ -42,6 +42,7 @@ def _wake(memo: kopf.Memo, uid: str, kwargs: dict[str, Any]) -> None:
         caches = Caches({name: kwargs[name] for name in INDEXES})
         ctl.queue.start(functools.partial(run_pass, ctl, caches), ctl.config.reconcile_threads,
                         contextvars.copy_context())
+        ctl.alarms.start()
     ctl.queue.wake(uid)
 
 
@@ -146,7 +147,8 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
         except ImportError:  # the image has no kubernetes client
             info = kopf.login_with_kubeconfig(**kwargs)
     if info is not None:
-        memo.controller.client.connect(KubeApi(info, token_path))
+        ctl: Controller = memo.controller
+        ctl.client.connect(KubeApi(info, token_path, lambda: ctl.clock().timestamp()))
     return info
 
 

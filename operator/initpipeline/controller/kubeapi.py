@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import kopf
@@ -80,25 +80,27 @@ def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext:
 class KubeApi:
     """JSON requests to one API server; one keep-alive connection per calling thread."""
 
-    def __init__(self, info: kopf.ConnectionInfo, token_path: str | None = None) -> None:
+    def __init__(self, info: kopf.ConnectionInfo, token_path: str | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         url = urllib.parse.urlsplit(info.server)
         self.host, self.port = url.hostname or "localhost", url.port or (443 if url.scheme == "https" else 80)
         self.https = url.scheme == "https"
         self.prefix = url.path.rstrip("/")
         self.context = _ssl_context(info) if self.https else None
-        self.token, self.token_path, self.token_read = info.token, token_path, time.monotonic()
+        self.token, self.token_path, self.token_read = info.token, token_path, clock()
+        self.clock = clock  # seconds: when to read a rotated token again
         self.basic = (base64.b64encode(f"{info.username}:{info.password}".encode()).decode()
                       if info.username and info.password else None)
         self.local = threading.local()
 
     def _authorization(self) -> str | None:
-        if self.token_path and time.monotonic() - self.token_read > TOKEN_REREAD:
+        if self.token_path and self.clock() - self.token_read > TOKEN_REREAD:
             try:
                 with open(self.token_path, encoding="utf-8") as f:
                     self.token = f.read().strip() or self.token
             except OSError:
                 pass  # keep the token we have; a 401 will say if it is no good
-            self.token_read = time.monotonic()
+            self.token_read = self.clock()
         if self.token:
             return f"Bearer {self.token}"
         return f"Basic {self.basic}" if self.basic else None

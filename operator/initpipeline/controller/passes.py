@@ -3,15 +3,15 @@ happens after a pass that could not finish (a retry, backing off after unexpecte
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import logging
 from typing import Any
 
 from ..core.children import Children
 from ..spec.names import Obj
+from .context import RETRY_KEY, Controller
 from .errors import TryAgain
-from .reconciler import RETRY_KEY, Controller, reconcile
+from .reconciler import reconcile
 
 RETRY_DELAY = 10.0  # after an unexpected failure; doubled for each one in a row, up to RETRY_DELAY_MAX
 RETRY_DELAY_MAX = 300.0
@@ -85,4 +85,4 @@ def pipeline_logger(pipeline: Obj) -> logging.LoggerAdapter[logging.Logger]:
 
 
 def _retry(ctl: Controller, uid: str, delay: float) -> None:
-    ctl.wake_at(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay), uid, RETRY_KEY)
+    ctl.wake_in(delay, uid, RETRY_KEY)

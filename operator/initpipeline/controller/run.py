@@ -5,9 +5,9 @@ from __future__ import annotations
 import kopf
 
 from . import handlers  # registers the handlers
+from .context import Controller
 from .logformat import configure_logging
 from .metrics import Metrics
-from .reconciler import Controller
 from .settings import OperatorConfig, operator_settings, seniority
 
 

@@ -44,6 +44,11 @@ def parse_time(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def rfc3339(moment: dt.datetime) -> str:
+    """A moment as the API server writes times: to the second, in UTC."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def condition(status: Obj | None, ctype: str) -> Obj:
     """The condition of that type in a status (a resource's, a Pod's, a Job's), or {} when it has none."""
     for cond in (status or {}).get("conditions") or []:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from initpipeline.controller.client import KubeClient
+from initpipeline.controller.context import Controller
 from initpipeline.controller.metrics import Metrics
-from initpipeline.controller.reconciler import Controller
 from initpipeline.controller.settings import OperatorConfig
 from tests.cases import shop
 
@@ -54,16 +55,16 @@ class RecordingClient(KubeClient):
 
 
 class FakeClock:
-    """Seconds that pass only when the test says so."""
+    """The controller's one clock, frozen when made: time passes only when the test says so."""
 
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = dt.datetime.now(dt.UTC)
 
-    def __call__(self) -> float:
+    def __call__(self) -> dt.datetime:
         return self.now
 
     def advance(self, seconds: float) -> None:
-        self.now += seconds
+        self.now += dt.timedelta(seconds=seconds)
 
 
 class Recording(Controller):

@@ -8,13 +8,16 @@ from typing import Any
 
 import pytest
 
+from initpipeline.controller.context import WRITE_KEY
 from initpipeline.controller.errors import TryAgain
 from initpipeline.controller.kubeapi import ApiError
-from initpipeline.controller.reconciler import WRITE_KEY, publish
+from initpipeline.controller.reconciler import publish
 from initpipeline.controller.reconciler import reconcile as run_reconcile
 from initpipeline.core.build import revision
 from initpipeline.core.children import Children
 from initpipeline.core.hold import HANDOVER_HOLD, PROGRESS_WRITE_INTERVAL
+from initpipeline.core.passplan import Plan
+from initpipeline.core.publish import publication
 from tests.unit.controller.fakes import OWNER, Recording, RecordingClient, owned, pipeline
 from tests.unit.pods import STEPS, T0, T1, T2, done, image_pull_backoff, pending, pod, running
 
@@ -58,20 +61,15 @@ def test_a_step_handover_is_one_write_with_the_next_steps_start() -> None:
     cluster = _first_step_running()
     # the kubelet reports the first step's end before the second one's start: held
     handing_over = _stepping(1, pending(STEPS[1]))
-    before = dt.datetime.now(dt.UTC)
+    started = cluster.clock()
     _pass(cluster, handing_over)
     assert cluster.writes == []
-    held = cluster.alarms.pending()[WRITE_KEY + "u1"]
-    assert held <= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=HANDOVER_HOLD)
+    assert cluster.alarms.pending()[WRITE_KEY + "u1"] == started + dt.timedelta(seconds=HANDOVER_HOLD)
     # a pass a second later while nothing changed: still held, and the hold does not start over
     cluster.clock.advance(1.0)
     _pass(cluster, handing_over)
     assert cluster.writes == []
-    moved = held - cluster.alarms.pending()[WRITE_KEY + "u1"]
-    # The hold runs on the fake clock (1 s on), the alarm is set in wall time, which also moved on
-    # between the passes by at most `elapsed`: a hold that started over would move the alarm later.
-    elapsed, slack = dt.datetime.now(dt.UTC) - before, dt.timedelta(milliseconds=5)
-    assert dt.timedelta(seconds=1) - elapsed - slack < moved < dt.timedelta(seconds=1) + slack
+    assert cluster.alarms.pending()[WRITE_KEY + "u1"] == started + dt.timedelta(seconds=HANDOVER_HOLD)
     # the second step starts: one write says both, and no event is lost
     _pass(cluster, _stepping(1, running(STEPS[1], T2)))
     assert cluster.writes == [("status", "Initializing"), ("event", "StepSucceeded"), ("event", "StepStarted")]
@@ -217,22 +215,30 @@ def _progress(ready: int, ready_condition: str = "False") -> Obj:
             "steps": [{"name": "wait", "state": "Running", "pods": {"done": ready, "running": 2 - ready}}]}
 
 
+def _publish(cluster: Recording, doc: Obj, previous: Obj, status: Obj) -> None:
+    """The status decided by a pass, then published as the pass does."""
+    memory = cluster.remember("u1")
+    pod = doc["spec"].get("workload", {}).get("kind", "Pod") == "Pod"
+    publish(cluster, doc, Plan(publish=publication(pod, previous, status, cluster.clock().timestamp(),
+                                                   memory.last_write, memory.held_since)))
+
+
 def test_a_workloads_progress_is_written_at_most_once_a_second_and_a_milestone_at_once() -> None:
     cluster = Recording()
     doc = deployment_pipeline()
-    publish(cluster, doc, {}, _progress(0))
+    _publish(cluster, doc, {}, _progress(0))
     assert statuses(cluster) == [("status", "Initializing")]
     # one more Pod moved on, a moment later: held, with an alarm to write the newest then
-    publish(cluster, {**doc, "status": cluster.written()}, cluster.written(), _progress(1))
+    _publish(cluster, {**doc, "status": cluster.written()}, cluster.written(), _progress(1))
     assert statuses(cluster) == [("status", "Initializing")]
-    held = cluster.alarms.pending()[WRITE_KEY + "u1"]
-    assert held <= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=PROGRESS_WRITE_INTERVAL)
+    assert cluster.alarms.pending()[WRITE_KEY + "u1"] == cluster.clock() + dt.timedelta(
+        seconds=PROGRESS_WRITE_INTERVAL)
     # the rollout is done: Ready flips, which is written at once
-    publish(cluster, {**doc, "status": cluster.written()}, cluster.written(), _progress(2, "True"))
+    _publish(cluster, {**doc, "status": cluster.written()}, cluster.written(), _progress(2, "True"))
     assert statuses(cluster) == [("status", "Initializing"), ("status", "Running")]
     # once the interval is over, progress is written again
     cluster.clock.advance(PROGRESS_WRITE_INTERVAL)
-    publish(cluster, {**doc, "status": cluster.written()}, cluster.written(), _progress(1, "True"))
+    _publish(cluster, {**doc, "status": cluster.written()}, cluster.written(), _progress(1, "True"))
     assert statuses(cluster)[-1] == ("status", "Running") and len(statuses(cluster)) == 3
     cluster.forget("u1", "ns", "shop")
     assert WRITE_KEY + "u1" not in cluster.alarms.pending()
@@ -241,6 +247,41 @@ def test_a_workloads_progress_is_written_at_most_once_a_second_and_a_milestone_a
 def test_a_pod_pipelines_progress_is_not_held() -> None:
     cluster = Recording()
     doc = pipeline(1)
-    publish(cluster, doc, {}, _progress(0))
-    publish(cluster, {**doc, "status": cluster.written()}, cluster.written(), _progress(1))
+    _publish(cluster, doc, {}, _progress(0))
+    _publish(cluster, {**doc, "status": cluster.written()}, cluster.written(), _progress(1))
     assert statuses(cluster) == [("status", "Initializing"), ("status", "Initializing")]
+
+
+class InvalidPod(RecordingClient):
+    def create_pod(self, pod: Obj) -> tuple[Obj, bool]:
+        self.writes.append(("create", pod["metadata"]["name"]))
+        raise ApiError(422, "Unprocessable Entity", '{"message": "Pod \\"shop-1\\" is invalid: spec.x: Invalid"}')
+
+
+def test_a_refused_pod_is_said_by_the_next_pass_and_not_created_again() -> None:
+    """A write whose outcome matters feeds the next pass: the refusal is remembered, the pipeline woken,
+    and that pass publishes it; later passes wait for a new spec."""
+    cluster = Recording(InvalidPod())
+    assert run_reconcile(cluster, "u1", lambda: (pipeline(1), Children()), LOG) == {}
+    assert cluster.writes == [("create", "shop-1")]
+    assert cluster.memory["u1"].refused is not None and cluster.queue.depth() == 1
+    status = run_reconcile(cluster, "u1", lambda: (pipeline(1), Children()), LOG)
+    assert cluster.writes[1:] == [("status", "Failed"), ("event", "PipelineFailed")]
+    assert status["conditions"][-1]["reason"] == "PodRejected" and "spec.x: Invalid" in status["message"]
+    assert cluster.memory["u1"].refused is None
+    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children()), LOG)
+    assert len(cluster.writes) == 3  # the same spec would be refused again
+    run_reconcile(cluster, "u1", lambda: (pipeline(2), Children()), LOG)
+    assert cluster.writes[3] == ("create", "shop-2")  # a new spec is tried
+
+
+class OursAlready(RecordingClient):
+    def create_pod(self, pod: Obj) -> tuple[Obj, bool]:
+        self.writes.append(("create", pod["metadata"]["name"]))
+        return {**pod, "metadata": {**pod["metadata"], "ownerReferences": OWNER}}, False
+
+
+def test_a_pod_the_cache_has_not_seen_yet_ends_the_pass_without_a_status() -> None:
+    cluster = Recording(OursAlready())
+    assert run_reconcile(cluster, "u1", lambda: (pipeline(1), Children()), LOG) == {}
+    assert cluster.writes == [("create", "shop-1")]  # its ADDED event brings the status
