@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from initpipeline.core.attach import Refusal, inject
+from initpipeline.core.attach.inject import Refusal, inject
 from initpipeline.spec import names
 from tests.e2e.conftest import MAY_INSTALL, install_operator
 from tests.e2e.kube import BIN, Kube, condition, eventually, needs_cluster_control, status_of

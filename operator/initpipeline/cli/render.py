@@ -92,7 +92,8 @@ def _print_invalid(file: str, what: str, problems: list[str]) -> None:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from ..core.attach import Refusal, render_attached
+    from ..core.attach.inject import Refusal
+    from ..core.attach.render import render_attached
     from ..core.build import render
 
     args.file = " ".join(args.files)  # how errors name the input

@@ -3,7 +3,7 @@ replica answers, the standby too, whose watches are paused), and what core.attac
 
 from __future__ import annotations
 
-from ..core.attach import Refusal, inject
+from ..core.attach.inject import Refusal, inject
 from ..spec import names
 from ..spec.names import Obj
 from .context import Controller

@@ -17,7 +17,9 @@ from typing import Any, cast
 
 import kopf
 
-from ..core.attach import Refusal, gates_of, job_template, revision_entry
+from ..core.attach.inject import Refusal
+from ..core.attach.job import job_template
+from ..core.attach.revision import gates_of, revision_entry
 from ..spec import names
 from ..spec.names import Obj
 from .admission import admit_pod

@@ -17,7 +17,10 @@ from typing import Any, Literal
 from ..spec import names, views
 from ..spec.names import Obj
 from ..spec.validation import validate_pipeline
-from .attach import attach_status, attached_job, other_gates, plan_attached
+from .attach.job import attached_job
+from .attach.plan import plan_attached
+from .attach.revision import other_gates
+from .attach.status import attach_status
 from .build import build_once_job, build_pod, build_workload
 from .children import Children, owned_by, stale_children
 from .objects import ObjectRef, Observation, object_waits, plan_objects

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from ..spec import names, views
 from ..spec.names import Obj
-from .attach import invalid_refusal, pod_references, steps_hash
+from .attach.inject import invalid_refusal, pod_references
+from .attach.revision import steps_hash
 from .build import init_pod_spec, job_steps, pod_steps
 
 # Stands in for the image of an imageFrom step's app container, which the policy fills in per Pod.

@@ -177,15 +177,23 @@ class Standing:
     failed: Condition = NOT_SO
 
 
-def workload_status(pipeline: Obj, plan_: Plan, workload: Obj | None, pods: list[Obj], now: str,
-                    extra: Obj | None = None) -> Obj:
+def workload_status(pipeline: Obj, plan_: Plan, workload: Obj | None, pods: list[Obj], now: str) -> Obj:
     """The status of a Deployment or StatefulSet pipeline.
 
     `pods` are the pipeline's Pods: the workload's (of every revision) and its Jobs' Pods."""
+    spec = pipeline["spec"]
+    replicas = _replicas(workload, plan_.revision) if workload is not None else None
+    return rollout_status(pipeline, plan_, replicas, int((spec.get("workload") or {}).get("replicas", 1)),
+                          views.workload_kind(spec), pods, now)
+
+
+def rollout_status(pipeline: Obj, plan_: Plan, replicas: Replicas | None, desired: int, kind: str, pods: list[Obj],
+                   now: str, extra: Obj | None = None) -> Obj:
+    """The status of a workload's rollout to the plan's revision, owned or attached: `replicas` as its
+    controller reports them (None: there is no workload yet)."""
     meta, spec = pipeline["metadata"], pipeline["spec"]
     generation = int(meta.get("generation", 1))
     previous: Obj = pipeline.get("status") or {}
-    desired = int((spec.get("workload") or {}).get("replicas", 1))
     current, job_pod = _revision_pods(pods, plan_.revision)
     once_entries: list[Obj] = []
     once_block: Obj | None = None
@@ -195,12 +203,11 @@ def workload_status(pipeline: Obj, plan_: Plan, workload: Obj | None, pods: list
         once_entries, once_block, once_failure, once_words = _once_steps_view(
             meta["name"], spec, job_steps(spec), plan_.job, job_pod, plan_, previous)
     steps = _steps(spec, plan_, current, desired, once_entries)
-    replicas = _replicas(workload, plan_.revision)
     looks = [(p, derive(pod_steps(spec), p)) for p in current]  # once per Pod, for both figures below
     stuck = stuck_pods(looks)
     initialized_pods = sum(1 for p, d in looks
                            if not d.current_step and (p.get("status") or {}).get("phase") == "Running")
-    serving = (f"{replicas.ready}/{replicas.total} Pods of the previous revision ready" if workload is not None
+    serving = (f"{replicas.ready}/{replicas.total} Pods of the previous revision ready" if replicas is not None
                else "nothing runs yet")
     if once_failure is not None:
         msg = f"{once_failure.message}; revision {plan_.revision} is not rolled out ({serving})"
@@ -213,8 +220,8 @@ def workload_status(pipeline: Obj, plan_: Plan, workload: Obj | None, pods: list
         msg = f"revision {plan_.revision}: {waiting}; {serving}"
         running = Condition(False, "OnceStepsRunning", msg)
         stand = Standing("Initializing", msg, (once_block or {}).get("currentStep"), running, running)
-    elif workload is None:
-        msg = f"creating the {views.workload_kind(spec)} {meta['name']}"
+    elif replicas is None:
+        msg = f"creating the {kind} {meta['name']}"
         pending = Condition(False, "WorkloadPending", msg)
         stand = Standing("Pending", msg, None, pending, pending)
     else:
@@ -225,11 +232,11 @@ def workload_status(pipeline: Obj, plan_: Plan, workload: Obj | None, pods: list
         "currentStep": stand.current_step,
         "observedGeneration": generation,
         "revision": plan_.revision,
-        "workload": {"kind": views.workload_kind(spec), "name": meta["name"]},
-        "replicas": replicas.total,
-        "readyReplicas": replicas.ready,
-        "updatedReplicas": replicas.updated,
-        "ready": f"{replicas.ready}/{desired}",
+        "workload": {"kind": kind, "name": meta["name"]},
+        "replicas": replicas.total if replicas else 0,
+        "readyReplicas": replicas.ready if replicas else 0,
+        "updatedReplicas": replicas.updated if replicas else 0,
+        "ready": f"{replicas.ready if replicas else 0}/{desired}",
         "selector": selector_text(pipeline),
         "steps": steps,
         "conditions": merge_conditions(previous.get("conditions"), {

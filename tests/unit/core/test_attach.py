@@ -9,17 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
-from initpipeline.core.attach import (
-    Refusal,
-    attach_revision,
-    attach_status,
-    current_revision,
-    inject,
-    job_template,
-    plan_attached,
-    revision_entry,
-    steps_hash,
-)
+from initpipeline.core.attach.inject import Refusal, inject
+from initpipeline.core.attach.job import job_template
+from initpipeline.core.attach.plan import plan_attached
+from initpipeline.core.attach.revision import attach_revision, current_revision, revision_entry, steps_hash
+from initpipeline.core.attach.status import attach_status
 from initpipeline.core.build import build_once_job, once_job_name
 from initpipeline.spec import names
 from initpipeline.spec.validation import validate_pipeline

@@ -9,7 +9,9 @@ from typing import Any
 
 import yaml
 
-from initpipeline.core.attach import RENDERED_UID, inject, job_template, render_attached
+from initpipeline.core.attach.inject import inject
+from initpipeline.core.attach.job import job_template
+from initpipeline.core.attach.render import RENDERED_UID, render_attached
 from initpipeline.core.build import build_once_job, build_pod
 from initpipeline.spec import names
 from initpipeline.spec.validation import validate_pipeline
