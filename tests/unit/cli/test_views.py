@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from initpipeline.cli.observe import CommandError, ContainerFollower, LogPrinter, Section, sections
+from initpipeline.cli.kube import CommandError
+from initpipeline.cli.logs import ContainerFollower, LogPrinter, Section, sections
 from initpipeline.cli.statusview import Paint, human_seconds, outcome, render_status
 from initpipeline.core.build import revision
 from initpipeline.core.pod_status import build_status
