@@ -8,12 +8,36 @@ tests/unit/spec/test_validation.py and tests/e2e/test_api_validation.py run agai
 
 from __future__ import annotations
 
-import re
 from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
+from .formats import (
+    API_VERSION,
+    COMMIT_ID,
+    CONDITION_STATUSES,
+    CONDITION_TYPE,
+    DNS_LABEL,
+    DNS_NAME,
+    DNS_SUBDOMAIN,
+    ENV_NAME,
+    FILE_MODE,
+    GIT_REF,
+    GIT_URL,
+    HEADER_NAME,
+    JSON_PATH,
+    KIND_NAME,
+    MIGRATION_VERSION,
+    RESTART_POLICIES,
+    SERVICE_TARGETS,
+    SHA256,
+    SQL_IDENTIFIER,
+    SQL_TABLE,
+    VALIDATE_FORMATS,
+    WRITE_FORMATS,
+    is_http_url,
+    is_safe_relative_path,
+)
 from .names import (
     ATTACH_KINDS,
     ATTACH_PLACEMENTS,
@@ -31,17 +55,6 @@ from .names import (
     Obj,
 )
 from .views import is_once
-
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
-HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-SQL_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$")
-JSON_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")  # dotted keys (a number indexes a list)
-MIGRATION_VERSION = re.compile(r"^[0-9]+([._][0-9]+)*$")  # 3, 1.2, 1_2, 20240101120000
-RESTART_POLICIES = ("Always", "OnFailure", "Never")
-VALIDATE_FORMATS = ("yaml", "json")
 
 
 @dataclass(frozen=True)
@@ -124,22 +137,6 @@ class _Checker:
 def names_of(items: Any) -> set[str]:
     """The string `name`s of a list's objects; anything else in it is another check's to name."""
     return {item["name"] for item in items or () if isinstance(item, dict) and isinstance(item.get("name"), str)}
-
-
-def is_http_url(text: str) -> bool:
-    try:
-        parts = urlsplit(text)
-        port_ok = parts.port is None or 0 < parts.port < 65536
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and port_ok and " " not in text
-
-
-def is_safe_relative_path(path: str) -> bool:
-    """A path that stays inside the folder it is joined to."""
-    if not path or path.startswith("/") or path.endswith("/") or "\x00" in path:
-        return False
-    return all(part not in ("", ".", "..") for part in path.split("/"))
 
 
 def validate_pipeline(body: Obj) -> list[FieldError]:
@@ -412,11 +409,6 @@ def _check_wait(c: _Checker, body: Obj, field: str, _volumes: Container[Any], _s
             _check_expect_json(c, target["expectJSON"], f"{tfield}.expectJSON")
 
 
-SERVICE_TARGETS = ("postgres", "mysql", "redis", "dns")
-DNS_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*\.?$")
-SQL_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
-
-
 def _check_service_target(c: _Checker, value: Any, field: str, kind: str) -> None:
     """postgres, mysql or redis: the URL (with its password) from a Secret; the databases may name a table."""
     body = c.obj(value, field, required=True)
@@ -445,12 +437,6 @@ def _check_expect_json(c: _Checker, value: Any, field: str) -> None:
         c.fail(f"{field}.in", "is required: the values that mean ready")
     for i, item in enumerate(values):
         c.string(item, f"{field}.in[{i}]", required=True, max_len=256)
-
-
-API_VERSION = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?v[0-9]+((alpha|beta)[0-9]+)?$")  # v1, batch/v1
-KIND_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
-CONDITION_TYPE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-CONDITION_STATUSES = ("True", "False", "Unknown")
 
 
 def _check_object_wait(c: _Checker, body: Obj, field: str, _volumes: Container[Any], _step: str) -> None:
@@ -606,11 +592,6 @@ def _check_download(c: _Checker, body: Obj, field: str, volumes: Container[Any],
         _check_extract(c, item, ffield)
 
 
-WRITE_FORMATS = ("json", "yaml", "files")
-JSON_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
-FILE_MODE = re.compile(r"^0?[0-7]{3}$")
-
-
 def _check_extract(c: _Checker, item: Obj, field: str) -> None:
     """extract, format and requireKeys read the body as JSON; mode applies to every file."""
     extract = c.string(item.get("extract"), f"{field}.extract", max_len=256)
@@ -631,11 +612,6 @@ def _check_extract(c: _Checker, item: Obj, field: str) -> None:
     if "validate" in item and any(k in item for k in ("extract", "format", "requireKeys")):
         c.fail(f"{field}.validate", "applies to a body written as is; extract, format and requireKeys read JSON "
                                     "already")
-
-
-GIT_URL = re.compile(r"^https?://[^/\s@]+/\S*$")
-COMMIT_ID = re.compile(r"^[0-9a-f]{40}$")
-GIT_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 
 
 def _check_git(c: _Checker, body: Obj, field: str, volumes: Container[Any], _step: str) -> None:

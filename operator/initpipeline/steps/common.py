@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from ..spec.formats import HEADER_NAME
 from ..spec.redaction import redact
-from ..spec.validation import HEADER_NAME
 
 __all__ = ["redact"]  # the steps import it from here
 

@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 
 from ..spec import yamlout
+from ..spec.formats import SHA256, VALIDATE_FORMATS, WRITE_FORMATS, is_http_url
 from ..spec.names import DEFAULT_DOWNLOAD_MAX_BYTES, DEFAULT_DOWNLOAD_TIMEOUT
-from ..spec.validation import SHA256, VALIDATE_FORMATS, WRITE_FORMATS, is_http_url
 from .common import (
     Exit,
     HttpOptions,

@@ -12,8 +12,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from ..spec.formats import is_http_url
 from ..spec.names import DEFAULT_WAIT_MAX_INTERVAL, DEFAULT_WAIT_TIMEOUT
-from ..spec.validation import is_http_url
 from .common import (
     Exit,
     HttpOptions,

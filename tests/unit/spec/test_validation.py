@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from initpipeline.spec.validation import is_safe_relative_path, validate_pipeline
+from initpipeline.spec.formats import is_safe_relative_path
+from initpipeline.spec.validation import validate_pipeline
 from tests.cases import BAD_CASES, BadCase, bad, examples, shop, step
 
 

@@ -17,21 +17,22 @@ import time
 import urllib.parse
 from typing import Any
 
+from ...spec.formats import MIGRATION_VERSION, SQL_IDENTIFIER
 from ...spec.names import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_LOCK_RETRY_BUDGET,
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_TABLE_LOCK_TIMEOUT,
 )
-from ...spec.validation import MIGRATION_VERSION, SQL_IDENTIFIER
 from ..common import Exit, StepError, UsageError, finish, format_seconds, log, printable
 from ..mysqlurl import MYSQL_SCHEMES
-from .database import Database, lock_key
+from .driver import Driver
 from .history import DEFAULT_TABLES, LEDGERS, ForeignTable, Ledger
 from .layouts import FLYWAY, GOLANG_MIGRATE, LAYOUTS, PLAIN, Folder, FolderError, SqlFile, natural_key, parse_folder
 from .locks import GiveWay, LockPolicy
 from .mysql import MySQLDatabase
 from .plan import Plan, PlanError, plan_migrate, plan_rollback
+from .postgres import PostgresDatabase, lock_key
 
 __all__ = ["add_parser", "lock_key", "natural_key", "run"]
 
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     log(f"layout {folder.layout}{'' if args.layout else ' (detected)'}: {len(folder.migrations)} migration(s)"
         + (f", {len(folder.repeatables)} repeatable" if folder.repeatables else "") + f"; history in {table}")
     started = time.monotonic()
-    db: Database | MySQLDatabase | None = None
+    db: Driver | None = None
     try:
         policy = LockPolicy(args.table_lock_timeout, args.lock_retry_budget, args.statement_timeout)
         db = connect(url, args.connect_timeout, args.ca_file, policy)
@@ -166,10 +167,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def connect(url: str, timeout: float, ca_file: str | None = None,
-            policy: LockPolicy | None = None) -> Database | MySQLDatabase:
+            policy: LockPolicy | None = None) -> Driver:
     if urllib.parse.urlsplit(url).scheme in MYSQL_SCHEMES:
         return MySQLDatabase(url, timeout, ca_file, policy)
-    return Database(url, timeout, ca_file, policy)
+    return PostgresDatabase(url, timeout, ca_file, policy)
 
 
 def _with_lock_waits(message: str, give_way: GiveWay) -> str:
@@ -198,7 +199,7 @@ def _check_arguments(args: argparse.Namespace) -> str:
     return str(url)
 
 
-def _plan(db: Database | MySQLDatabase, ledger: Ledger, folder: Folder, target: str | None) -> Plan:
+def _plan(db: Driver, ledger: Ledger, folder: Folder, target: str | None) -> Plan:
     try:
         history = ledger.read()
     except ForeignTable as exc:
@@ -208,7 +209,7 @@ def _plan(db: Database | MySQLDatabase, ledger: Ledger, folder: Folder, target: 
     return plan_migrate(folder, history) if target is None else plan_rollback(folder, history, target)
 
 
-def _refuse_plain_history(db: Database | MySQLDatabase, folder: Folder) -> None:
+def _refuse_plain_history(db: Driver, folder: Folder) -> None:
     """Files that an earlier release's plain runner applied must not be applied again under a new layout."""
     plain = LEDGERS[PLAIN](db.conn, DEFAULT_TABLES[PLAIN], db.dialect)
     if not plain.exists():
@@ -232,7 +233,7 @@ def _summary(plan: Plan, done: list[str], target: str | None, seconds: float) ->
             + (f": {', '.join(done)}" if done else "") + f"; {plan.already} already applied" + notes)
 
 
-def _dry_run(db: Database | MySQLDatabase, ledger: Ledger, folder: Folder, target: str | None) -> int:
+def _dry_run(db: Driver, ledger: Ledger, folder: Folder, target: str | None) -> int:
     try:
         plan = _plan(db, ledger, folder, target)
     except PlanError as exc:

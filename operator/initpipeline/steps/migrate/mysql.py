@@ -24,7 +24,7 @@ from typing import Any
 
 from ..common import Exit, StepError, log, redact
 from ..mysqlurl import error_code, mysql_connect, parse_mysql_url, tls_failed
-from .database import connect_retrying, take_locks
+from .driver import connect_retrying, take_locks
 from .history import MYSQL, Ledger, LockKey
 from .layouts import DBMATE
 from .locks import Blocker, BudgetSpent, GiveWay, LockPolicy, Wait, named_table
@@ -101,6 +101,8 @@ class _Connection:
 
 
 class MySQLDatabase:
+    """The MySQL and MariaDB driver (PyMySQL), a Driver."""
+
     dialect = MYSQL
 
     def __init__(self, url: str, connect_timeout: float = 0, ca_file: str | None = None,

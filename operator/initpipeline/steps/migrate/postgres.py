@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from ..common import Exit, StepError, format_seconds, log, redact
+from ..common import Exit, StepError, log, redact
+from .driver import connect_retrying, take_locks
 from .history import POSTGRESQL, Ledger, LockKey
 from .layouts import DBMATE, PLAIN, PLAIN_NO_TRANSACTION
 from .locks import Blocker, BudgetSpent, GiveWay, LockPolicy, Wait, named_table
@@ -30,48 +31,14 @@ _CONCURRENT_INDEX = re.compile(r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY
                                r"(\"(?:[^\"]|\"\")+\"|[A-Za-z_][A-Za-z0-9_$]*)\s+ON\b", re.IGNORECASE)
 
 
-def take_locks(keys: list[LockKey], timeout: float, try_lock: Callable[[LockKey], bool]) -> None:
-    """Take every lock, in order, within timeout: try_lock(key) asks for one without waiting."""
-    deadline = time.monotonic() + timeout
-    for key in keys:
-        interval, announced = 0.05, False
-        while not try_lock(key):
-            if not announced:
-                log("another runner holds the migration lock; waiting for it")
-                announced = True
-            if time.monotonic() + interval > deadline:
-                raise StepError(Exit.LOCK_TIMEOUT,
-                                f"could not take the migration lock within {format_seconds(timeout)}")
-            time.sleep(interval)
-            interval = min(interval * 2, 1.0)
-
-
-def connect_retrying(connect: Callable[[], Any], errors: type[Exception] | tuple[type[Exception], ...],
-                     verdict: Callable[[Any], tuple[str, bool]], timeout: float) -> Any:
-    """connect(), retried while the database is not up yet (starting, or its Service not routed).
-    verdict(error) says why in words without a password, and whether waiting can cure it."""
-    deadline = time.monotonic() + timeout
-    interval, announced = 0.2, ""
-    while True:
-        try:
-            return connect()
-        except errors as exc:
-            reason, retry = verdict(exc)
-            if not retry or time.monotonic() + interval > deadline:
-                raise StepError(Exit.DATABASE, f"cannot connect to the database: {reason}") from None
-            if reason != announced:
-                log(f"database not reachable yet ({reason}); retrying for up to {format_seconds(timeout)}")
-                announced = reason
-            time.sleep(interval)
-            interval = min(interval * 2, 2.0)
-
-
 def lock_key(table: str) -> int:
     """A stable signed 64-bit advisory-lock key per history table."""
     return int.from_bytes(hashlib.sha256(f"initpipeline:{table}".encode()).digest()[:8], "big", signed=True)
 
 
-class Database:
+class PostgresDatabase:
+    """The PostgreSQL driver (psycopg), a Driver."""
+
     dialect = POSTGRESQL
 
     def __init__(self, url: str, connect_timeout: float = 0, ca_file: str | None = None,
