@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from tests.helpers import ROOT
 
 CACHE = Path(os.environ.get("INITPIPELINE_CACHE", Path.home() / ".cache" / "initpipeline"))
 BIN = CACHE / "bin"
+VENV_BIN = Path(sys.executable).parent  # the venv that kubectl-initpipeline is installed in
 T = TypeVar("T")
 
 # What a test does to the cluster itself (restart the API server, kill a container, read the API server's
@@ -116,3 +118,31 @@ def status_of(kube: Kube, name: str) -> dict[str, Any]:
 
 def condition(status: dict[str, Any], ctype: str) -> dict[str, Any]:
     return next((c for c in status.get("conditions") or [] if c["type"] == ctype), {})
+
+
+def plugin(kube: Kube, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`kubectl initpipeline ...` as a user runs it: kubectl finds kubectl-initpipeline on PATH."""
+    env = {**os.environ, "KUBECONFIG": kube.kubeconfig, "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+    return subprocess.run([str(BIN / "kubectl"), "initpipeline", *args, "-n", kube.namespace], env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def phase_is(kube: Kube, name: str, *phases: str) -> Any:
+    def probe() -> Any:
+        status = status_of(kube, name)
+        return status if status.get("phase") in phases else None
+    return probe
+
+
+def ready(kube: Kube, name: str, replicas: int, revision_not: str | None = None) -> Any:
+    def probe() -> Any:
+        status = status_of(kube, name)
+        ok = (status.get("ready") == f"{replicas}/{replicas}" and status.get("revision") != revision_not
+              and condition(status, "Ready").get("status") == "True")
+        return status if ok else None
+    return probe
+
+
+def app_pods(kube: Kube, name: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = kube.get("pods", selector=f"app={name}")["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]

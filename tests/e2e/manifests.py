@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from typing import Any
 
+import psycopg
+
+from initpipeline.spec.names import LABEL_INJECT as INJECT
 from tests.helpers import Postgres
 
 # The node's address on the local cluster's bridge (hack/lib.sh); kind-e2e passes the Docker gateway.
@@ -61,3 +65,37 @@ def host_service(name: str, port: int, service_port: int = 80) -> list[dict[str,
          "addressType": "IPv4", "endpoints": [{"addresses": [HOST_IP], "conditions": {"ready": True}}],
          "ports": [{"name": "http", "port": port, "protocol": "TCP"}]},
     ]
+
+
+def users_deployment(name: str, replicas: int = 3, inject: str | None = None) -> dict[str, Any]:
+    """The user's own Deployment: plain, but for the label on its Pod template."""
+    labels = {"app": name, INJECT: inject or name}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "strategy": {"rollingUpdate": {"maxSurge": 2, "maxUnavailable": 0}},
+                 "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                     {"name": "app", "image": RUNNER, "imagePullPolicy": "IfNotPresent",
+                      "command": ["sleep", "3600"], "env": [{"name": "TAG", "value": "v1"}]}]}}},
+    }
+
+
+MIGRATION = """
+import os, sys, time, psycopg
+with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as db:
+    db.execute("CREATE TABLE IF NOT EXISTS runs (id serial PRIMARY KEY, label text, "
+               "started timestamptz NOT NULL DEFAULT clock_timestamp(), finished timestamptz)")
+    me = db.execute("INSERT INTO runs (label) VALUES (%s) RETURNING id", (sys.argv[1],)).fetchone()[0]
+    time.sleep(float(sys.argv[2]) if len(sys.argv) > 2 else 3)
+    if db.execute("SELECT count(*) FROM runs WHERE finished IS NULL AND id <> %s", (me,)).fetchone()[0]:
+        sys.exit("another migration is running at the same time")
+    if sys.argv[1] == "broken":
+        sys.exit("migration 0042 failed: column already exists")
+    db.execute("UPDATE runs SET finished = clock_timestamp() WHERE id = %s", (me,))
+    print("migrated", sys.argv[1])
+"""
+
+
+def runs(url: str) -> list[tuple[str, dt.datetime, dt.datetime | None]]:
+    with psycopg.connect(url) as db:
+        return [tuple(r) for r in db.execute("SELECT label, started, finished FROM runs ORDER BY id")]  # type: ignore[misc]

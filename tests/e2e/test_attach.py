@@ -22,14 +22,22 @@ import yaml
 from initpipeline.core.attach.inject import Refusal, inject
 from initpipeline.spec import names
 from tests.e2e.conftest import MAY_INSTALL, install_operator
-from tests.e2e.kube import BIN, Kube, condition, eventually, needs_cluster_control, status_of
-from tests.e2e.manifests import BUSYBOX, RUNNER, database_secret, db_url_in, fresh_database, postgres_service
-from tests.e2e.test_cli import plugin
-from tests.e2e.test_workloads import MIGRATION, runs
+from tests.e2e.kube import BIN, Kube, app_pods, condition, eventually, needs_cluster_control, plugin, ready, status_of
+from tests.e2e.manifests import (
+    BUSYBOX,
+    INJECT,
+    MIGRATION,
+    RUNNER,
+    database_secret,
+    db_url_in,
+    fresh_database,
+    postgres_service,
+    runs,
+    users_deployment,
+)
 from tests.helpers import ROOT, Postgres
 
 pytestmark = pytest.mark.e2e
-INJECT = "initpipeline.dev/inject"
 CHART = ROOT / "tests" / "e2e" / "charts" / "shop"  # a user's app chart, labelled
 
 
@@ -93,33 +101,6 @@ def attached(name: str, label: str = "attach", kind: str = "Deployment") -> dict
             ],
         },
     }
-
-
-def users_deployment(name: str, replicas: int = 3, inject: str | None = None) -> dict[str, Any]:
-    """The user's own Deployment: plain, but for the label on its Pod template."""
-    labels = {"app": name, INJECT: inject or name}
-    return {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                 "strategy": {"rollingUpdate": {"maxSurge": 2, "maxUnavailable": 0}},
-                 "template": {"metadata": {"labels": labels}, "spec": {"containers": [
-                     {"name": "app", "image": RUNNER, "imagePullPolicy": "IfNotPresent",
-                      "command": ["sleep", "3600"], "env": [{"name": "TAG", "value": "v1"}]}]}}},
-    }
-
-
-def ready(kube: Kube, name: str, replicas: int, revision_not: str | None = None) -> Any:
-    def probe() -> Any:
-        status = status_of(kube, name)
-        ok = (status.get("ready") == f"{replicas}/{replicas}" and status.get("revision") != revision_not
-              and condition(status, "Ready").get("status") == "True")
-        return status if ok else None
-    return probe
-
-
-def app_pods(kube: Kube, name: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = kube.get("pods", selector=f"app={name}")["items"]
-    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
 
 
 def with_managed_fields(kube: Kube, kind: str, name: str) -> dict[str, Any]:

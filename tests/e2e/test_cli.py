@@ -7,31 +7,21 @@ import json
 import os
 import re
 import subprocess
-import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.kube import BIN, Kube, eventually, status_of
+from tests.e2e.kube import BIN, VENV_BIN, Kube, eventually, plugin, status_of
 from tests.e2e.manifests import BUSYBOX, pipeline
 
 pytestmark = pytest.mark.e2e
-VENV_BIN = Path(sys.executable).parent
 
 
 def echo_step(name: str, *words: str, sleep: int = 0) -> dict[str, Any]:
     """A container step that prints each word on a line (with a pause first, if asked)."""
     command = ["sh", "-c", 'sleep "$0"; for w in "$@"; do echo "$w"; done', str(sleep), *words]
     return {"name": name, "container": {"image": BUSYBOX, "command": command}}
-
-
-def plugin(kube: Kube, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """`kubectl initpipeline ...` as a user runs it: kubectl finds kubectl-initpipeline on PATH."""
-    env = {**os.environ, "KUBECONFIG": kube.kubeconfig, "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
-    return subprocess.run([str(BIN / "kubectl"), "initpipeline", *args, "-n", kube.namespace], env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def last_drawing(stdout: str, name: str) -> str:

@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.kube import Kube, eventually
+from tests.e2e.kube import Kube, eventually, phase_is
 from tests.e2e.manifests import BUSYBOX, HOST_IP, database_secret, fresh_database, host_service, postgres_service
-from tests.e2e.test_pipelines import phase_is
 from tests.helpers import GitServer, HttpServer, Postgres, git, respond
 
 pytestmark = pytest.mark.e2e

@@ -12,10 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.kube import Kube, eventually, status_of
-from tests.e2e.manifests import BUSYBOX, pipeline
-from tests.e2e.test_attach import app_pods, ready, users_deployment
-from tests.e2e.test_pipelines import phase_is
+from tests.e2e.kube import Kube, app_pods, eventually, phase_is, ready, status_of
+from tests.e2e.manifests import BUSYBOX, pipeline, users_deployment
 
 pytestmark = pytest.mark.e2e
 

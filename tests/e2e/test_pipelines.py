@@ -10,7 +10,7 @@ import psycopg
 import pytest
 import yaml
 
-from tests.e2e.kube import Kube, condition, eventually, status_of
+from tests.e2e.kube import Kube, condition, eventually, phase_is, status_of
 from tests.e2e.manifests import BUSYBOX, database_secret, db_url_in, fresh_database, pipeline, postgres_service
 from tests.helpers import ROOT, Postgres
 
@@ -20,13 +20,6 @@ DEMO = ROOT / "examples" / "demo"
 
 def load(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
-
-
-def phase_is(kube: Kube, name: str, *phases: str) -> Any:
-    def probe() -> Any:
-        status = status_of(kube, name)
-        return status if status.get("phase") in phases else None
-    return probe
 
 
 def test_full_story(kube: Kube, host_postgres: Postgres) -> None:

@@ -7,34 +7,25 @@ import datetime as dt
 import re
 from typing import Any
 
-import psycopg
 import pytest
 
-from tests.e2e.kube import Kube, condition, eventually, status_of
-from tests.e2e.manifests import BUSYBOX, RUNNER, database_secret, db_url_in, fresh_database, postgres_service
-from tests.e2e.test_cli import plugin
+from tests.e2e.kube import Kube, condition, eventually, plugin, status_of
+from tests.e2e.manifests import (
+    BUSYBOX,
+    MIGRATION,
+    RUNNER,
+    database_secret,
+    db_url_in,
+    fresh_database,
+    postgres_service,
+    runs,
+)
 from tests.helpers import Postgres
 
 pytestmark = pytest.mark.e2e
 
 # A user's own migration tool, as it might be written without any lock: it records its run, takes
 # three seconds, and fails if another run is in progress (two at once would break it).
-MIGRATION = """
-import os, sys, time, psycopg
-with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as db:
-    db.execute("CREATE TABLE IF NOT EXISTS runs (id serial PRIMARY KEY, label text, "
-               "started timestamptz NOT NULL DEFAULT clock_timestamp(), finished timestamptz)")
-    me = db.execute("INSERT INTO runs (label) VALUES (%s) RETURNING id", (sys.argv[1],)).fetchone()[0]
-    time.sleep(float(sys.argv[2]) if len(sys.argv) > 2 else 3)
-    if db.execute("SELECT count(*) FROM runs WHERE finished IS NULL AND id <> %s", (me,)).fetchone()[0]:
-        sys.exit("another migration is running at the same time")
-    if sys.argv[1] == "broken":
-        sys.exit("migration 0042 failed: column already exists")
-    db.execute("UPDATE runs SET finished = clock_timestamp() WHERE id = %s", (me,))
-    print("migrated", sys.argv[1])
-"""
-
-
 def shop(name: str, label: str, replicas: int = 3, image_tag: str = "v1", seconds: int = 3) -> dict[str, Any]:
     return {
         "apiVersion": "initpipeline.dev/v1alpha1", "kind": "InitPipeline", "metadata": {"name": name},
@@ -53,11 +44,6 @@ def shop(name: str, label: str, replicas: int = 3, image_tag: str = "v1", second
                  "env": [{"name": "TAG", "value": image_tag}]}]}},
         },
     }
-
-
-def runs(url: str) -> list[tuple[str, dt.datetime, dt.datetime | None]]:
-    with psycopg.connect(url) as db:
-        return [tuple(r) for r in db.execute("SELECT label, started, finished FROM runs ORDER BY id")]  # type: ignore[misc]
 
 
 def ready(kube: Kube, name: str, replicas: int, generation: int) -> Any:

@@ -104,3 +104,13 @@ def test_the_rules_see_a_violation(tmp_path: Path) -> None:
                                                "core/_layer_probe.py: initpipeline.controller.reconciler"]
     assert impure_imports("core", tmp_path) == ["core/_layer_probe.py: time"]
     assert clock_reads("core", tmp_path) == ["core/_layer_probe.py:3: .monotonic()"]
+
+
+def test_test_modules_share_helpers_not_each_other() -> None:
+    """A test module imports helpers (tests/e2e/kube.py, manifests.py, tests/helpers.py), never another
+    test module, whose fixtures and tests would come along."""
+    tests = Path(__file__).resolve().parents[1]
+    crossing = [f"{path.relative_to(tests)}: {name}" for path in sorted(tests.rglob("test_*.py"))
+                for name in imports_of(path, tests)
+                if name.split(".")[0] == "tests" and any(p.startswith("test_") for p in name.split(".")[1:])]
+    assert crossing == []

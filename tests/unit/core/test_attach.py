@@ -7,7 +7,6 @@ import re
 from typing import Any
 
 import pytest
-import yaml
 
 from initpipeline.core.attach.inject import Refusal, inject
 from initpipeline.core.attach.job import job_template
@@ -17,39 +16,11 @@ from initpipeline.core.attach.status import attach_status
 from initpipeline.core.build import build_once_job, once_job_name
 from initpipeline.spec import names
 from initpipeline.spec.validation import validate_pipeline
-from tests.cases import ROOT
+from tests.unit.attached import admitted, job, new_pod, pipeline, replicaset, rev_of
 from tests.unit.pods import done, pod, running
 
 Obj = dict[str, Any]
 NOW = "2026-11-30T10:00:00Z"
-EXAMPLE = ROOT / "examples" / "attach"
-
-
-def pipeline(status: Obj | None = None) -> Obj:
-    doc: Obj = yaml.safe_load((EXAMPLE / "pipeline.yaml").read_text())
-    doc["metadata"].update(namespace="ns", uid="u1", generation=1)
-    doc["status"] = status or {}
-    return doc
-
-
-def new_pod(template_hash: str = "6d4f8b9c7", image: str = "shop:1.0") -> Obj:
-    """A Pod as the ReplicaSet controller sends it to the webhook: from the Deployment's template."""
-    deployment: Obj = yaml.safe_load((EXAMPLE / "deployment.yaml").read_text())
-    template = copy.deepcopy(deployment["spec"]["template"])
-    template["metadata"]["labels"]["pod-template-hash"] = template_hash
-    template["spec"]["containers"][0]["image"] = image
-    return {"metadata": {"generateName": f"shop-{template_hash}-", "namespace": "ns",
-                         "labels": template["metadata"]["labels"]}, "spec": template["spec"]}
-
-
-def admitted(doc: Obj, p: Obj, name: str, created: str = "2026-11-30T09:00:00Z") -> Obj:
-    """The Pod as the API server stores it after the webhook's patch (merge semantics, as kopf applies it)."""
-    patch = inject(doc, p, "runner:1")
-    out = copy.deepcopy(p)
-    out["metadata"]["labels"].update(patch["metadata"]["labels"])
-    out["metadata"].update(name=name, creationTimestamp=created)
-    out["spec"].update(patch["spec"])
-    return out
 
 
 def test_the_example_is_valid() -> None:
@@ -124,15 +95,6 @@ def test_a_pipeline_that_does_not_attach_or_is_invalid_refuses_the_pod() -> None
         inject(broken, new_pod(), "runner:1")
 
 
-def replicaset(template_hash: str, number: int, desired: int = 3, owner: str = "shop") -> Obj:
-    """A ReplicaSet of the Deployment as the cache keeps it (the Deployment controller's annotations)."""
-    return revision_entry({"kind": "ReplicaSet", "metadata": {
-        "name": f"{owner}-{template_hash}", "labels": {"pod-template-hash": template_hash, names.LABEL_INJECT: "shop"},
-        "annotations": {"deployment.kubernetes.io/revision": str(number),
-                        "deployment.kubernetes.io/desired-replicas": str(desired)},
-        "ownerReferences": [{"kind": "Deployment", "name": owner, "controller": True, "uid": "d1"}]}})
-
-
 def test_the_current_revision_is_the_newest_of_the_workloads_own() -> None:
     attach = {"kind": "Deployment", "name": "shop"}
     assert current_revision(attach, []) is None
@@ -144,16 +106,6 @@ def test_the_current_revision_is_the_newest_of_the_workloads_own() -> None:
         "ownerReferences": [{"kind": "StatefulSet", "name": "db", "controller": True}]}})
     found = current_revision({"kind": "StatefulSet", "name": "db"}, [revision])
     assert found is not None and found.pod_hash == "db-7f9c" and found.desired is None
-
-
-def job(rev: str, state: str | None = None, name: str | None = None) -> Obj:
-    conditions = [{"type": state, "status": "True"}] if state else []
-    return {"metadata": {"name": name or f"shop-once-{rev}", "labels": {names.LABEL_REVISION: rev}},
-            "status": {"conditions": conditions}}
-
-
-def rev_of(p: Obj) -> str:
-    return str(p["metadata"]["labels"][names.LABEL_REVISION])
 
 
 def test_gated_pods_start_one_job_for_their_revision_with_their_images() -> None:

@@ -8,9 +8,9 @@ from typing import Any
 from initpipeline.core.children import Children
 from initpipeline.core.passplan import Refused, Remembered, View, decide
 from initpipeline.spec import names
+from tests.unit.attached import admitted, job, new_pod, replicaset, rev_of
+from tests.unit.attached import pipeline as attached_pipeline
 from tests.unit.controller.fakes import OWNER, owned, pipeline
-from tests.unit.core.test_attach import admitted, job, new_pod, replicaset, rev_of
-from tests.unit.core.test_attach import pipeline as attached_pipeline
 from tests.unit.pods import STEPS, pending, pod
 
 Obj = dict[str, Any]

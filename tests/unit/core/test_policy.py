@@ -10,7 +10,7 @@ from initpipeline.core.attach.inject import inject
 from initpipeline.core.attach.revision import steps_hash
 from initpipeline.core.policy import IMAGE_FROM_PLACEHOLDER, RENDERED_KEYS, injection, refused_injection
 from initpipeline.spec.validation import validate_pipeline
-from tests.unit.core.test_attach import new_pod, pipeline
+from tests.unit.attached import new_pod, pipeline
 
 Obj = dict[str, Any]
 
