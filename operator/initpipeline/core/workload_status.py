@@ -32,53 +32,64 @@ def _done(step_spec: Obj, step: StepStatus, container_status: Obj | None) -> boo
     return is_sidecar(step_spec) and step["state"] == "Running" and (container_status or {}).get("started") is True
 
 
+Look = tuple[StepStatus, bool]  # a step in one Pod, and whether it is done there
+
+
 def aggregate_steps(steps_spec: list[Obj], pods: list[Obj], desired: int) -> list[StepStatus]:
     """One entry per every-Pod step over the Pods of the current revision: a state that reflects
     them all, how many Pods are at which state, the earliest start and latest finish, and the worst
     failure."""
-    per_pod: list[dict[str, tuple[StepStatus, bool]]] = []
-    for pod in pods:
-        statuses = {cs.get("name"): cs for cs in (pod.get("status") or {}).get("initContainerStatuses") or []}
-        looked: dict[str, tuple[StepStatus, bool]] = {}
-        for spec in steps_spec:
-            step = step_status(spec, statuses.get(spec["name"]))
-            looked[spec["name"]] = (step, _done(spec, step, statuses.get(spec["name"])))
-        per_pod.append(looked)
-    out: list[StepStatus] = []
+    per_pod = [_looks(steps_spec, pod) for pod in pods]
+    return [_aggregate(spec, [looked[spec["name"]] for looked in per_pod], desired) for spec in steps_spec]
+
+
+def _looks(steps_spec: list[Obj], pod: Obj) -> dict[str, Look]:
+    statuses = {cs.get("name"): cs for cs in (pod.get("status") or {}).get("initContainerStatuses") or []}
+    out: dict[str, Look] = {}
     for spec in steps_spec:
-        looks = [p[spec["name"]] for p in per_pod]
-        counts = {"done": sum(1 for _, d in looks if d),
-                  "running": sum(1 for s, d in looks if not d and s["state"] == "Running"),
-                  "failed": sum(1 for s, _ in looks if s["state"] == "Failed"),
-                  "waiting": sum(1 for s, d in looks if not d and s["state"] == "Waiting")}
-        if counts["failed"]:
-            state = "Failed"
-        elif desired and counts["done"] >= desired:
-            state = "Running" if is_sidecar(spec) else "Succeeded"
-        elif counts["running"] or counts["done"]:
-            state = "Running"
-        else:
-            state = "Waiting"
-        entry: StepStatus = {"name": spec["name"], "kind": views.step_kind(spec), "state": state, "pods": counts,
-                             "restartCount": max((s.get("restartCount", 0) for s, _ in looks), default=0)}
-        failures = [s for s, _ in looks if s["state"] == "Failed" or s.get("reason") in STUCK_REASONS]
-        starts = [started for s, _ in looks if (started := s.get("startedAt"))]
-        if starts:
-            entry["startedAt"] = min(starts)
-        ends = [finished for s, _ in looks if (finished := s.get("finishedAt")) and s["state"] == "Succeeded"]
-        if ends and state == "Succeeded":
-            entry["finishedAt"] = max(ends)
-            entry["exitCode"] = 0  # in every Pod
-        if failures:
-            worst = max(failures, key=lambda s: (s["state"] == "Failed", s.get("restartCount", 0)))
-            if "exitCode" in worst:
-                entry["exitCode"] = worst["exitCode"]
-            if "reason" in worst:
-                entry["reason"] = worst["reason"]
-            if "message" in worst:
-                entry["message"] = worst["message"]
-        out.append(entry)
+        step = step_status(spec, statuses.get(spec["name"]))
+        out[spec["name"]] = (step, _done(spec, step, statuses.get(spec["name"])))
     return out
+
+
+def _aggregate(spec: Obj, looks: list[Look], desired: int) -> StepStatus:
+    counts = _counts(looks)
+    state = _state_over_pods(spec, counts, desired)
+    entry: StepStatus = {"name": spec["name"], "kind": views.step_kind(spec), "state": state, "pods": counts,
+                         "restartCount": max((s.get("restartCount", 0) for s, _ in looks), default=0)}
+    starts = [started for s, _ in looks if (started := s.get("startedAt"))]
+    if starts:
+        entry["startedAt"] = min(starts)
+    ends = [finished for s, _ in looks if (finished := s.get("finishedAt")) and s["state"] == "Succeeded"]
+    if ends and state == "Succeeded":
+        entry["finishedAt"] = max(ends)
+        entry["exitCode"] = 0  # in every Pod
+    failures = [s for s, _ in looks if s["state"] == "Failed" or s.get("reason") in STUCK_REASONS]
+    if failures:
+        worst = max(failures, key=lambda s: (s["state"] == "Failed", s.get("restartCount", 0)))
+        entry.update({key: worst[key] for key in ("exitCode", "reason", "message") if key in worst})  # type: ignore[typeddict-item]
+    return entry
+
+
+def _counts(looks: list[Look]) -> dict[str, int]:
+    """How many Pods are where with this step (done includes a started sidecar)."""
+    out = {"done": 0, "running": 0, "failed": 0, "waiting": 0}
+    for step, done in looks:
+        if done:
+            out["done"] += 1
+        elif step["state"] in ("Running", "Waiting"):
+            out[step["state"].lower()] += 1
+        if step["state"] == "Failed":
+            out["failed"] += 1
+    return out
+
+
+def _state_over_pods(spec: Obj, counts: dict[str, int], desired: int) -> str:
+    if counts["failed"]:
+        return "Failed"
+    if desired and counts["done"] >= desired:
+        return "Running" if is_sidecar(spec) else "Succeeded"
+    return "Running" if counts["running"] or counts["done"] else "Waiting"
 
 
 def stuck_pods(looks: list[tuple[Obj, Derived]]) -> list[Obj]:
@@ -97,61 +108,73 @@ def stuck_pods(looks: list[tuple[Obj, Derived]]) -> list[Obj]:
 _ONCE_CLEARED: Obj = {"pod": None, "currentStep": None}
 
 
+@dataclass
+class OnceView:
+    """The once-steps' single run as the status shows it."""
+
+    entries: list[Obj]  # their status.steps entries
+    block: Obj  # status.once
+    failure: Condition | None = None  # the run failed
+    words: str | None = None  # what is happening, while it runs
+
+
 def _once_steps_view(name: str, spec: Obj, job_steps_spec: list[Obj], job: Obj | None, job_pod: Obj | None,
-                     plan_: Plan, previous: Obj) -> tuple[list[Obj], Obj, Condition | None, str | None]:
-    """The once-steps' single run: their entries, the status's `once` block, a failure (failed, reason,
-    message) if the run failed, and what is happening in words while it runs."""
+                     plan_: Plan, previous: Obj) -> OnceView:
     kind = views.workload_kind(spec)
     once_names = [s["name"] for s in job_steps_spec if views.is_once(s, kind)]
     job_name = once_job_name(name, plan_.revision)
-    prev_once = previous.get("once") or {}
     if plan_.rolled and job_pod is None:
-        # ran before (the Job or its Pod may be gone): keep what the status recorded of that run
-        # only a finished entry: one written while the run was under way would say Waiting for good
-        kept = {s["name"]: s for s in previous.get("steps") or []
-                if prev_once.get("revision") == plan_.revision and s["name"] in once_names
-                and s.get("state") == "Succeeded"}
-        steps = [kept.get(n) or {"name": n, "kind": views.step_kind(s), "state": "Succeeded", "once": True}
-                 for n, s in ((s["name"], s) for s in job_steps_spec) if n in once_names]
-        job_ref = prev_once.get("job") if prev_once.get("revision") == plan_.revision else None
-        return steps, {"revision": plan_.revision, "job": job_ref or job_name, "state": "Succeeded",
-                       **_ONCE_CLEARED}, None, None
+        return _ran_before(job_steps_spec, once_names, job_name, plan_.revision, previous)
     d = derive(job_steps_spec, job_pod)
     pod_name = (job_pod or {}).get("metadata", {}).get("name")
     by_name = {s["name"]: s for s in d.steps}
-    steps = [{**by_name[n], "once": True, "job": job_name, **({"pod": pod_name} if pod_name else {})}
-             for n in once_names]
+    view = OnceView([{**by_name[n], "once": True, "job": job_name, **({"pod": pod_name} if pod_name else {})}
+                     for n in once_names], {})
     state = "Pending" if job is None else {"Complete": "Succeeded", "Failed": "Failed"}.get(
         job_state(job), "Running")
-    failure: Condition | None = None
-    words: str | None = None
     if state == "Succeeded":
         # the Job completes only after every step did; its Pod's last update may not be seen yet
-        for entry in steps:
-            if entry["state"] != "Succeeded":
-                entry["state"] = "Succeeded"
+        for entry in view.entries:
+            entry["state"] = "Succeeded"
     elif state == "Failed":
-        failed_job = views.condition((job or {}).get("status"), "Failed")
-        why: Obj = failed_job if failed_job.get("status") == "True" else {}
-        if d.phase == "Failed" or d.failed.holds or d.degraded.holds:
-            msg = d.message
-        else:
-            msg = f"Job {job_name} failed: {why.get('reason', 'Failed')}: {why.get('message', '')}".rstrip(": ")
-            current = next((s for s in steps if s["state"] != "Succeeded"), None)
-            if current is not None:
-                current.update(state="Failed", reason=why.get("reason") or "JobFailed")
-        failure = Condition(True, "OnceStepFailed",
-                            f"once-steps of revision {plan_.revision} failed in Job {job_name}: {msg}")
-    elif state == "Running":
-        words = f"once-steps Job {job_name}: {d.message}"
-    elif state == "Pending":
-        words = f"starting the once-steps Job {job_name}"
-    once = {"revision": plan_.revision, "job": job_name, "state": state, **_ONCE_CLEARED}
+        view.failure = _once_failure(view.entries, d, job, job_name, plan_.revision)
+    else:
+        view.words = f"once-steps Job {job_name}: {d.message}" if state == "Running" else \
+            f"starting the once-steps Job {job_name}"
+    view.block = {"revision": plan_.revision, "job": job_name, "state": state, **_ONCE_CLEARED}
     if pod_name:
-        once["pod"] = pod_name
+        view.block["pod"] = pod_name
     if d.current_step and state != "Succeeded":
-        once["currentStep"] = d.current_step
-    return steps, once, failure, words
+        view.block["currentStep"] = d.current_step
+    return view
+
+
+def _ran_before(job_steps_spec: list[Obj], once_names: list[str], job_name: str, revision: str,
+                previous: Obj) -> OnceView:
+    """A run that succeeded before (the Job or its Pod may be gone): what the status recorded of it, but
+    only finished entries (one written while the run was under way would say Waiting for good)."""
+    prev_once = previous.get("once") or {}
+    same = prev_once.get("revision") == revision
+    kept = {s["name"]: s for s in previous.get("steps") or []
+            if same and s["name"] in once_names and s.get("state") == "Succeeded"}
+    steps = [kept.get(s["name"]) or {"name": s["name"], "kind": views.step_kind(s), "state": "Succeeded", "once": True}
+             for s in job_steps_spec if s["name"] in once_names]
+    job_ref = prev_once.get("job") if same else None
+    return OnceView(steps, {"revision": revision, "job": job_ref or job_name, "state": "Succeeded", **_ONCE_CLEARED})
+
+
+def _once_failure(entries: list[Obj], d: Derived, job: Obj | None, job_name: str, revision: str) -> Condition:
+    """Why the run failed: its Pod's words, else the Job's (then the first unfinished step is the one)."""
+    failed_job = views.condition((job or {}).get("status"), "Failed")
+    why: Obj = failed_job if failed_job.get("status") == "True" else {}
+    if d.phase == "Failed" or d.failed.holds or d.degraded.holds:
+        msg = d.message
+    else:
+        msg = f"Job {job_name} failed: {why.get('reason', 'Failed')}: {why.get('message', '')}".rstrip(": ")
+        current = next((s for s in entries if s["state"] != "Succeeded"), None)
+        if current is not None:
+            current.update(state="Failed", reason=why.get("reason") or "JobFailed")
+    return Condition(True, "OnceStepFailed", f"once-steps of revision {revision} failed in Job {job_name}: {msg}")
 
 
 @dataclass(frozen=True)
@@ -195,37 +218,18 @@ def rollout_status(pipeline: Obj, plan_: Plan, replicas: Replicas | None, desire
     generation = int(meta.get("generation", 1))
     previous: Obj = pipeline.get("status") or {}
     current, job_pod = _revision_pods(pods, plan_.revision)
-    once_entries: list[Obj] = []
-    once_block: Obj | None = None
-    once_failure: Condition | None = None
-    once_words: str | None = None
-    if job_steps(spec):
-        once_entries, once_block, once_failure, once_words = _once_steps_view(
-            meta["name"], spec, job_steps(spec), plan_.job, job_pod, plan_, previous)
-    steps = _steps(spec, plan_, current, desired, once_entries)
+    once = _once_steps_view(meta["name"], spec, job_steps(spec), plan_.job, job_pod, plan_, previous) \
+        if job_steps(spec) else None
+    steps = _steps(spec, plan_, current, desired, once.entries if once else [])
     looks = [(p, derive(pod_steps(spec), p)) for p in current]  # once per Pod, for both figures below
     stuck = stuck_pods(looks)
-    initialized_pods = sum(1 for p, d in looks
-                           if not d.current_step and (p.get("status") or {}).get("phase") == "Running")
-    serving = (f"{replicas.ready}/{replicas.total} Pods of the previous revision ready" if replicas is not None
-               else "nothing runs yet")
-    if once_failure is not None:
-        msg = f"{once_failure.message}; revision {plan_.revision} is not rolled out ({serving})"
-        stand = Standing("Failed", msg, (once_block or {}).get("currentStep"),
-                         Condition(False, "OnceStepFailed", msg), Condition(False, "OnceStepFailed", msg),
-                         Condition(True, "OnceStepFailed", msg), Condition(True, "OnceStepFailed", msg))
-    elif not plan_.rolled:
-        waiting = f"waiting for Job {plan_.waiting_for_job} of an earlier revision to finish" \
-            if plan_.waiting_for_job else once_words or "starting the once-steps"
-        msg = f"revision {plan_.revision}: {waiting}; {serving}"
-        running = Condition(False, "OnceStepsRunning", msg)
-        stand = Standing("Initializing", msg, (once_block or {}).get("currentStep"), running, running)
-    elif replicas is None:
-        msg = f"creating the {kind} {meta['name']}"
-        pending = Condition(False, "WorkloadPending", msg)
-        stand = Standing("Pending", msg, None, pending, pending)
+    if (once is not None and once.failure is not None) or not plan_.rolled or replicas is None:
+        stand = _before_rollout(plan_, once, replicas, f"creating the {kind} {meta['name']}")
     else:
+        initialized_pods = sum(1 for p, d in looks
+                               if not d.current_step and (p.get("status") or {}).get("phase") == "Running")
         stand = _rollout(plan_.revision, desired, replicas, steps, stuck, initialized_pods)
+    counts = replicas or Replicas(0, 0, 0, False)
     status: Obj = {
         "phase": stand.phase,
         "message": stand.message,
@@ -233,10 +237,10 @@ def rollout_status(pipeline: Obj, plan_: Plan, replicas: Replicas | None, desire
         "observedGeneration": generation,
         "revision": plan_.revision,
         "workload": {"kind": kind, "name": meta["name"]},
-        "replicas": replicas.total if replicas else 0,
-        "readyReplicas": replicas.ready if replicas else 0,
-        "updatedReplicas": replicas.updated if replicas else 0,
-        "ready": f"{replicas.ready if replicas else 0}/{desired}",
+        "replicas": counts.total,
+        "readyReplicas": counts.ready,
+        "updatedReplicas": counts.updated,
+        "ready": f"{counts.ready}/{desired}",
         "selector": selector_text(pipeline),
         "steps": steps,
         "conditions": merge_conditions(previous.get("conditions"), {
@@ -244,13 +248,44 @@ def rollout_status(pipeline: Obj, plan_: Plan, replicas: Replicas | None, desire
             "Failed": stand.failed,
         }, generation, now),
     }
-    if once_block is not None:
-        status["once"] = once_block
+    if once is not None:
+        status["once"] = once.block
     if stuck:
         status["stuckPods"] = stuck[:MAX_NAMED_PODS]
         status["stuckPodCount"] = len(stuck)
     status.update(extra or {})
     return status
+
+
+def _stuck_condition(stuck: list[Obj]) -> Condition:
+    """Degraded, named after the first stuck Pod (and how many more there are)."""
+    if not stuck:
+        return NOT_SO
+    first = stuck[0]
+    more = f" (and {len(stuck) - 1} more Pods)" if len(stuck) > 1 else ""
+    why = first.get("message") or first["reason"]
+    return Condition(True, str(first["reason"]), f"Pod {first['name']}: {why}{more}")
+
+
+def _before_rollout(plan_: Plan, once: OnceView | None, replicas: Replicas | None, creating: str) -> Standing:
+    """Where a revision stands before its rollout: its once-steps failed or still run, or the workload
+    is being created."""
+    serving = (f"{replicas.ready}/{replicas.total} Pods of the previous revision ready" if replicas is not None
+               else "nothing runs yet")
+    current_step = once.block.get("currentStep") if once else None
+    if once is not None and once.failure is not None:
+        msg = f"{once.failure.message}; revision {plan_.revision} is not rolled out ({serving})"
+        failed = Condition(True, "OnceStepFailed", msg)
+        not_ready = Condition(False, "OnceStepFailed", msg)
+        return Standing("Failed", msg, current_step, not_ready, not_ready, failed, failed)
+    if not plan_.rolled:
+        waiting = f"waiting for Job {plan_.waiting_for_job} of an earlier revision to finish" \
+            if plan_.waiting_for_job else (once.words if once else None) or "starting the once-steps"
+        msg = f"revision {plan_.revision}: {waiting}; {serving}"
+        running = Condition(False, "OnceStepsRunning", msg)
+        return Standing("Initializing", msg, current_step, running, running)
+    pending = Condition(False, "WorkloadPending", creating)
+    return Standing("Pending", creating, None, pending, pending)
 
 
 def _revision_pods(pods: list[Obj], revision: str) -> tuple[list[Obj], Obj | None]:
@@ -288,24 +323,17 @@ def _replicas(workload: Obj | None, revision: str) -> Replicas:
 def _rollout(revision: str, desired: int, replicas: Replicas, steps: list[Obj], stuck: list[Obj],
              initialized_pods: int) -> Standing:
     """A workload at this revision: rolled out and ready, or how far its rollout is."""
-    first_stuck = stuck[0] if stuck else None
-    current_step = first_stuck["step"] if first_stuck else next(
-        (s["name"] for s in steps if s["state"] not in ("Succeeded",) and not s.get("once")
+    current_step = stuck[0]["step"] if stuck else next(
+        (s["name"] for s in steps if s["state"] != "Succeeded" and not s.get("once")
          and not (s["state"] == "Running" and s.get("pods", {}).get("done", 0) >= desired)), None)
-    degraded = NOT_SO
-    if first_stuck is not None:
-        more = f" (and {len(stuck) - 1} more Pods)" if len(stuck) > 1 else ""
-        degraded = Condition(True, str(first_stuck["reason"]),
-                             f"Pod {first_stuck['name']}: {first_stuck.get('message') or first_stuck['reason']}{more}")
+    degraded = _stuck_condition(stuck)
     if replicas.synced and replicas.updated == desired and replicas.ready == desired and replicas.total == desired:
         msg = f"{replicas.ready}/{desired} Pods of revision {revision} ready"
         return Standing("Running", msg, current_step, Condition(True, "AllStepsSucceeded", msg),
                         Condition(True, "AllReplicasReady", msg), degraded)
     msg = (f"rolling out revision {revision}: {replicas.updated}/{desired} Pods updated, {replicas.ready}/{desired} "
            f"ready{', ' + degraded.message if degraded.holds else ''}")
-    phase = "Running" if initialized_pods >= desired and desired > 0 else "Initializing"
-    if desired == 0 and replicas.synced:
-        phase = "Running"
+    phase = "Running" if (initialized_pods >= desired > 0) or (desired == 0 and replicas.synced) else "Initializing"
     initialized = Condition(initialized_pods >= desired,
                             "AllStepsSucceeded" if initialized_pods >= desired else "StepInProgress", msg)
     return Standing(phase, msg, current_step, initialized,
