@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from ..spec.names import Obj
 
@@ -73,13 +74,22 @@ def handover_only(previous: Obj, status: Obj) -> bool:
         return False
     if not previous.get("phase"):
         return True  # the first status: the Pod was just created
+    return _same_but_steps(previous, status) and _steps_only_succeeded(previous.get("steps") or [],
+                                                                        status.get("steps") or [])
+
+
+def _same_but_steps(previous: Obj, status: Obj) -> bool:
+    """Equal but for the steps, the current step and the words, with the same conditions (times aside)."""
     others = ("steps", "conditions", "message", "currentStep")
     if {k: v for k, v in previous.items() if k not in others} != {k: v for k, v in status.items() if k not in others}:
         return False
-    if [(c.get("type"), c.get("status"), c.get("reason")) for c in previous.get("conditions") or []] != \
-            [(c.get("type"), c.get("status"), c.get("reason")) for c in status.get("conditions") or []]:
-        return False
-    old_steps, new_steps = previous.get("steps") or [], status.get("steps") or []
+    def conditions(s: Obj) -> list[tuple[Any, Any, Any]]:
+        return [(c.get("type"), c.get("status"), c.get("reason")) for c in s.get("conditions") or []]
+    return conditions(previous) == conditions(status)
+
+
+def _steps_only_succeeded(old_steps: list[Obj], new_steps: list[Obj]) -> bool:
+    """Each step as before, or gone from waiting or running to succeeded."""
     return len(old_steps) == len(new_steps) and all(
         new == old or (new.get("name") == old.get("name") and new.get("state") == "Succeeded"
                        and old.get("state") in ("Waiting", "Running"))

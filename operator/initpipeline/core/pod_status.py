@@ -166,11 +166,7 @@ def derive(steps_spec: list[Obj], pod: Obj | None) -> Derived:
     current = look.current
     pod_phase = status.get("phase") or "Pending"
     if pod_phase == "Failed" and current is not None and current["state"] != "Failed":
-        # The kubelet killed the Pod (deadline, eviction) while this step ran or waited.
-        current["state"] = "Failed"
-        current["reason"] = status.get("reason") or "PodFailed"
-        if status.get("message"):
-            current["message"] = trim(status["message"])
+        _killed(current, status)
     describe = _describe(current, look.current_index, total) if current and look.current_index is not None else ""
     if pod_phase == "Failed":
         return _pod_failed(look, status, total, describe)
@@ -180,19 +176,37 @@ def derive(steps_spec: list[Obj], pod: Obj | None) -> Derived:
                        Condition(False, "PodCompleted", msg), NOT_SO, NOT_SO)
     scheduled = condition(pod.get("status"), "PodScheduled")
     if pod_phase == "Pending" and scheduled.get("status") == "False":
-        msg = f"the Pod cannot be scheduled: {scheduled.get('message') or scheduled.get('reason')}"
-        reason = scheduled.get("reason") or "Unschedulable"
-        unscheduled = Condition(False, reason, msg)
-        return Derived("Pending", msg, current["name"] if current else None, look.steps, unscheduled, unscheduled,
-                       Condition(True, reason, msg), NOT_SO)
+        return _unschedulable(look, scheduled)
     if current is not None:
-        problem = current["state"] == "Failed" or current.get("reason") in STUCK_REASONS
-        reason = current.get("reason") or ("StepFailed" if current["state"] == "Failed" else "StepInProgress")
-        degraded = Condition(True, reason, describe) if problem else look.trouble
-        return Derived("Initializing", describe if problem else _and(describe, look.trouble), current["name"],
-                       look.steps, Condition(False, reason, describe), Condition(False, "Initializing", describe),
-                       degraded, NOT_SO, None if problem else look.troubled_step)
+        return _stepping(look, current, describe)
     return _steps_done(look, pod, pod_phase, total)
+
+
+def _killed(current: StepStatus, status: Obj) -> None:
+    """The kubelet killed the Pod (deadline, eviction) while this step ran or waited."""
+    current["state"] = "Failed"
+    current["reason"] = status.get("reason") or "PodFailed"
+    if status.get("message"):
+        current["message"] = trim(status["message"])
+
+
+def _unschedulable(look: _Look, scheduled: Obj) -> Derived:
+    msg = f"the Pod cannot be scheduled: {scheduled.get('message') or scheduled.get('reason')}"
+    reason = scheduled.get("reason") or "Unschedulable"
+    unscheduled = Condition(False, reason, msg)
+    current = look.current
+    return Derived("Pending", msg, current["name"] if current else None, look.steps, unscheduled, unscheduled,
+                   Condition(True, reason, msg), NOT_SO)
+
+
+def _stepping(look: _Look, current: StepStatus, describe: str) -> Derived:
+    """A step runs, waits, failed or is stuck."""
+    problem = current["state"] == "Failed" or current.get("reason") in STUCK_REASONS
+    reason = current.get("reason") or ("StepFailed" if current["state"] == "Failed" else "StepInProgress")
+    degraded = Condition(True, reason, describe) if problem else look.trouble
+    return Derived("Initializing", describe if problem else _and(describe, look.trouble), current["name"],
+                   look.steps, Condition(False, reason, describe), Condition(False, "Initializing", describe),
+                   degraded, NOT_SO, None if problem else look.troubled_step)
 
 
 def _look(steps_spec: list[Obj], pod: Obj) -> _Look:

@@ -69,19 +69,22 @@ def plan(spec: Obj, desired: Obj, job_needed: bool, workload: Obj | None, jobs: 
         if out.job is None:
             # never two once-step runs at a time: an earlier revision's Job is left to finish first
             running = [j["metadata"]["name"] for j in jobs if job_state(j) == "Active"]
-            if running:
-                out.waiting_for_job = running[0]
-            else:
-                out.create_job = True
+            out.waiting_for_job = running[0] if running else None
+            out.create_job = not running
         return out
     out.rolled = True
-    if workload is None:
-        out.write_workload = "create"
-    elif (workload.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_SPEC_HASH) != spec_hash(desired) \
-            or (workload.get("spec") or {}).get("replicas") != desired["spec"]["replicas"]:
-        # a new spec, or someone scaled or edited the workload itself: the pipeline's spec wins
-        out.write_workload = "replace"
+    out.write_workload = _workload_write(desired, workload)
     if at_rev or out.write_workload:
         out.delete_jobs = [j["metadata"]["name"] for j in jobs
                            if _job_revision(j) != rev and job_state(j) != "Active"]
     return out
+
+
+def _workload_write(desired: Obj, workload: Obj | None) -> str | None:
+    """Create the workload, replace it, or leave it (None)."""
+    if workload is None:
+        return "create"
+    hashed = (workload.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_SPEC_HASH)
+    if hashed != spec_hash(desired) or (workload.get("spec") or {}).get("replicas") != desired["spec"]["replicas"]:
+        return "replace"  # a new spec, or someone scaled or edited the workload itself: the pipeline's spec wins
+    return None

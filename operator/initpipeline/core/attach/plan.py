@@ -32,44 +32,67 @@ def plan_attached(spec: Obj, pods: list[Obj], jobs: list[Obj], revisions: list[O
     """Decide from what the watches show (the attached Pods, the workload's revisions, the pipeline's Jobs)
     and the revisions the status records as succeeded (a Job may be gone since). Only the workload's
     current revision runs its once-steps: an older one's Pods are on their way out."""
-    app = sorted((p for p in pods if labels_of(p).get(names.LABEL_ROLE) != ROLE_ONCE
-                  and not p["metadata"].get("deletionTimestamp") and labels_of(p).get(names.LABEL_REVISION)),
-                 key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
-    succeeded = succeeded_revisions(previous)
-    for job in jobs:
-        rev = labels_of(job).get(names.LABEL_REVISION)
-        if rev and rev not in succeeded and job_state(job) == "Complete":
-            succeeded.append(rev)
+    succeeded = _succeeded(previous, jobs)
     current = current_revision(spec["attach"], revisions)
     label = names.WORKLOAD_REVISION_LABELS[spec["attach"]["kind"]]
     out = AttachPlan(revision=attach_revision(spec, {label: current.pod_hash}) if current else None,
                      desired=current.desired if current else None,
                      succeeded=succeeded[-names.MAX_SUCCEEDED_REVISIONS:])
-    by_rev = {labels_of(j).get(names.LABEL_REVISION): j for j in jobs}
+    by_rev = {_revision(j): j for j in jobs}
     out.job = by_rev.get(out.revision)
     needs_once = bool(job_steps(spec))
-    gated = [p for p in app if names.ONCE_GATE in gates_of(p)]
-    out.ungate = [p["metadata"]["name"] for p in gated
-                  if not needs_once or labels_of(p)[names.LABEL_REVISION] in succeeded]
-    # an earlier revision's Job that is stuck before it could run anything (its image cannot be pulled,
-    # a Secret is missing) would hold the current revision back for good: it goes
-    once_pods = {labels_of(p).get(names.LABEL_REVISION): p for p in pods
-                 if labels_of(p).get(names.LABEL_ROLE) == ROLE_ONCE}
-    stuck = {str(j["metadata"]["name"]) for j in jobs if job_state(j) == "Active"
-             and labels_of(j).get(names.LABEL_REVISION) != out.revision
-             and _stuck(once_pods.get(labels_of(j).get(names.LABEL_REVISION)))}
-    # one run at a time, of the current revision once a Pod of it waits (its images are the Job's)
-    waiting = [p for p in gated if labels_of(p)[names.LABEL_REVISION] == out.revision and out.revision not in succeeded]
-    if needs_once and waiting and out.revision not in by_rev:
-        running = sorted(str(j["metadata"]["name"]) for j in jobs
-                         if job_state(j) == "Active" and j["metadata"]["name"] not in stuck)
-        if running:
-            out.waiting_for_job = running[0]
-        else:
-            out.run_job, out.job_pod = out.revision, waiting[-1]
-    out.delete_jobs = sorted(str(j["metadata"]["name"]) for j in jobs if labels_of(j).get(names.LABEL_REVISION)
-                             != out.revision and (job_state(j) != "Active" or j["metadata"]["name"] in stuck))
+    gated = [p for p in _app_pods(pods) if names.ONCE_GATE in gates_of(p)]
+    out.ungate = [p["metadata"]["name"] for p in gated if not needs_once or _revision(p) in succeeded]
+    stuck = _stuck_jobs(pods, jobs, out.revision)
+    if needs_once and out.revision not in by_rev and out.revision not in succeeded:
+        _next_run(out, [p for p in gated if _revision(p) == out.revision], jobs, stuck)
+    out.delete_jobs = sorted(_name(j) for j in jobs if _revision(j) != out.revision
+                             and (job_state(j) != "Active" or _name(j) in stuck))
     return out
+
+
+def _next_run(out: AttachPlan, waiting: list[Obj], jobs: list[Obj], stuck: set[str]) -> None:
+    """One run at a time, of the current revision once a Pod of it waits (its images are the Job's)."""
+    if not waiting:
+        return
+    running = sorted(_name(j) for j in jobs if job_state(j) == "Active" and _name(j) not in stuck)
+    if running:
+        out.waiting_for_job = running[0]
+    else:
+        out.run_job, out.job_pod = out.revision, waiting[-1]
+
+
+def _revision(obj: Obj) -> str | None:
+    return labels_of(obj).get(names.LABEL_REVISION)
+
+
+def _name(obj: Obj) -> str:
+    return str(obj["metadata"]["name"])
+
+
+def _app_pods(pods: list[Obj]) -> list[Obj]:
+    """The workload's Pods with a revision that are not going away, oldest first (not the Jobs' Pods)."""
+    return sorted((p for p in pods if labels_of(p).get(names.LABEL_ROLE) != ROLE_ONCE
+                   and not p["metadata"].get("deletionTimestamp") and _revision(p)),
+                  key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
+
+
+def _succeeded(previous: Obj, jobs: list[Obj]) -> list[str]:
+    """The revisions whose once-steps succeeded: as the status records them, and the Jobs that completed since."""
+    succeeded = succeeded_revisions(previous)
+    for job in jobs:
+        rev = _revision(job)
+        if rev and rev not in succeeded and job_state(job) == "Complete":
+            succeeded.append(rev)
+    return succeeded
+
+
+def _stuck_jobs(pods: list[Obj], jobs: list[Obj], current: str | None) -> set[str]:
+    """An earlier revision's Jobs that are stuck before they could run anything (an image that cannot be
+    pulled, a missing Secret): they would hold the current revision back for good, so they go."""
+    once_pods = {_revision(p): p for p in pods if labels_of(p).get(names.LABEL_ROLE) == ROLE_ONCE}
+    return {_name(j) for j in jobs if job_state(j) == "Active" and _revision(j) != current
+            and _stuck(once_pods.get(_revision(j)))}
 
 
 def _stuck(job_pod: Obj | None) -> bool:
