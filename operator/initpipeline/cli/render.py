@@ -91,12 +91,12 @@ def _print_invalid(file: str, what: str, problems: list[str]) -> None:
         print(f"  {problem}", file=sys.stderr)
 
 
-def cmd_render(args: argparse.Namespace) -> int:
-    from ..core.attach.inject import Refusal
-    from ..core.attach.render import render_attached
-    from ..core.build import render
+class _Invalid(Exception):
+    """A document that cannot be rendered; its lines are printed already."""
 
-    args.file = " ".join(args.files)  # how errors name the input
+
+def cmd_render(args: argparse.Namespace) -> int:
+    source = " ".join(args.files)  # how errors name the input
     documents: list[Obj] = []
     for path in args.files:
         try:
@@ -106,49 +106,57 @@ def cmd_render(args: argparse.Namespace) -> int:
             return EXIT_INVALID
     pipelines = [doc for doc in documents if doc.get("kind") == names.KIND]
     if not pipelines:
-        print(f"error: {args.file}: no document of kind {names.KIND}", file=sys.stderr)
+        print(f"error: {source}: no document of kind {names.KIND}", file=sys.stderr)
         return EXIT_INVALID
     objects: list[Obj] = []
     failed = False
     for doc in pipelines:
-        meta = doc.get("metadata")
-        name = meta.get("name") if isinstance(meta, dict) and isinstance(meta.get("name"), str) else "<unnamed>"
-        errors = validate_pipeline(doc)
-        if doc.get("apiVersion") != names.API_VERSION:
-            errors.insert(0, FieldError("apiVersion", f"must be {names.API_VERSION}, got {doc.get('apiVersion')!r}"))
-        if errors:
-            failed = True
-            _print_invalid(args.file, f"{names.KIND} {name}", [_step_label(doc.get("spec"), e) for e in errors])
-            continue
-        attach = (doc.get("spec") or {}).get("attach")
-        if not attach:
-            objects.extend(render(doc, args.runner_image))
-            continue
-        workload = next((d for d in documents if d.get("kind") == attach["kind"]
-                         and isinstance(d.get("metadata"), dict) and d["metadata"].get("name") == attach["name"]),
-                        None)
-        if workload is None:
-            failed = True
-            print(f"error: {args.file}: {names.KIND} {name} attaches to {attach['kind']} {attach['name']}, which is "
-                  "not among the files: give both, e.g. `initpipeline render pipeline.yaml deployment.yaml`",
-                  file=sys.stderr)
-            continue
-        problems = workload_problems(workload)
-        if problems:
-            failed = True
-            _print_invalid(args.file, f"{attach['kind']} {attach['name']}", problems)
-            continue
         try:
-            objects.extend(render_attached(doc, workload, args.runner_image))
-        except Refusal as exc:
+            objects.extend(_render_one(doc, documents, source, args.runner_image))
+        except _Invalid:
             failed = True
-            print(f"error: {args.file}: {exc}", file=sys.stderr)
     if failed:
         return EXIT_INVALID
     try:
         text = yamlout.dump_all(objects)
     except RecursionError:  # a field kept as given (a container step's) nested deeper than YAML is written
-        print(f"error: {args.file}: a field is nested too deeply to write as YAML", file=sys.stderr)
+        print(f"error: {source}: a field is nested too deeply to write as YAML", file=sys.stderr)
         return EXIT_INVALID
     sys.stdout.write(text)
     return 0
+
+
+def _render_one(doc: Obj, documents: list[Obj], source: str, runner_image: str) -> list[Obj]:
+    """What one pipeline makes: its own objects, or for attach mode what it makes of the workload it names
+    (which must be among the documents). Raises _Invalid once the problems are printed."""
+    from ..core.attach.inject import Refusal
+    from ..core.attach.render import render_attached
+    from ..core.build import render
+
+    meta = doc.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) and isinstance(meta.get("name"), str) else "<unnamed>"
+    errors = validate_pipeline(doc)
+    if doc.get("apiVersion") != names.API_VERSION:
+        errors.insert(0, FieldError("apiVersion", f"must be {names.API_VERSION}, got {doc.get('apiVersion')!r}"))
+    if errors:
+        _print_invalid(source, f"{names.KIND} {name}", [_step_label(doc.get("spec"), e) for e in errors])
+        raise _Invalid()
+    attach = (doc.get("spec") or {}).get("attach")
+    if not attach:
+        return render(doc, runner_image)
+    workload = next((d for d in documents if d.get("kind") == attach["kind"]
+                     and isinstance(d.get("metadata"), dict) and d["metadata"].get("name") == attach["name"]), None)
+    if workload is None:
+        print(f"error: {source}: {names.KIND} {name} attaches to {attach['kind']} {attach['name']}, which is "
+              "not among the files: give both, e.g. `initpipeline render pipeline.yaml deployment.yaml`",
+              file=sys.stderr)
+        raise _Invalid()
+    problems = workload_problems(workload)
+    if problems:
+        _print_invalid(source, f"{attach['kind']} {attach['name']}", problems)
+        raise _Invalid()
+    try:
+        return render_attached(doc, workload, runner_image)
+    except Refusal as exc:
+        print(f"error: {source}: {exc}", file=sys.stderr)
+        raise _Invalid() from None
