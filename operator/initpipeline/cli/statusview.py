@@ -84,23 +84,7 @@ def render_status(pipeline: Obj, now: dt.datetime, paint: Paint) -> str:
 
 def _summary(pipeline: Obj, status: Obj, paint: Paint) -> list[str]:
     """The lines above the step table: phase and current step, workload, once-steps, Pod, message, conditions."""
-    meta, spec_steps = pipeline["metadata"], (pipeline.get("spec") or {}).get("steps") or []
-    phase = str(status.get("phase", "-"))
-    head = paint(phase, PHASE_COLOURS.get(phase, ""))
-    current = status.get("currentStep")
-    if current:
-        index = next((i for i, s in enumerate(spec_steps) if s.get("name") == current), None)
-        head += f"   step {index + 1}/{len(spec_steps)} {current}" if index is not None else f"   step {current}"
-    if status.get("observedGeneration") not in (None, meta.get("generation")):
-        head += paint(f"   (status is of generation {status['observedGeneration']})", DIM)
-    lines = [f"Phase:       {head}"]
-    workload = status.get("workload") or {}
-    if workload:
-        lines.append(f"Workload:    {workload.get('kind')} {workload.get('name')}   revision {status.get('revision')}")
-        lines.append(f"Replicas:    {status.get('ready', '-')} ready, {status.get('updatedReplicas', 0)} updated, "
-                     f"{status.get('replicas', 0)} in all")
-    elif "replicas" in status:
-        lines.append(f"Replicas:    {status.get('readyReplicas', 0)}/{status['replicas']} ready")
+    lines = [f"Phase:       {_phase_line(pipeline, status, paint)}", *_workload_lines(status)]
     once = status.get("once") or {}
     if once:
         where = f"Job {once.get('job')}" + (f", Pod {once['pod']}" if once.get("pod") else "")
@@ -110,16 +94,42 @@ def _summary(pipeline: Obj, status: Obj, paint: Paint) -> list[str]:
         lines.append(f"Pod:         {status['podName']}")
     if status.get("message"):
         lines.append(f"Message:     {status['message']}")
-    marks = []
-    for cond in status.get("conditions") or []:
-        text = f"{cond['type']}={cond['status']}"
-        if cond.get("reason") and cond["reason"] != "AsExpected":
-            text += f" ({cond['reason']})"
-        alarming = cond["type"] in ("Degraded", "Failed") and cond["status"] == "True"
-        marks.append(paint(text, RED if alarming else ""))
+    marks = [_condition_mark(cond, paint) for cond in status.get("conditions") or []]
     if marks:
         lines.append("Conditions:  " + "  ".join(marks))
     return lines
+
+
+def _phase_line(pipeline: Obj, status: Obj, paint: Paint) -> str:
+    meta, spec_steps = pipeline["metadata"], (pipeline.get("spec") or {}).get("steps") or []
+    phase = str(status.get("phase", "-"))
+    head = paint(phase, PHASE_COLOURS.get(phase, ""))
+    current = status.get("currentStep")
+    if current:
+        index = next((i for i, s in enumerate(spec_steps) if s.get("name") == current), None)
+        head += f"   step {index + 1}/{len(spec_steps)} {current}" if index is not None else f"   step {current}"
+    if status.get("observedGeneration") not in (None, meta.get("generation")):
+        head += paint(f"   (status is of generation {status['observedGeneration']})", DIM)
+    return head
+
+
+def _workload_lines(status: Obj) -> list[str]:
+    workload = status.get("workload") or {}
+    if workload:
+        return [f"Workload:    {workload.get('kind')} {workload.get('name')}   revision {status.get('revision')}",
+                f"Replicas:    {status.get('ready', '-')} ready, {status.get('updatedReplicas', 0)} updated, "
+                f"{status.get('replicas', 0)} in all"]
+    if "replicas" in status:
+        return [f"Replicas:    {status.get('readyReplicas', 0)}/{status['replicas']} ready"]
+    return []
+
+
+def _condition_mark(cond: Obj, paint: Paint) -> str:
+    text = f"{cond['type']}={cond['status']}"
+    if cond.get("reason") and cond["reason"] != "AsExpected":
+        text += f" ({cond['reason']})"
+    alarming = cond["type"] in ("Degraded", "Failed") and cond["status"] == "True"
+    return paint(text, RED if alarming else "")
 
 
 def _step_table(status: Obj, now: dt.datetime, paint: Paint) -> list[str]:
