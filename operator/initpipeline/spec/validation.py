@@ -194,12 +194,19 @@ def _check_spec(c: _Checker, spec: Obj) -> None:
     claims = workload.get("volumeClaimTemplates")
     claim_names = names_of(t.get("metadata") for t in claims if isinstance(t, dict)) if isinstance(claims, list) \
         else set()
+    _check_template(c, template, pod_spec, containers)
+    _check_restart_policy(c, spec, pod_spec, kind)
+    app_names = names_of(containers)
+    c.integer(spec.get("activeDeadlineSeconds"), "spec.activeDeadlineSeconds", 1, 7 * 86400)
+    _check_steps(c, spec, kind, app_names, volume_names | claim_names, claim_names)
+
+
+def _check_template(c: _Checker, template: Obj, pod_spec: Obj, containers: list[Any]) -> None:
     tmeta = c.obj(template.get("metadata"), "spec.template.metadata") or {}
     for key in c.obj(tmeta.get("labels"), "spec.template.metadata.labels") or {}:
         if str(key).startswith(RESERVED_LABEL_PREFIX):
             c.fail(f"spec.template.metadata.labels.{key}",
                    f"labels under {RESERVED_LABEL_PREFIX} are the operator's own (they select its Pods)")
-    app_names = names_of(containers)
     for i, ct in enumerate(containers):
         field = f"spec.template.spec.containers[{i}]"
         if c.obj(ct, field, required=True) is not None:
@@ -208,6 +215,9 @@ def _check_spec(c: _Checker, spec: Obj) -> None:
     if "initContainers" in pod_spec:
         c.fail("spec.template.spec.initContainers",
                "must not be set, not even empty: init containers are generated from spec.steps (use a container step)")
+
+
+def _check_restart_policy(c: _Checker, spec: Obj, pod_spec: Obj, kind: str) -> None:
     policy = spec.get("restartPolicy")
     if policy is not None and policy not in RESTART_POLICIES:
         c.fail("spec.restartPolicy", f"must be one of {', '.join(RESTART_POLICIES)}, got {policy!r}")
@@ -219,8 +229,6 @@ def _check_spec(c: _Checker, spec: Obj) -> None:
     if kind in ("Deployment", "StatefulSet") and (policy or template_policy or "Always") != "Always":
         c.fail("spec.restartPolicy" if policy else "spec.template.spec.restartPolicy",
                f"must be Always for a {kind}, whose controller restarts Pods itself")
-    c.integer(spec.get("activeDeadlineSeconds"), "spec.activeDeadlineSeconds", 1, 7 * 86400)
-    _check_steps(c, spec, kind, app_names, volume_names | claim_names, claim_names)
 
 
 def _check_steps(c: _Checker, spec: Obj, kind: str, app_names: Container[Any], volume_names: Container[Any],
@@ -381,32 +389,39 @@ def _check_wait(c: _Checker, body: Obj, field: str, _volumes: Container[Any], _s
         c.integer(code, f"{field}.expectStatus[{i}]", 100, 599)
     _check_http_options(c, body, field)
     for i, target in enumerate(c.lst(body.get("targets"), f"{field}.targets", min_items=1, max_items=16)):
-        tfield = f"{field}.targets[{i}]"
-        if c.obj(target, tfield, required=True) is None:
-            continue
-        c.unknown(target, tfield, ("host", "port", "url", "expectJSON", *SERVICE_TARGETS))
-        kinds = [k for k in ("url", "host", *SERVICE_TARGETS) if k in target or (k == "host" and "port" in target)]
-        if len(kinds) != 1:
-            c.fail(tfield, "must set exactly one of url, host and port, postgres, mysql, redis or dns")
-        elif kinds[0] in ("postgres", "mysql", "redis"):
-            _check_service_target(c, target[kinds[0]], f"{tfield}.{kinds[0]}", kinds[0])
-        elif kinds[0] == "dns":
-            name = c.string(target["dns"], f"{tfield}.dns", required=True, max_len=253)
-            if name and not DNS_NAME.match(name):
-                c.fail(f"{tfield}.dns", f"must be a DNS name, got {name!r}")
-        elif "url" in target:
-            c.url(target["url"], f"{tfield}.url")
-        else:
-            host = c.string(target.get("host"), f"{tfield}.host", required=True, max_len=253)
-            if host and (":" in host or "/" in host or " " in host):
-                c.fail(f"{tfield}.host", f"must be a host name or IP address, got {host!r}")
-            if "port" not in target:
-                c.fail(f"{tfield}.port", "is required with host")
-            c.integer(target.get("port"), f"{tfield}.port", 1, 65535)
-        if "expectJSON" in target:
-            if "url" not in target:
-                c.fail(f"{tfield}.expectJSON", "only applies with url (an HTTP target)")
-            _check_expect_json(c, target["expectJSON"], f"{tfield}.expectJSON")
+        _check_wait_target(c, target, f"{field}.targets[{i}]")
+
+
+def _check_wait_target(c: _Checker, target: Any, tfield: str) -> None:
+    if c.obj(target, tfield, required=True) is None:
+        return
+    c.unknown(target, tfield, ("host", "port", "url", "expectJSON", *SERVICE_TARGETS))
+    kinds = [k for k in ("url", "host", *SERVICE_TARGETS) if k in target or (k == "host" and "port" in target)]
+    if len(kinds) != 1:
+        c.fail(tfield, "must set exactly one of url, host and port, postgres, mysql, redis or dns")
+    elif kinds[0] in ("postgres", "mysql", "redis"):
+        _check_service_target(c, target[kinds[0]], f"{tfield}.{kinds[0]}", kinds[0])
+    elif kinds[0] == "dns":
+        name = c.string(target["dns"], f"{tfield}.dns", required=True, max_len=253)
+        if name and not DNS_NAME.match(name):
+            c.fail(f"{tfield}.dns", f"must be a DNS name, got {name!r}")
+    elif "url" in target:
+        c.url(target["url"], f"{tfield}.url")
+    else:
+        _check_host_port(c, target, tfield)
+    if "expectJSON" in target:
+        if "url" not in target:
+            c.fail(f"{tfield}.expectJSON", "only applies with url (an HTTP target)")
+        _check_expect_json(c, target["expectJSON"], f"{tfield}.expectJSON")
+
+
+def _check_host_port(c: _Checker, target: Obj, tfield: str) -> None:
+    host = c.string(target.get("host"), f"{tfield}.host", required=True, max_len=253)
+    if host and (":" in host or "/" in host or " " in host):
+        c.fail(f"{tfield}.host", f"must be a host name or IP address, got {host!r}")
+    if "port" not in target:
+        c.fail(f"{tfield}.port", "is required with host")
+    c.integer(target.get("port"), f"{tfield}.port", 1, 65535)
 
 
 def _check_service_target(c: _Checker, value: Any, field: str, kind: str) -> None:
