@@ -7,17 +7,17 @@ import email.utils
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from ..spec import yamlout
-from ..spec.formats import SHA256, VALIDATE_FORMATS, WRITE_FORMATS, is_http_url
+from ..spec.formats import FILE_MODE, SHA256, VALIDATE_FORMATS, WRITE_FORMATS, is_http_url
 from ..spec.names import DEFAULT_DOWNLOAD_MAX_BYTES, DEFAULT_DOWNLOAD_TIMEOUT
 from .common import (
     Exit,
@@ -92,41 +92,66 @@ def parse_files(argv_pairs: list[tuple[str, str]]) -> list[FileSpec]:
             if not is_http_url(value):
                 raise UsageError(f"--url: expected an http:// or https:// URL, got {value!r}")
             files.append(FileSpec(url=value, dest=""))
-            continue
-        if not files:
+        elif not files:
             raise UsageError(f"{option} must follow the --url it belongs to")
-        current = files[-1]
-        if option == "--dest":
-            if current.dest:
-                raise UsageError(f"--dest given twice for {current.url}")
-            if not value or value.endswith("/"):
-                raise UsageError(f"--dest: expected a file path, got {value!r}")
-            current.dest = value
-        elif option == "--sha256":
-            if not SHA256.match(value):
-                raise UsageError(f"--sha256: expected 64 hexadecimal characters, got {value!r}")
-            current.sha256 = value.lower()
-        elif option == "--validate":
-            if value not in VALIDATE_FORMATS:
-                raise UsageError(f"--validate: expected one of {', '.join(VALIDATE_FORMATS)}, got {value!r}")
-            current.validate = value
-        elif option == "--extract":
-            if not value or any(not key for key in value.split(".")):
-                raise UsageError(f"--extract: expected a dotted path like data.data, got {value!r}")
-            current.extract = value
-        elif option == "--format":
-            if value not in WRITE_FORMATS:
-                raise UsageError(f"--format: expected one of {', '.join(WRITE_FORMATS)}, got {value!r}")
-            current.write_as = value
-        elif option == "--require-keys":
-            keys = tuple(k.strip() for k in value.split(",") if k.strip())
-            if not keys:
-                raise UsageError("--require-keys: expected comma-separated keys")
-            current.require_keys = keys
-        elif option == "--mode":
-            if not re.fullmatch(r"0?[0-7]{3}", value):
-                raise UsageError(f"--mode: expected an octal file mode like 0400, got {value!r}")
-            current.mode = int(value, 8)
+        elif option in _FILE_OPTIONS:
+            _FILE_OPTIONS[option](files[-1], value)
+    _check_files(files)
+    return files
+
+
+def _set_dest(item: FileSpec, value: str) -> None:
+    if item.dest:
+        raise UsageError(f"--dest given twice for {item.url}")
+    if not value or value.endswith("/"):
+        raise UsageError(f"--dest: expected a file path, got {value!r}")
+    item.dest = value
+
+
+def _set_sha256(item: FileSpec, value: str) -> None:
+    if not SHA256.match(value):
+        raise UsageError(f"--sha256: expected 64 hexadecimal characters, got {value!r}")
+    item.sha256 = value.lower()
+
+
+def _set_validate(item: FileSpec, value: str) -> None:
+    if value not in VALIDATE_FORMATS:
+        raise UsageError(f"--validate: expected one of {', '.join(VALIDATE_FORMATS)}, got {value!r}")
+    item.validate = value
+
+
+def _set_extract(item: FileSpec, value: str) -> None:
+    if not value or any(not key for key in value.split(".")):
+        raise UsageError(f"--extract: expected a dotted path like data.data, got {value!r}")
+    item.extract = value
+
+
+def _set_format(item: FileSpec, value: str) -> None:
+    if value not in WRITE_FORMATS:
+        raise UsageError(f"--format: expected one of {', '.join(WRITE_FORMATS)}, got {value!r}")
+    item.write_as = value
+
+
+def _set_require_keys(item: FileSpec, value: str) -> None:
+    keys = tuple(k.strip() for k in value.split(",") if k.strip())
+    if not keys:
+        raise UsageError("--require-keys: expected comma-separated keys")
+    item.require_keys = keys
+
+
+def _set_mode(item: FileSpec, value: str) -> None:
+    if not FILE_MODE.fullmatch(value):
+        raise UsageError(f"--mode: expected an octal file mode like 0400, got {value!r}")
+    item.mode = int(value, 8)
+
+
+# What each option after a --url sets on that file, checking its value.
+_FILE_OPTIONS: dict[str, Callable[[FileSpec, str], None]] = {
+    "--dest": _set_dest, "--sha256": _set_sha256, "--validate": _set_validate, "--extract": _set_extract,
+    "--format": _set_format, "--require-keys": _set_require_keys, "--mode": _set_mode}
+
+
+def _check_files(files: list[FileSpec]) -> None:
     if not files:
         raise UsageError("give at least one --url URL --dest PATH")
     for item in files:
@@ -139,7 +164,6 @@ def parse_files(argv_pairs: list[tuple[str, str]]) -> list[FileSpec]:
     dests = [os.path.abspath(f.dest) for f in files]
     if len(set(dests)) != len(dests):
         raise UsageError("--dest: two files have the same destination")
-    return files
 
 
 def _validate(content: bytes, fmt: str) -> None:
@@ -255,15 +279,7 @@ def fetch_once(item: FileSpec, opts: HttpOptions, timeout: float, max_size: int,
             raise StepError(code, reason) from None  # neither a certificate nor a redirect fixes itself
         raise Retryable(code, reason) from None
     with response:
-        status = int(response.status)
-        if status == 429 or status >= 500:
-            raise Retryable(Exit.HTTP_STATUS, f"HTTP {status}", parse_retry_after(response.headers.get("Retry-After")))
-        if not 200 <= status < 300:
-            raise StepError(Exit.HTTP_STATUS, f"HTTP {status} (not retried){left_origin_note(response)}")
-        length = response.headers.get("Content-Length")
-        progress.expected = int(length) if length and length.isdigit() else None
-        if progress.expected is not None and progress.expected > max_size:
-            raise StepError(Exit.TOO_LARGE, f"the body is {length} bytes, over the limit of {max_size}")
+        _check_response(response, max_size, progress)
         folder = os.path.dirname(os.path.abspath(item.dest))
         try:
             make_shared_folders(folder)
@@ -271,45 +287,67 @@ def fetch_once(item: FileSpec, opts: HttpOptions, timeout: float, max_size: int,
         except OSError as exc:
             raise StepError(Exit.WRITE, f"cannot write into {folder}: {exc.strerror}") from None
         try:
-            digest = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out:
-                while True:
-                    try:
-                        # read1: what has arrived, so that a body that trickles still reaches the
-                        # deadline's check between reads (a full read(CHUNK) would wait for 64 KiB)
-                        chunk = response.read1(CHUNK)
-                    except Exception as exc:
-                        raise Retryable(*classify(exc)) from None
-                    if not chunk:
-                        break
-                    progress.received += len(chunk)
-                    if progress.received > max_size:
-                        raise StepError(Exit.TOO_LARGE, f"the body is over the limit of {max_size} bytes")
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            size = progress.received
-            if progress.expected is not None and size != progress.expected:
-                raise Retryable(Exit.CONNECTION, f"short body: got {size} of {length} bytes")
-            actual = digest.hexdigest()
-            if item.sha256 and actual != item.sha256:
-                raise StepError(Exit.CHECKSUM, f"sha256 mismatch: expected {item.sha256}, got {actual}")
-            if item.validate:
-                with open(tmp, "rb") as handle:
-                    _validate(handle.read(), item.validate)
+            actual = _stream(response, fd, max_size, progress)
+            _verify(item, tmp, actual, progress)
             if item.transforms:
                 with open(tmp, "rb") as handle:
                     write_shaped(shape(handle.read(), item), item, folder)
-                return size, actual
+                return progress.received, actual
             os.chmod(tmp, item.mode)
             os.replace(tmp, item.dest)
-            return size, actual
+            return progress.received, actual
         except OSError as exc:
             raise StepError(Exit.WRITE, f"cannot write {item.dest}: {exc.strerror}") from None
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+
+def _check_response(response: Any, max_size: int, progress: Progress) -> None:
+    """The status and the announced length, before anything is written."""
+    status = int(response.status)
+    if status == 429 or status >= 500:
+        raise Retryable(Exit.HTTP_STATUS, f"HTTP {status}", parse_retry_after(response.headers.get("Retry-After")))
+    if not 200 <= status < 300:
+        raise StepError(Exit.HTTP_STATUS, f"HTTP {status} (not retried){left_origin_note(response)}")
+    length = response.headers.get("Content-Length")
+    progress.expected = int(length) if length and length.isdigit() else None
+    if progress.expected is not None and progress.expected > max_size:
+        raise StepError(Exit.TOO_LARGE, f"the body is {length} bytes, over the limit of {max_size}")
+
+
+def _stream(response: Any, fd: int, max_size: int, progress: Progress) -> str:
+    """The body into the file, within max_size; returns its sha256."""
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "wb") as out:
+        while True:
+            try:
+                # read1: what has arrived, so that a body that trickles still reaches the
+                # deadline's check between reads (a full read(CHUNK) would wait for 64 KiB)
+                chunk = response.read1(CHUNK)
+            except Exception as exc:
+                raise Retryable(*classify(exc)) from None
+            if not chunk:
+                break
+            progress.received += len(chunk)
+            if progress.received > max_size:
+                raise StepError(Exit.TOO_LARGE, f"the body is over the limit of {max_size} bytes")
+            digest.update(chunk)
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    return digest.hexdigest()
+
+
+def _verify(item: FileSpec, tmp: str, actual: str, progress: Progress) -> None:
+    """The whole body arrived, with the checksum and the format asked for."""
+    if progress.expected is not None and progress.received != progress.expected:
+        raise Retryable(Exit.CONNECTION, f"short body: got {progress.received} of {progress.expected} bytes")
+    if item.sha256 and actual != item.sha256:
+        raise StepError(Exit.CHECKSUM, f"sha256 mismatch: expected {item.sha256}, got {actual}")
+    if item.validate:
+        with open(tmp, "rb") as handle:
+            _validate(handle.read(), item.validate)
 
 
 def download(item: FileSpec, opts: HttpOptions, deadline: float, max_size: int,
