@@ -148,51 +148,57 @@ class Target:
 
 
 def parse_targets(args: argparse.Namespace) -> list[Target]:
-    targets: list[Target] = []
-    for text in args.tcp:
-        try:
-            host, port = split_host_port(text)
-        except ValueError as exc:
-            raise UsageError(f"--tcp: {exc}") from None
-        targets.append(Target(label=f"tcp {host}:{port}", kind="tcp", host=host, port=port))
-    for url in args.http:
-        if not is_http_url(url):
-            raise UsageError(f"--http: expected an http:// or https:// URL, got {url!r}")
-        targets.append(Target(label=redact(url), kind="http", url=url))
-    for url, path, values in args.http_json:
-        if not is_http_url(url):
-            raise UsageError(f"--http-json: expected an http:// or https:// URL, got {url!r}")
-        try:
-            ready = json.loads(values)
-        except ValueError:
-            ready = None
-        if not isinstance(ready, list) or not ready or not all(isinstance(v, str) for v in ready):
-            raise UsageError(f"--http-json: the values must be a JSON list of strings, got {values!r}")
-        targets.append(Target(label=f"{redact(url)} ({path})", kind="json", url=url, json_path=path,
-                              json_ready=tuple(ready)))
-    for spec in args.postgres:
-        env, _, table = spec.partition(":")
-        url = _url_from_env("--postgres", env, ("postgres", "postgresql"))
-        targets.append(Target(label=f"postgres {_where(url)}" + (f" (table {table})" if table else ""),
-                              kind="postgres", url=url, table=table or None))
-    for spec in args.mysql:
-        env, _, table = spec.partition(":")
-        url = _url_from_env("--mysql", env, MYSQL_SCHEMES)
-        try:
-            parse_mysql_url(url)
-        except ValueError as exc:
-            raise UsageError(f"--mysql: {env}: {exc}") from None
-        targets.append(Target(label=f"mysql {_where(url)}" + (f" (table {table})" if table else ""),
-                              kind="mysql", url=url, table=table or None))
+    targets = [*map(_tcp_target, args.tcp), *map(_http_target, args.http),
+               *(_json_target(url, path, values) for url, path, values in args.http_json),
+               *(_database_target("postgres", spec, ("postgres", "postgresql")) for spec in args.postgres),
+               *(_database_target("mysql", spec, MYSQL_SCHEMES) for spec in args.mysql)]
     for env in args.redis:
         url = _url_from_env("--redis", env, REDIS_SCHEMES)
         targets.append(Target(label=f"redis {_where(url)}", kind="redis", url=url))
-    for name in args.dns:
-        targets.append(Target(label=f"dns {name}", kind="dns", host=name))
+    targets += [Target(label=f"dns {name}", kind="dns", host=name) for name in args.dns]
     if not targets:
         raise UsageError("give at least one --tcp HOST:PORT, --http URL, --http-json URL PATH VALUES, "
                          "--postgres ENV, --mysql ENV, --redis ENV or --dns NAME")
     return targets
+
+
+def _tcp_target(text: str) -> Target:
+    try:
+        host, port = split_host_port(text)
+    except ValueError as exc:
+        raise UsageError(f"--tcp: {exc}") from None
+    return Target(label=f"tcp {host}:{port}", kind="tcp", host=host, port=port)
+
+
+def _http_target(url: str) -> Target:
+    if not is_http_url(url):
+        raise UsageError(f"--http: expected an http:// or https:// URL, got {url!r}")
+    return Target(label=redact(url), kind="http", url=url)
+
+
+def _json_target(url: str, path: str, values: str) -> Target:
+    if not is_http_url(url):
+        raise UsageError(f"--http-json: expected an http:// or https:// URL, got {url!r}")
+    try:
+        ready = json.loads(values)
+    except ValueError:
+        ready = None
+    if not isinstance(ready, list) or not ready or not all(isinstance(v, str) for v in ready):
+        raise UsageError(f"--http-json: the values must be a JSON list of strings, got {values!r}")
+    return Target(label=f"{redact(url)} ({path})", kind="json", url=url, json_path=path, json_ready=tuple(ready))
+
+
+def _database_target(kind: str, spec: str, schemes: tuple[str, ...]) -> Target:
+    """--postgres or --mysql ENV[:TABLE]."""
+    env, _, table = spec.partition(":")
+    url = _url_from_env(f"--{kind}", env, schemes)
+    if kind == "mysql":
+        try:
+            parse_mysql_url(url)
+        except ValueError as exc:
+            raise UsageError(f"--mysql: {env}: {exc}") from None
+    return Target(label=f"{kind} {_where(url)}" + (f" (table {table})" if table else ""), kind=kind, url=url,
+                  table=table or None)
 
 
 def _url_from_env(flag: str, env: str, schemes: tuple[str, ...]) -> str:
