@@ -148,17 +148,21 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def _check_arguments(args: argparse.Namespace, token: str | None) -> None:
+    if not re.match(r"^https?://[^/\s]+", args.repository):
+        raise UsageError(f"--repository: expected an http:// or https:// URL, got {redact(args.repository)!r}")
+    if args.commit and not COMMIT_ID.match(args.commit):
+        raise UsageError(f"--commit: expected 40 hexadecimal characters, got {args.commit!r}")
+    if args.depth < 1:
+        raise UsageError(f"--depth: must be 1 or more, got {args.depth}")
+    if args.token_env and not token:
+        raise UsageError(f"--token-env: the environment variable {args.token_env!r} is not set or empty")
+
+
 def run(args: argparse.Namespace) -> int:
     token = os.environ.get(args.token_env, "") if args.token_env else None
     try:
-        if not re.match(r"^https?://[^/\s]+", args.repository):
-            raise UsageError(f"--repository: expected an http:// or https:// URL, got {redact(args.repository)!r}")
-        if args.commit and not COMMIT_ID.match(args.commit):
-            raise UsageError(f"--commit: expected 40 hexadecimal characters, got {args.commit!r}")
-        if args.depth < 1:
-            raise UsageError(f"--depth: must be 1 or more, got {args.depth}")
-        if args.token_env and not token:
-            raise UsageError(f"--token-env: the environment variable {args.token_env!r} is not set or empty")
+        _check_arguments(args, token)
     except StepError as exc:
         return finish(exc.code, f"git-clone: {exc.message}")
     repository, user, password = split_credentials(args.repository)

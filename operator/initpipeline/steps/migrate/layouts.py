@@ -216,19 +216,7 @@ def _flyway_fits(f: SqlFile) -> bool:
 
 
 def _flyway(files: list[SqlFile], conf: dict[str, SqlFile]) -> Folder:
-    baseline = [f.name for f in files if f.name.startswith("B") and _FLYWAY_LOOKALIKE.match(f.name)]
-    if baseline:
-        raise FolderError(f"{_names(baseline)}: Flyway baseline migrations (B prefix) are not supported; "
-                          "apply them with Flyway, or rename them V")
-    _misfits(files, _flyway_fits, FLYWAY, "V<version>__<description>.sql, U<version>__<description>.sql "
-             "or R__<description>.sql (version: digits separated by . or _)")
-    orphan_conf = [name for name in conf if not any(f.name + ".conf" == name for f in files)]
-    if orphan_conf:
-        raise FolderError(f"{_names(orphan_conf)}: a .sql.conf file without its .sql file")
-    with_placeholders = [f"{f.name} ({', '.join(p)})" for f in files if (p := flyway_placeholders(f.text))]
-    if with_placeholders:
-        raise FolderError(f"Flyway placeholders are not expanded by this runner: {'; '.join(with_placeholders)}. "
-                          "Write the values into the files, or run Flyway itself with an image step")
+    _flyway_refusals(files, conf)
     versioned: dict[tuple[int, ...], list[SqlFile]] = defaultdict(list)
     undo: dict[tuple[int, ...], list[SqlFile]] = defaultdict(list)
     repeatable: dict[str, list[SqlFile]] = defaultdict(list)
@@ -243,26 +231,45 @@ def _flyway(files: list[SqlFile], conf: dict[str, SqlFile]) -> Folder:
     orphans = [fs[0].name for v, fs in undo.items() if v not in versioned]
     if orphans:
         raise FolderError(f"{_names(orphans)}: an undo file without the V file of its version")
-
-    def migration(f: SqlFile, order: tuple[Any, ...], version: str, description: str, down: SqlFile | None,
-                  is_repeatable: bool) -> Migration:
-        return Migration(
-            version=version, order=order, rank=order if not is_repeatable else (), name=f.name,
-            description=description, up=(Part(f.text, _flyway_transactional(f, conf)),),
-            checksum=str(flyway_checksum(f.raw)),
-            down_name=down.name if down else "",
-            down=(Part(down.text, _flyway_transactional(down, conf)),) if down else (),
-            down_checksum=str(flyway_checksum(down.raw)) if down else "", repeatable=is_repeatable)
-
     migrations = []
     for key in sorted(versioned):
         f = versioned[key][0]
         match = _FLYWAY_VERSIONED.match(f.name)
         assert match
-        migrations.append(migration(f, key, match.group(2).replace("_", "."), match.group(3).replace("_", " "),
-                                    undo[key][0] if key in undo else None, False))
-    repeatables = [migration(repeatable[d][0], (d,), "", d, None, True) for d in sorted(repeatable)]
+        migrations.append(_flyway_migration(f, conf, key, match.group(2).replace("_", "."),
+                                            match.group(3).replace("_", " "), undo[key][0] if key in undo else None))
+    repeatables = [_flyway_migration(repeatable[d][0], conf, (d,), "", d, None) for d in sorted(repeatable)]
     return Folder(FLYWAY, tuple(migrations), tuple(repeatables))
+
+
+def _flyway_refusals(files: list[SqlFile], conf: dict[str, SqlFile]) -> None:
+    """What of Flyway this runner does not do: baseline migrations, stray .conf files, placeholders."""
+    baseline = [f.name for f in files if f.name.startswith("B") and _FLYWAY_LOOKALIKE.match(f.name)]
+    if baseline:
+        raise FolderError(f"{_names(baseline)}: Flyway baseline migrations (B prefix) are not supported; "
+                          "apply them with Flyway, or rename them V")
+    _misfits(files, _flyway_fits, FLYWAY, "V<version>__<description>.sql, U<version>__<description>.sql "
+             "or R__<description>.sql (version: digits separated by . or _)")
+    orphan_conf = [name for name in conf if not any(f.name + ".conf" == name for f in files)]
+    if orphan_conf:
+        raise FolderError(f"{_names(orphan_conf)}: a .sql.conf file without its .sql file")
+    with_placeholders = [f"{f.name} ({', '.join(p)})" for f in files if (p := flyway_placeholders(f.text))]
+    if with_placeholders:
+        raise FolderError(f"Flyway placeholders are not expanded by this runner: {'; '.join(with_placeholders)}. "
+                          "Write the values into the files, or run Flyway itself with an image step")
+
+
+def _flyway_migration(f: SqlFile, conf: dict[str, SqlFile], order: tuple[Any, ...], version: str, description: str,
+                      down: SqlFile | None) -> Migration:
+    """A versioned migration (with its undo file, if any), or a repeatable one (no version)."""
+    is_repeatable = not version
+    return Migration(
+        version=version, order=order, rank=order if not is_repeatable else (), name=f.name,
+        description=description, up=(Part(f.text, _flyway_transactional(f, conf)),),
+        checksum=str(flyway_checksum(f.raw)),
+        down_name=down.name if down else "",
+        down=(Part(down.text, _flyway_transactional(down, conf)),) if down else (),
+        down_checksum=str(flyway_checksum(down.raw)) if down else "", repeatable=is_repeatable)
 
 
 def _flyway_transactional(f: SqlFile, conf: dict[str, SqlFile]) -> bool:

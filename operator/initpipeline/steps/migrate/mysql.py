@@ -217,31 +217,41 @@ class MySQLDatabase:
             if rolled_back:
                 self.raw.rollback()
             ran += failed.done
-            nothing_stays = rolled_back or ran == 0
             # retried only when surely nothing stays: a DDL statement before the failure committed itself
             surely_nothing = ran == 0 or (rolled_back and not _DDL.search(sql))
             if error_code(failed.exc) == LOCK_WAIT_TIMEOUT and surely_nothing:
-                try:
-                    give_way.gave_way(action.label, self._wait(sql, ran), time.monotonic() - attempt)
-                    return False
-                except BudgetSpent as spent:
-                    if index == 0:
-                        self.atomic(lambda: ledger.abandon(action))
-                        raise StepError(Exit.LOCK_BUDGET, f"{spent.message}; nothing of it was applied") from None
-                    raise StepError(Exit.DIRTY, (
-                        f"{spent.message}; the {index} section(s) before this one stay applied. "
-                        f"{ledger.dirty_help(action.migration.version)}")) from None
-            if index == 0 and nothing_stays:
+                self._give_way(action, ledger, index, self._wait(sql, ran), give_way, attempt)
+                return False
+            raise self._failure(action, ledger, index, failed.exc, rolled_back, ran) from None
+
+    def _give_way(self, action: Action, ledger: Ledger, index: int, wait: Wait, give_way: GiveWay,
+                  attempt: float) -> None:
+        """The part gave way to a lock and left nothing: it runs again, unless the retry budget is spent."""
+        try:
+            give_way.gave_way(action.label, wait, time.monotonic() - attempt)
+        except BudgetSpent as spent:
+            if index == 0:
                 self.atomic(lambda: ledger.abandon(action))
-                how = "was rolled back" if rolled_back and ran else "changed nothing: its first statement failed"
-                raise StepError(Exit.MIGRATION, f"migration {action.label} failed and {how}: "
-                                                f"{self.redact(_describe(failed.exc))}") from None
-            kept = (f"the {index} section(s) before this one stay applied" if index and nothing_stays
-                    else "what ran of it before the failure stays applied: MySQL commits DDL statements at once")
-            recorded = "" if ledger.layout == DBMATE else f"{ledger.table} says so. "
-            raise StepError(Exit.DIRTY, self.redact(
-                f"migration {action.label} failed: {_describe(failed.exc)}; {kept}. {recorded}"
+                raise StepError(Exit.LOCK_BUDGET, f"{spent.message}; nothing of it was applied") from None
+            raise StepError(Exit.DIRTY, (
+                f"{spent.message}; the {index} section(s) before this one stay applied. "
                 f"{ledger.dirty_help(action.migration.version)}")) from None
+
+    def _failure(self, action: Action, ledger: Ledger, index: int, exc: Any, rolled_back: bool,
+                 ran: int) -> StepError:
+        """The error of a part that failed: nothing stays (the migration is abandoned), or some of it does."""
+        nothing_stays = rolled_back or ran == 0
+        if index == 0 and nothing_stays:
+            self.atomic(lambda: ledger.abandon(action))
+            how = "was rolled back" if rolled_back and ran else "changed nothing: its first statement failed"
+            return StepError(Exit.MIGRATION, f"migration {action.label} failed and {how}: "
+                                             f"{self.redact(_describe(exc))}")
+        kept = (f"the {index} section(s) before this one stay applied" if index and nothing_stays
+                else "what ran of it before the failure stays applied: MySQL commits DDL statements at once")
+        recorded = "" if ledger.layout == DBMATE else f"{ledger.table} says so. "
+        return StepError(Exit.DIRTY, self.redact(
+            f"migration {action.label} failed: {_describe(exc)}; {kept}. {recorded}"
+            f"{ledger.dirty_help(action.migration.version)}"))
 
     def _wait(self, sql: str, ran: int) -> Wait:
         """Who holds locks now, asked after the statement gave up: the sessions with an open transaction

@@ -159,23 +159,9 @@ def plan_rollback(folder: Folder, history: History, target: str) -> Plan:
                                     "your own, or use a layout with down files (golang-migrate, Flyway U, dbmate)")
     if history.dirty:
         raise PlanError(Exit.DIRTY, history.dirty)
-    if target != "0" and folder.find(target) is None:
-        versions = ", ".join(m.version for m in folder.migrations[-8:])
-        raise PlanError(Exit.USAGE, f"--to {target}: no file of the folder has that version "
-                                    f"(0 undoes them all; the latest are {versions})")
-    rank = (0,) if target == "0" else folder.find(target).rank  # type: ignore[union-attr]
-    if folder.layout == GOLANG_MIGRATE:
-        undo = _applied_golang(folder, history)
-    else:
-        _refuse_drift(folder, history)
-        files = {key_of(folder.layout, m.version): m for m in folder.migrations}
-        unknown = [a.version for a in history.applied if key_of(folder.layout, a.version) not in files
-                   and version_rank(folder.layout, a.version) > rank]
-        if unknown:
-            raise PlanError(Exit.DRIFT, f"cannot roll back to {target}: applied version(s) {', '.join(unknown)} "
-                                        "have no file in the folder")
-        undo = [files[key_of(folder.layout, a.version)] for a in history.applied
-                if key_of(folder.layout, a.version) in files]
+    rank = _target_rank(folder, target)
+    undo = _applied_golang(folder, history) if folder.layout == GOLANG_MIGRATE else \
+        _applied_files(folder, history, target, rank)
     undo = sorted((m for m in undo if m.rank > rank), key=lambda m: m.order, reverse=True)
     lacking = [m.name for m in undo if not m.down]
     if lacking:
@@ -185,6 +171,31 @@ def plan_rollback(folder: Folder, history: History, target: str) -> Plan:
     actions = tuple(Action(m, True, m.down, m.down_name, previous.get(m.version)) for m in undo)
     notes = () if actions else (f"nothing to roll back: the database is at or below {target}",)
     return Plan(actions, 0, notes)
+
+
+def _target_rank(folder: Folder, target: str) -> tuple[Any, ...]:
+    if target == "0":
+        return (0,)
+    found = folder.find(target)
+    if found is None:
+        versions = ", ".join(m.version for m in folder.migrations[-8:])
+        raise PlanError(Exit.USAGE, f"--to {target}: no file of the folder has that version "
+                                    f"(0 undoes them all; the latest are {versions})")
+    return found.rank
+
+
+def _applied_files(folder: Folder, history: History, target: str, rank: tuple[Any, ...]) -> list[Migration]:
+    """The folder's migrations that the history records as applied; refused when an applied version above
+    the target has no file (its undo is unknown)."""
+    _refuse_drift(folder, history)
+    files = {key_of(folder.layout, m.version): m for m in folder.migrations}
+    unknown = [a.version for a in history.applied if key_of(folder.layout, a.version) not in files
+               and version_rank(folder.layout, a.version) > rank]
+    if unknown:
+        raise PlanError(Exit.DRIFT, f"cannot roll back to {target}: applied version(s) {', '.join(unknown)} "
+                                    "have no file in the folder")
+    keys = [key_of(folder.layout, a.version) for a in history.applied]
+    return [files[key] for key in keys if key in files]
 
 
 def _applied_golang(folder: Folder, history: History) -> list[Migration]:
