@@ -13,6 +13,7 @@ import kopf
 from ..core.children import Children, owned_by
 from ..core.passplan import Plan, Refused, Remembered, View, Write, decide
 from ..core.pod_plan import refused_for_now
+from ..core.pod_status import same_status
 from ..spec import names
 from ..spec.names import Obj
 from .context import RETRY_KEY, WRITE_KEY, Controller
@@ -31,6 +32,9 @@ class _Stop(Exception):
 def gather(ctl: Controller, uid: str, caches: CacheView) -> View:
     pipeline, children = caches()
     memory = ctl.memory.get(uid)
+    if memory is not None and memory.written is not None and pipeline is not None \
+            and same_status(memory.written, pipeline.get("status")):
+        memory.written = None  # the cache has caught up: one copy of the status is enough
     remembered = Remembered() if memory is None else Remembered(
         memory.written, memory.handled, memory.last_write, memory.held_since, memory.refused)
     namespace = pipeline["metadata"]["namespace"] if pipeline else None

@@ -4,6 +4,7 @@ object, and which pipeline an event wakes; the registrations are the ones passes
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from typing import Any
 
@@ -112,3 +113,19 @@ def test_a_deleted_pipeline_is_forgotten_at_once() -> None:
     body = {"metadata": {"uid": "u1", "namespace": "ns", "name": "shop"}}
     call(handlers.on_pipeline, body, type="DELETED", memo=kopf.Memo(controller=ctl))
     assert "u1" not in ctl.memory and ctl.alarms.pending() == {}
+
+
+def test_cached_objects_share_their_keys_and_short_strings_and_drop_what_nobody_reads() -> None:
+    def body(name: str) -> Obj:  # as two watch events bring them: every string a copy of its own
+        return json.loads(json.dumps({
+            "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}", "ownerReferences": OWNER,
+                         "annotations": {handlers.LAST_APPLIED: "{" + "x" * 5000 + "}", "keep": "me"}},
+            "spec": {}, "status": {"phase": "Pending", "message": "m" * 100}}))
+    first, second = (call(handlers.pipelines_by_uid, body(n)) for n in ("a", "b"))
+    one, two = first["uid-a"], second["uid-b"]
+    assert one["metadata"]["annotations"] == {"keep": "me"}
+    shared_key = next(k for k in one["status"] if k == "phase")
+    assert shared_key is next(k for k in two["status"] if k == "phase")
+    assert one["status"]["phase"] is two["status"]["phase"] and one["metadata"]["namespace"] is two["metadata"][
+        "namespace"]
+    assert one["status"]["message"] is not two["status"]["message"]  # long text is left as it came

@@ -285,3 +285,16 @@ def test_a_pod_the_cache_has_not_seen_yet_ends_the_pass_without_a_status() -> No
     cluster = Recording(OursAlready())
     assert run_reconcile(cluster, "u1", lambda: (pipeline(1), Children()), LOG) == {}
     assert cluster.writes == [("create", "shop-1")]  # its ADDED event brings the status
+
+
+def test_the_written_status_is_let_go_once_the_cache_shows_it() -> None:
+    """One copy of a status per pipeline, not two: what the operator wrote is kept only while the watch is behind."""
+    cluster = Recording()
+    stepping = owned(pod("Pending", [running(STEPS[0], T0), pending(STEPS[1]), pending(STEPS[2]),
+                                     pending(STEPS[3])]), "shop-1")
+    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[stepping])), LOG)
+    written = cluster.written()
+    caught_up = {**pipeline(1), "status": written}
+    run_reconcile(cluster, "u1", lambda: (caught_up, Children(pods=[stepping])), LOG)
+    assert cluster.memory["u1"].written is None
+    assert [w for w in cluster.writes if w[0] == "status"] == [("status", "Initializing")]  # nothing new to say
