@@ -134,15 +134,20 @@ def phase_is(kube: Kube, name: str, *phases: str) -> Any:
     return probe
 
 
-def ready(kube: Kube, name: str, replicas: int, revision_not: str | None = None) -> Any:
+def ready(kube: Kube, name: str, replicas: int, revision_not: str | None = None,
+          generation: int | None = None) -> Any:
+    """A probe: the pipeline is Ready with all its replicas (at that generation, or off that revision)."""
     def probe() -> Any:
         status = status_of(kube, name)
-        ok = (status.get("ready") == f"{replicas}/{replicas}" and status.get("revision") != revision_not
-              and condition(status, "Ready").get("status") == "True")
+        ok = (status.get("ready") == f"{replicas}/{replicas}" and condition(status, "Ready").get("status") == "True"
+              and (revision_not is None or status.get("revision") != revision_not)
+              and (generation is None or status.get("observedGeneration") == generation))
         return status if ok else None
     return probe
 
 
-def app_pods(kube: Kube, name: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = kube.get("pods", selector=f"app={name}")["items"]
+def app_pods(kube: Kube, name: str, role: str | None = None) -> list[dict[str, Any]]:
+    """The live Pods labelled app=<name> (and of that initpipeline.dev/role)."""
+    selector = f"app={name}" + (f",initpipeline.dev/role={role}" if role else "")
+    items: list[dict[str, Any]] = kube.get("pods", selector=selector)["items"]
     return [p for p in items if not p["metadata"].get("deletionTimestamp")]

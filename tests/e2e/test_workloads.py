@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.kube import Kube, condition, eventually, plugin, status_of
+from tests.e2e.kube import Kube, app_pods, condition, eventually, plugin, ready, status_of
 from tests.e2e.manifests import (
     BUSYBOX,
     MIGRATION,
@@ -46,20 +46,6 @@ def shop(name: str, label: str, replicas: int = 3, image_tag: str = "v1", second
     }
 
 
-def ready(kube: Kube, name: str, replicas: int, generation: int) -> Any:
-    def probe() -> Any:
-        status = status_of(kube, name)
-        ok = (status.get("observedGeneration") == generation and status.get("ready") == f"{replicas}/{replicas}"
-              and condition(status, "Ready").get("status") == "True")
-        return status if ok else None
-    return probe
-
-
-def app_pods(kube: Kube, name: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = kube.get("pods", selector=f"app={name},initpipeline.dev/role=app")["items"]
-    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
-
-
 def test_deployment_migrates_once_per_revision(kube: Kube, host_postgres: Postgres) -> None:
     url = fresh_database(host_postgres, kube.namespace)
     kube.apply([*postgres_service(host_postgres.port), database_secret("shop-db", url)])
@@ -69,7 +55,7 @@ def test_deployment_migrates_once_per_revision(kube: Kube, host_postgres: Postgr
     kube.apply(shop("shop", "v1"))
     waited = kube.run("wait", "--for=condition=Ready", "initpipeline/shop", "--timeout=240s", timeout=260)
     assert "condition met" in waited.stdout
-    status = eventually("3/3 ready", ready(kube, "shop", 3, 1))
+    status = eventually("3/3 ready", ready(kube, "shop", 3, generation=1))
     [(label, started, finished)] = runs(outside)
     assert label == "v1" and finished is not None and started < finished
     rev1 = status["revision"]
@@ -81,7 +67,7 @@ def test_deployment_migrates_once_per_revision(kube: Kube, host_postgres: Postgr
     deployment = kube.get("deployment", "shop")
     assert deployment["metadata"]["ownerReferences"][0]["kind"] == "InitPipeline"
     assert [c["name"] for c in deployment["spec"]["template"]["spec"]["initContainers"]] == ["wait-db", "prepare"]
-    pods = app_pods(kube, "shop")
+    pods = app_pods(kube, "shop", role="app")
     assert len(pods) == 3
     for pod in pods:  # every Pod started after the migration had finished
         assert dt.datetime.fromisoformat(pod["metadata"]["creationTimestamp"].replace("Z", "+00:00")) >= finished
@@ -102,19 +88,19 @@ def test_deployment_migrates_once_per_revision(kube: Kube, host_postgres: Postgr
 
     # 2. scale to 5 with kubectl scale (the scale subresource): no new run
     kube.run("scale", "initpipeline/shop", "--replicas=5")
-    status = eventually("5/5 ready", ready(kube, "shop", 5, 2), timeout=180)
+    status = eventually("5/5 ready", ready(kube, "shop", 5, generation=2), timeout=180)
     assert status["revision"] == rev1 and len(runs(outside)) == 1
     assert kube.get("deployment", "shop")["spec"]["replicas"] == 5
     assert status["selector"] == f"initpipeline.dev/pipeline-uid={kube.pipeline('shop')['metadata']['uid']}"
 
     # 3. a new spec: one new run, before the rollout; the earlier Job is cleaned up
     kube.apply(shop("shop", "v2", replicas=5, image_tag="v2"))
-    status = eventually("revision 2 ready", ready(kube, "shop", 5, 3), timeout=240)
+    status = eventually("revision 2 ready", ready(kube, "shop", 5, generation=3), timeout=240)
     assert status["revision"] != rev1
     history = runs(outside)
     assert [r[0] for r in history] == ["v1", "v2"]
     assert history[0][2] is not None and history[0][2] <= history[1][1]  # never overlapping
-    assert all(p["spec"]["containers"][0]["env"][0]["value"] == "v2" for p in app_pods(kube, "shop"))
+    assert all(p["spec"]["containers"][0]["env"][0]["value"] == "v2" for p in app_pods(kube, "shop", role="app"))
     jobs = [j["metadata"]["name"] for j in kube.get("jobs")["items"]]
     assert jobs == [f"shop-once-{status['revision']}"]
 
@@ -131,7 +117,7 @@ def test_deployment_migrates_once_per_revision(kube: Kube, host_postgres: Postgr
     assert condition(status, "Ready")["status"] == "False"
     deployment = kube.get("deployment", "shop")
     assert deployment["status"]["readyReplicas"] == 5
-    assert all(p["spec"]["containers"][0]["env"][0]["value"] == "v2" for p in app_pods(kube, "shop"))
+    assert all(p["spec"]["containers"][0]["env"][0]["value"] == "v2" for p in app_pods(kube, "shop", role="app"))
     assert [r[0] for r in runs(outside)] == ["v1", "v2", "broken"]
     # Events are posted in the background, a moment after the status
     eventually("the PipelineFailed Event", lambda: "PipelineFailed" in {e["reason"] for e in kube.events("shop")},
@@ -154,7 +140,7 @@ def test_operator_restarts_during_the_migration_and_it_still_runs_once(
     eventually("the migration to run", migrating, timeout=120)
     operator.run("delete", "pod", "-l", "app.kubernetes.io/name=initpipeline", "--wait=true")
     operator.run("rollout", "status", "deployment/initpipeline", "--timeout=120s")
-    eventually("2/2 ready", ready(kube, "slow", 2, 1), timeout=180)
+    eventually("2/2 ready", ready(kube, "slow", 2, generation=1), timeout=180)
     assert [r[0] for r in runs(db_url_in(url, host_postgres.port))] == ["v1"]
     assert len(kube.get("jobs")["items"]) == 1
 
@@ -181,12 +167,12 @@ def test_statefulset_with_a_sidecar_step(kube: Kube) -> None:
         },
     }
     kube.apply(pipeline)
-    status = eventually("2/2 ready", ready(kube, "store", 2, 1), timeout=180)
+    status = eventually("2/2 ready", ready(kube, "store", 2, generation=1), timeout=180)
     assert status["phase"] == "Running" and status["workload"] == {"kind": "StatefulSet", "name": "store"}
     proxy, fix = status["steps"]
     assert proxy["state"] == "Running" and proxy["pods"]["done"] == 2
     assert fix["state"] == "Succeeded" and "once" not in fix
     assert "once" not in status and kube.get("jobs")["items"] == []
-    assert sorted(p["metadata"]["name"] for p in app_pods(kube, "store")) == ["store-0", "store-1"]
+    assert sorted(p["metadata"]["name"] for p in app_pods(kube, "store", role="app")) == ["store-0", "store-1"]
     listing = kube.run("exec", "store-1", "-c", "app", "--", "ls", "/data").stdout
     assert "prepared" in listing
