@@ -16,7 +16,7 @@ class Children:
     pods: list[Obj] = field(default_factory=list)
     workloads: list[Obj] = field(default_factory=list)
     jobs: list[Obj] = field(default_factory=list)
-    # an attached workload's ReplicaSets or ControllerRevisions (slim: see core.attach.revision_entry)
+    # an attached workload's ReplicaSets or ControllerRevisions (slim: see core.attach.revision.revision_entry)
     revisions: list[Obj] = field(default_factory=list)
 
 
