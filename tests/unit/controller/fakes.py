@@ -47,6 +47,12 @@ class RecordingClient(KubeClient):
     def set_pod_annotation(self, namespace: str, name: str, key: str, value: str) -> None:
         self.writes.append(("annotate", f"{name} {key}={value}"))
 
+    def set_pod_gates(self, namespace: str, name: str, gates: list[Obj]) -> None:
+        self.writes.append(("ungate", name))
+
+    def set_pod_deadline(self, namespace: str, name: str, seconds: int) -> None:
+        self.writes.append(("deadline", f"{name} {seconds}"))
+
     def write_status(self, namespace: str, name: str, status: Obj) -> None:
         self.writes.append(("status", status["phase"]))
 
