@@ -64,6 +64,11 @@ def reconcile(ctl: Controller, uid: str, caches: CacheView, log: Logger) -> Obj:
     try:
         if not apply_writes(ctl, view.pipeline, plan, log):
             return plan.status  # a new child's ADDED event brings the first status of this generation
+        if plan.wake_at is not None:
+            ctl.wake_at(plan.wake_at, uid)
+        for event in plan.events:
+            ctl.post_event(view.pipeline, *event)
+        publish(ctl, view.pipeline, plan)
     except _Stop:
         return {}
     except ApiError as exc:
@@ -73,11 +78,6 @@ def reconcile(ctl: Controller, uid: str, caches: CacheView, log: Logger) -> Obj:
         if exc.status == 404 and names.PLURAL in str(exc.body):
             return {}  # deleted since the cache saw it; its DELETED event forgets it
         raise TryAgain(f"Kubernetes API error {exc.status} {exc.reason}: {exc.message}", delay=5) from None
-    if plan.wake_at is not None:
-        ctl.wake_at(plan.wake_at, uid)
-    for event in plan.events:
-        ctl.post_event(view.pipeline, *event)
-    publish(ctl, view.pipeline, plan)
     memory.refused = None  # said by this pass's status, or tried again in this pass
     return plan.status
 

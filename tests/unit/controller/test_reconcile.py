@@ -298,3 +298,15 @@ def test_the_written_status_is_let_go_once_the_cache_shows_it() -> None:
     run_reconcile(cluster, "u1", lambda: (caught_up, Children(pods=[stepping])), LOG)
     assert cluster.memory["u1"].written is None
     assert [w for w in cluster.writes if w[0] == "status"] == [("status", "Initializing")]  # nothing new to say
+
+
+class GoneBeforeItsStatus(RecordingClient):
+    def write_status(self, namespace: str, name: str, status: Obj) -> None:
+        raise ApiError(404, "Not Found", '{"message": "initpipelines.initpipeline.dev \\"shop\\" not found"}')
+
+
+def test_a_pipeline_deleted_before_its_status_write_ends_the_pass_quietly() -> None:
+    """Its DELETED event forgets it; the pass neither fails nor retries."""
+    cluster = Recording(GoneBeforeItsStatus())
+    stepping = owned(pod("Pending", [running(STEPS[0], T0)] + [pending(s) for s in STEPS[1:]]), "shop-1")
+    assert run_reconcile(cluster, "u1", lambda: (pipeline(1), Children(pods=[stepping])), LOG) == {}
