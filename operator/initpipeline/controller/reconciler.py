@@ -78,7 +78,8 @@ def reconcile(ctl: Controller, uid: str, caches: CacheView, log: Logger) -> Obj:
         if exc.status == 404 and names.PLURAL in str(exc.body):
             return {}  # deleted since the cache saw it; its DELETED event forgets it
         raise TryAgain(f"Kubernetes API error {exc.status} {exc.reason}: {exc.message}", delay=5) from None
-    memory.refused = None  # said by this pass's status, or tried again in this pass
+    if not plan.hold_refused:
+        memory.refused = None  # said by this pass's status, or tried again in this pass
     return plan.status
 
 
@@ -163,10 +164,10 @@ def _refuse(ctl: Controller, pipeline: Obj, write: Write, exc: ApiError) -> None
     namespace being deleted, is not the spec's fault (the caller raises it)."""
     if write.refused is None or exc.status not in (400, 403, 422) or _terminating(exc):
         return
-    if refused_for_now(exc.message):
-        raise TryAgain(f"the API server refused the child for now ({exc.message}); trying again", delay=5) from None
     meta = pipeline["metadata"]
-    ctl.remember(meta["uid"]).refused = Refused(int(meta.get("generation", 1)), write.refused, exc.message)
+    # for now (it passes by itself): the next pass says why, and creates it again once it is due
+    at = ctl.clock() if refused_for_now(exc.message) else None
+    ctl.remember(meta["uid"]).refused = Refused(int(meta.get("generation", 1)), write.refused, exc.message, at)
     ctl.queue.wake(meta["uid"])
     raise _Stop()
 

@@ -35,13 +35,18 @@ TERMINATING_MEMORY = 120  # seconds: a namespace's deletion has finished (or fai
 Action = Literal["create", "replace", "delete", "annotate", "ungate", "stop"]
 
 
+RETRY_REFUSED = 5.0  # seconds before a child refused "for now" is created again
+
+
 @dataclass(frozen=True)
 class Refused:
-    """The API server refused a child of this generation for good (in the pass before)."""
+    """The API server refused a child of this generation (in the pass before): for good, or for now (a
+    refusal that passes by itself, pod_plan.refused_for_now), in which case it is created again later."""
 
     generation: int
     reason: str  # PodRejected, WorkloadRejected or JobRejected
     message: str
+    at: dt.datetime | None = None  # for now: when (None: for good)
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,7 @@ class Plan:
     watch: set[ObjectRef] | None = None  # the objects to watch for waitForObject (None: as they are)
     handled: int | None = None  # the generation this pass handles
     forget_terminating: bool = False  # the namespace seen going away is not this pipeline's any more
+    hold_refused: bool = False  # a child refused for now is not due again yet: keep remembering it
 
     @property
     def status(self) -> Obj:
@@ -114,6 +120,11 @@ def decide(view: View, now: dt.datetime) -> Plan:
     # the status the operator last wrote is newer than a cache that is behind; the status builders carry it over
     previous: Obj = view.remembered.written or pipeline.get("status") or {}
     pipeline = {**pipeline, "status": previous}
+    return _plan_spec(out, view, pipeline, previous, now, generation)
+
+
+def _plan_spec(out: Plan, view: View, pipeline: Obj, previous: Obj, now: dt.datetime, generation: int) -> Plan:
+    """The pass of a generation that is the cache's newest: the spec's refusal, or its mode's plan."""
     stamp = views.rfc3339(now)
     errors = validate_pipeline(pipeline)
     if errors:
@@ -122,8 +133,9 @@ def decide(view: View, now: dt.datetime) -> Plan:
         if views.attached(pipeline["spec"]):
             invalid["injection"] = refused_injection(pipeline, str(errors[0]))
         return _publish(out, view, pipeline, previous, invalid, now)
-    refused = view.remembered.refused
-    if refused is not None and refused.generation == generation and not rejected(previous, generation, refused.reason):
+    refused = view.remembered.refused if view.remembered.refused and \
+        view.remembered.refused.generation == generation else None
+    if refused is not None and refused.at is None and not rejected(previous, generation, refused.reason):
         return _publish(out, view, pipeline, previous, invalid_status(pipeline, [refused.message], stamp,
                                                                       refused.reason), now)
     objects = _objects(out, view, pipeline, previous, stamp)
@@ -131,11 +143,13 @@ def decide(view: View, now: dt.datetime) -> Plan:
     if views.attached(pipeline["spec"]):
         status = _attached(out, view, pipeline, previous, stamp)
     elif views.workload_kind(pipeline["spec"]) == "Pod":
-        status = _pod(out, view, pipeline, previous, now)
+        status = _pod(out, view, pipeline, previous, now, hold_create=_holding(refused, now))
     else:
         status = _workload(out, view, pipeline, previous, stamp)
     if status is None:
         return out
+    if refused is not None and refused.at is not None:
+        status = _refused_for_now(out, status, refused, now)
     return _publish(out, view, pipeline, previous, {**status, **objects}, now)
 
 
@@ -144,6 +158,24 @@ def _still_terminating(pipeline: Obj, seen: dt.datetime, now: dt.datetime) -> bo
     after that refusal is a new namespace of the same name."""
     created = views.parse_time(pipeline["metadata"].get("creationTimestamp"))
     return now - seen <= dt.timedelta(seconds=TERMINATING_MEMORY) and (created is None or created <= seen)
+
+
+def _holding(refused: Refused | None, now: dt.datetime) -> bool:
+    """Whether a child refused for now is not due to be created again yet."""
+    return refused is not None and refused.at is not None and now < refused.at + dt.timedelta(seconds=RETRY_REFUSED)
+
+
+def _refused_for_now(out: Plan, status: Obj, refused: Refused, now: dt.datetime) -> Obj:
+    """A child refused for now: until it is due again, the status says why and nothing is created."""
+    assert refused.at is not None
+    due = refused.at + dt.timedelta(seconds=RETRY_REFUSED)
+    if not _holding(refused, now):
+        return status  # its creation is planned again
+    out.writes = [w for w in out.writes if w.action != "create"]
+    out.hold_refused = True
+    out.wake_at = due if out.wake_at is None else min(out.wake_at, due)
+    return {**status, "message": f"the API server refused the {refused.reason.removesuffix('Rejected')} for now "
+                                 f"({refused.message}); trying again every {RETRY_REFUSED:g} s"}
 
 
 def _publish(out: Plan, view: View, pipeline: Obj, previous: Obj, status: Obj, now: dt.datetime) -> Plan:
@@ -180,7 +212,7 @@ def _old_jobs(namespace: str, jobs: list[str]) -> list[Write]:
     return [Write("delete", "Job", namespace, name, f"deleted Job {name} of an earlier revision") for name in jobs]
 
 
-def _pod(out: Plan, view: View, pipeline: Obj, previous: Obj, now: dt.datetime) -> Obj | None:
+def _pod(out: Plan, view: View, pipeline: Obj, previous: Obj, now: dt.datetime, hold_create: bool) -> Obj | None:
     """A pipeline of kind Pod: its Pod of this generation, recreated when deleted, stopped at its deadline."""
     meta = pipeline["metadata"]
     namespace, generation = meta["namespace"], int(meta.get("generation", 1))
@@ -190,7 +222,7 @@ def _pod(out: Plan, view: View, pipeline: Obj, previous: Obj, now: dt.datetime) 
     if step.wait_for_new_spec:
         return None  # the same spec would be refused again; wait for a new generation
     current, extra = step.current, {}
-    if step.create:
+    if step.create and not hold_create:
         current = build_pod(pipeline, view.runner_image)
         recreation = previous.get("podName") == step.wanted and previous.get("observedGeneration") == generation
         if recreation:

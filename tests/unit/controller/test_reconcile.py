@@ -6,10 +6,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-import pytest
-
 from initpipeline.controller.context import WRITE_KEY
-from initpipeline.controller.errors import TryAgain
 from initpipeline.controller.kubeapi import ApiError
 from initpipeline.controller.reconciler import publish
 from initpipeline.controller.reconciler import reconcile as run_reconcile
@@ -196,12 +193,22 @@ class NoServiceAccountYet(RecordingClient):
 
 def test_a_pod_refused_for_a_service_account_not_made_yet_is_created_again_later() -> None:
     """A namespace made just before the pipeline has no "default" ServiceAccount for a moment (seen on kind):
-    that refusal passes by itself, so the pass tries again instead of failing the pipeline."""
-    cluster = Recording(NoServiceAccountYet())
-    with pytest.raises(TryAgain, match="error looking up service account ns/default") as why:
-        run_reconcile(cluster, "u1", lambda: (pipeline(1), Children()), LOG)
-    assert why.value.delay == 5
-    assert cluster.writes == [("create", "shop-1")]  # and no Failed status
+    that refusal passes by itself, so the pipeline does not fail: its status says why, and the Pod is created
+    again every 5 s."""
+    client = NoServiceAccountYet()
+    cluster = Recording(client)
+    assert run_reconcile(cluster, "u1", lambda: (pipeline(1), Children()), LOG) == {}
+    assert cluster.writes == [("create", "shop-1")] and cluster.queue.depth() == 1  # the next pass says it
+    status = run_reconcile(cluster, "u1", lambda: (pipeline(1), Children()), LOG)
+    assert status["phase"] == "Pending" and "refused the Pod for now" in status["message"]
+    assert "error looking up service account ns/default" in status["message"]
+    assert cluster.writes[1:] == [("status", "Pending"), ("event", "PipelinePending")]  # no create, no Failed
+    assert cluster.alarms.pending()["u1"] == cluster.clock() + dt.timedelta(seconds=5)
+    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children()), LOG)  # its own status's event, at once
+    assert len(cluster.writes) == 3
+    cluster.clock.advance(5)  # the alarm's pass
+    run_reconcile(cluster, "u1", lambda: (pipeline(1), Children()), LOG)
+    assert cluster.writes[3] == ("create", "shop-1")
 
 
 def statuses(cluster: Recording) -> list[tuple[str, Any]]:
