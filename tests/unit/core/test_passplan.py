@@ -109,3 +109,16 @@ def test_an_attached_pipeline_lifts_the_gates_of_a_revision_whose_job_succeeded(
     assert actions(plan) == [("ungate", "Pod", "shop-a-0"), ("ungate", "Pod", "shop-a-1")]
     assert all(names.ONCE_GATE not in [g["name"] for g in w.value] for w in plan.writes)
     assert plan.status["injection"]["kind"] == "Deployment" and rev in plan.status["attached"]["succeededRevisions"]
+
+
+def test_a_child_refused_for_now_is_said_and_created_again_once_due() -> None:
+    refused = Refused(1, "PodRejected", "error looking up service account ns/default", at=NOW)
+    held = decide(view(pipeline(1), remembered=Remembered(refused=refused)), NOW + dt.timedelta(seconds=1))
+    assert held.writes == [] and held.hold_refused and held.wake_at == NOW + dt.timedelta(seconds=5)
+    assert held.status["phase"] == "Pending" and "refused the Pod for now" in held.status["message"]
+    due = decide(view(pipeline(1), remembered=Remembered(refused=refused)), NOW + dt.timedelta(seconds=5))
+    assert actions(due) == [("create", "Pod", "shop-1")] and not due.hold_refused
+    # a refusal of an older generation says nothing about this one
+    older = Refused(0, "PodRejected", "Pod is invalid")
+    assert actions(decide(view(pipeline(1), remembered=Remembered(refused=older)), NOW)) == [
+        ("create", "Pod", "shop-1")]
