@@ -59,8 +59,11 @@ class Alarms:
     def seconds_to_next(self) -> float | None:
         """How long until the next alarm falls due (None: none is pending)."""
         with self._changed:
-            self._skip_gone()
-            return (self._heap[0][0] - self._clock()).total_seconds() if self._heap else None
+            return self._seconds_to_next()
+
+    def _seconds_to_next(self) -> float | None:
+        self._skip_gone()
+        return (self._heap[0][0] - self._clock()).total_seconds() if self._heap else None
 
     def _skip_gone(self) -> None:
         while self._heap and self._due.get(self._heap[0][2], (None, -1))[1] != self._heap[0][1]:
@@ -80,9 +83,7 @@ class Alarms:
             with self._changed:
                 due = self._take_due(self._clock())
                 if not due:
-                    self._skip_gone()
-                    wait = (self._heap[0][0] - self._clock()).total_seconds() if self._heap else None
-                    self._changed.wait(wait)
+                    self._changed.wait(self._seconds_to_next())
                     continue
             for action in due:
                 try:

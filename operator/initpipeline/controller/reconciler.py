@@ -16,11 +16,10 @@ from ..core.pod_plan import refused_for_now
 from ..core.pod_status import same_status
 from ..spec import names
 from ..spec.names import Obj
-from .context import RETRY_KEY, WRITE_KEY, Controller
+from .context import WRITE_KEY, Controller
 from .errors import TryAgain
 from .kubeapi import ApiError
 
-__all__ = ["RETRY_KEY", "WRITE_KEY", "Controller", "reconcile"]
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 CacheView = Callable[[], tuple[Obj | None, Children]]
 

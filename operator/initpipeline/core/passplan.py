@@ -32,10 +32,8 @@ from .workload_plan import ANNOTATION_SPEC_HASH, plan, spec_hash
 from .workload_status import workload_status
 
 TERMINATING_MEMORY = 120  # seconds: a namespace's deletion has finished (or failed) by then
-Action = Literal["create", "replace", "delete", "annotate", "ungate", "stop"]
-
-
 RETRY_REFUSED = 5.0  # seconds before a child refused "for now" is created again
+Action = Literal["create", "replace", "delete", "annotate", "ungate", "stop"]
 
 
 @dataclass(frozen=True)
@@ -139,17 +137,18 @@ def _plan_spec(out: Plan, view: View, pipeline: Obj, previous: Obj, now: dt.date
         return _publish(out, view, pipeline, previous, invalid_status(pipeline, [refused.message], stamp,
                                                                       refused.reason), now)
     objects = _objects(out, view, pipeline, previous, stamp)
+    due = _due_again(refused, now)
     status: Obj | None
     if views.attached(pipeline["spec"]):
         status = _attached(out, view, pipeline, previous, stamp)
     elif views.workload_kind(pipeline["spec"]) == "Pod":
-        status = _pod(out, view, pipeline, previous, now, hold_create=_holding(refused, now))
+        status = _pod(out, view, pipeline, previous, now, hold_create=due is not None)
     else:
         status = _workload(out, view, pipeline, previous, stamp)
     if status is None:
         return out
-    if refused is not None and refused.at is not None:
-        status = _refused_for_now(out, status, refused, now)
+    if refused is not None and due is not None:
+        status = _refused_for_now(out, status, refused, due)
     return _publish(out, view, pipeline, previous, {**status, **objects}, now)
 
 
@@ -160,17 +159,16 @@ def _still_terminating(pipeline: Obj, seen: dt.datetime, now: dt.datetime) -> bo
     return now - seen <= dt.timedelta(seconds=TERMINATING_MEMORY) and (created is None or created <= seen)
 
 
-def _holding(refused: Refused | None, now: dt.datetime) -> bool:
-    """Whether a child refused for now is not due to be created again yet."""
-    return refused is not None and refused.at is not None and now < refused.at + dt.timedelta(seconds=RETRY_REFUSED)
-
-
-def _refused_for_now(out: Plan, status: Obj, refused: Refused, now: dt.datetime) -> Obj:
-    """A child refused for now: until it is due again, the status says why and nothing is created."""
-    assert refused.at is not None
+def _due_again(refused: Refused | None, now: dt.datetime) -> dt.datetime | None:
+    """When a child refused for now is to be created again, while that is still to come (else None)."""
+    if refused is None or refused.at is None:
+        return None
     due = refused.at + dt.timedelta(seconds=RETRY_REFUSED)
-    if not _holding(refused, now):
-        return status  # its creation is planned again
+    return due if now < due else None
+
+
+def _refused_for_now(out: Plan, status: Obj, refused: Refused, due: dt.datetime) -> Obj:
+    """A child refused for now, not due again yet: the status says why, and nothing is created until then."""
     out.writes = [w for w in out.writes if w.action != "create"]
     out.hold_refused = True
     out.wake_at = due if out.wake_at is None else min(out.wake_at, due)
@@ -199,7 +197,7 @@ def _objects(out: Plan, view: View, pipeline: Obj, previous: Obj, stamp: str) ->
     return {"objects": step.entries or None}
 
 
-def _deletes(uid: str, namespace: str, stale: list[Obj], why: str) -> list[Write]:
+def _deletes(namespace: str, stale: list[Obj], why: str) -> list[Write]:
     """Delete what an older generation or a spec of another kind left behind."""
     out = []
     for child in stale:
@@ -217,7 +215,7 @@ def _pod(out: Plan, view: View, pipeline: Obj, previous: Obj, now: dt.datetime, 
     meta = pipeline["metadata"]
     namespace, generation = meta["namespace"], int(meta.get("generation", 1))
     step = plan_pod(pipeline, view.children, previous, now)
-    out.writes += _deletes(meta["uid"], namespace, step.stale,
+    out.writes += _deletes(namespace, step.stale,
                            f"the pipeline now runs the Pod of generation {generation}")
     if step.wait_for_new_spec:
         return None  # the same spec would be refused again; wait for a new generation
@@ -265,7 +263,7 @@ def _workload(out: Plan, view: View, pipeline: Obj, previous: Obj, stamp: str) -
     workload, mine = ours(pipeline, desired, view.children.workloads)
     step = plan(pipeline["spec"], desired, job is not None, workload,
                 [j for j in view.children.jobs if owned_by(j, uid)], previous)
-    out.writes += _deletes(uid, namespace, stale_children(uid, view.children.pods, lambda _: False)
+    out.writes += _deletes(namespace, stale_children(uid, view.children.pods, lambda _: False)
                            + stale_children(uid, mine, lambda w: w is workload), f"the pipeline now runs a {kind}")
     if step.create_job and job is not None:
         out.writes.append(Write("create", "Job", namespace, job["metadata"]["name"],
@@ -290,7 +288,7 @@ def _attached(out: Plan, view: View, pipeline: Obj, previous: Obj, stamp: str) -
     children = view.children
     step = plan_attached(pipeline["spec"], children.pods, [j for j in children.jobs if owned_by(j, uid)],
                          children.revisions, previous)
-    out.writes += _deletes(uid, namespace, stale_children(uid, children.pods + children.workloads, lambda _: False),
+    out.writes += _deletes(namespace, stale_children(uid, children.pods + children.workloads, lambda _: False),
                            "the pipeline now attaches to a workload of yours")
     if step.run_job is not None and step.job_pod is not None:
         job = attached_job(pipeline, step.job_pod, step.run_job, view.runner_image)
