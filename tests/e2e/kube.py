@@ -65,6 +65,10 @@ class Kube:
         text = docs if isinstance(docs, str) else yaml.safe_dump_all(docs if isinstance(docs, list) else [docs])
         return self.run("apply", *extra, "-f", "-", stdin=text, check=check)
 
+    def dry_run(self, doc: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        """Create it with --dry-run=server: through admission, stored nowhere; the result is as admitted."""
+        return self.run("create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(doc), check=False)
+
     def get(self, kind: str, name: str | None = None, selector: str | None = None) -> Any:
         args = ["get", kind, *([name] if name else []), *(["-l", selector] if selector else []), "-o", "json"]
         return json.loads(self.run(*args).stdout)
@@ -109,6 +113,12 @@ def eventually(what: str, probe: Callable[[], T | None], timeout: float = 120, i
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def installed_mechanism(operator: Kube) -> str:
+    """How the installed operator attaches pipelines to Pods: its webhook, or the API server's policy."""
+    found = operator.run("get", "mutatingwebhookconfiguration", "initpipeline-initpipeline-system", check=False)
+    return "webhook" if found.returncode == 0 else "policy"
 
 
 def status_of(kube: Kube, name: str) -> dict[str, Any]:

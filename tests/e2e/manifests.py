@@ -42,6 +42,17 @@ def fresh_database(pg: Postgres, name: str) -> str:
     return f"postgresql://app:{pg.password}@postgres:5432/{name}"
 
 
+def probe_pod(pipeline: str, name: str = "probe", **labels: str) -> dict[str, Any]:
+    """A Pod that asks to have `pipeline` attached."""
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {INJECT: pipeline, **labels}},
+            "spec": {"containers": [{"name": "app", "image": BUSYBOX, "command": ["sleep", "60"]}]}}
+
+
+# How each injection mechanism words its refusal of a Pod that names no InitPipeline of its namespace.
+REFUSED_BY = {"webhook": '"inject.initpipeline.dev" denied', "policy": "ValidatingAdmissionPolicy"}
+
+
 def pipeline(name: str, steps: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
     """An InitPipeline whose app is a busybox that sleeps."""
     app = spec.pop("app", {"name": "app", "image": BUSYBOX, "command": ["sleep", "3600"]})

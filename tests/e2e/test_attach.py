@@ -22,16 +22,29 @@ import yaml
 from initpipeline.core.attach.inject import Refusal, inject
 from initpipeline.spec import names
 from tests.e2e.conftest import MAY_INSTALL, install_operator
-from tests.e2e.kube import BIN, Kube, app_pods, condition, eventually, needs_cluster_control, plugin, ready, status_of
+from tests.e2e.kube import (
+    BIN,
+    Kube,
+    app_pods,
+    condition,
+    eventually,
+    installed_mechanism,
+    needs_cluster_control,
+    plugin,
+    ready,
+    status_of,
+)
 from tests.e2e.manifests import (
     BUSYBOX,
     INJECT,
     MIGRATION,
+    REFUSED_BY,
     RUNNER,
     database_secret,
     db_url_in,
     fresh_database,
     postgres_service,
+    probe_pod,
     runs,
     users_deployment,
 )
@@ -51,22 +64,6 @@ def serves_policy(kube: Kube) -> bool:
     return any(r["name"] == "mutatingadmissionpolicies" for r in resources)
 
 
-def installed_mechanism(operator: Kube) -> str:
-    found = operator.run("get", "mutatingwebhookconfiguration", "initpipeline-initpipeline-system", check=False)
-    return "webhook" if found.returncode == 0 else "policy"
-
-
-def probe_pod(pipeline: str, name: str = "probe", **labels: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "labels": {INJECT: pipeline, **labels}},
-            "spec": {"containers": [{"name": "app", "image": BUSYBOX, "command": ["sleep", "60"]}]}}
-
-
-def dry_run(kube: Kube, doc: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    """Create it with --dry-run=server: through admission, stored nowhere; the result is as admitted."""
-    return kube.run("create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(doc), check=False)
-
-
 @pytest.fixture(scope="module", params=MECHANISMS)
 def injection(request: pytest.FixtureRequest, operator: Kube) -> str:
     """The operator installed with `injection: <mechanism>`, once that mechanism answers."""
@@ -80,10 +77,9 @@ def injection(request: pytest.FixtureRequest, operator: Kube) -> str:
         pytest.skip(f"the operator on this cluster injects by {installed_mechanism(operator)}, and the tests "
                     "do not reinstall it there")
     # a new policy or webhook takes a moment to be in the API server's admission chain
-    answers = {"webhook": '"inject.initpipeline.dev" denied', "policy": "ValidatingAdmissionPolicy"}[mechanism]
     admin = Kube(operator.kubeconfig, "default")
     eventually(f"the {mechanism} to refuse a Pod that names no pipeline",
-               lambda: answers in dry_run(admin, probe_pod("no-such-pipeline")).stderr, timeout=90)
+               lambda: REFUSED_BY[mechanism] in admin.dry_run(probe_pod("no-such-pipeline")).stderr, timeout=90)
     return mechanism
 
 
@@ -454,7 +450,7 @@ def test_the_policy_adds_what_the_webhook_would_and_refuses_alike(kube: Kube, op
         resources={"limits": {"memory": "128Mi"}})
     pod["spec"]["initContainers"] = [{"name": "theirs", "image": BUSYBOX, "command": ["true"]}]
     pod["spec"]["volumes"] = [{"name": "conf", "emptyDir": {}}]
-    admitted = dry_run(kube, pod)
+    admitted = kube.dry_run(pod)
     assert admitted.returncode == 0, admitted.stderr
     by_policy = json.loads(admitted.stdout)
     # what the webhook makes of the same Pod, with the API server's defaults put in likewise
@@ -463,7 +459,7 @@ def test_the_policy_adds_what_the_webhook_would_and_refuses_alike(kube: Kube, op
     expected["metadata"]["labels"] = {k: v for k, v in {**pod["metadata"]["labels"], **patch["metadata"]["labels"]}
                                       .items() if k != INJECT}  # unlabelled: no admission of ours
     expected["spec"].update(patch["spec"])
-    defaulted = dry_run(kube, expected)
+    defaulted = kube.dry_run(expected)
     assert defaulted.returncode == 0, defaulted.stderr
     by_webhook = json.loads(defaulted.stdout)
     assert [c["name"] for c in by_policy["spec"]["initContainers"]] == ["theirs", "wait", "fetch", "collect", "bare"]
@@ -484,11 +480,11 @@ def test_the_policy_adds_what_the_webhook_would_and_refuses_alike(kube: Kube, op
     unfit["spec"]["containers"][0].pop("volumeMounts")
     with pytest.raises(Refusal) as why:
         inject(stored, unfit, runner)
-    refused = dry_run(kube, unfit)
+    refused = kube.dry_run(unfit)
     assert refused.returncode != 0 and str(why.value) in refused.stderr, (str(why.value), refused.stderr)
     # one without the workload's revision label likewise
     bare = probe_pod("same", "bare")
     with pytest.raises(Refusal) as why:
         inject(stored, bare, runner)
-    refused = dry_run(kube, bare)
+    refused = kube.dry_run(bare)
     assert refused.returncode != 0 and str(why.value) in refused.stderr, (str(why.value), refused.stderr)
