@@ -82,6 +82,7 @@ bench-operator: deps tools cluster-up
 # crds/ is the source; the chart ships a copy and deploy/manifests is rendered from the chart.
 sync-crd:
 	cp crds/*.yaml deploy/initpipeline/crds/
+	cp crds/initpipelines.initpipeline.dev.yaml operator/initpipeline/spec/
 
 manifests: sync-crd tools
 	bash hack/render-manifests.sh > deploy/manifests/initpipeline.yaml

@@ -31,6 +31,9 @@ def test_chart_ships_the_same_crd() -> None:
     assert [p.name for p in sources] == sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
     for source in sources:
         assert (CHART / "crds" / source.name).read_bytes() == source.read_bytes(), "run `make sync-crd`"
+    # the package's copy, whose schema and CEL rules render, the operator and the webhook check
+    assert (ROOT / "operator" / "initpipeline" / "spec" / CRD.name).read_bytes() == CRD.read_bytes(), \
+        "run `make sync-crd`"
 
 
 def test_crd_names_match_the_code() -> None:

@@ -13,6 +13,7 @@ import yaml
 from ..spec import names, yamlout
 from ..spec.names import Obj
 from ..spec.validation import FieldError, validate_pipeline
+from .kube import EXIT_USAGE
 
 EXIT_INVALID = 1
 
@@ -96,6 +97,12 @@ class _Invalid(Exception):
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    try:
+        import celpy  # noqa: F401  (the CRD's CEL rules; the operator's image leaves it out)
+    except ImportError:
+        print("error: render checks the CRD's CEL rules with cel-python: pip install 'initpipeline[cli]'",
+              file=sys.stderr)
+        return EXIT_USAGE
     source = " ".join(args.files)  # how errors name the input
     documents: list[Obj] = []
     for path in args.files:
@@ -135,7 +142,7 @@ def _render_one(doc: Obj, documents: list[Obj], source: str, runner_image: str) 
 
     meta = doc.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) and isinstance(meta.get("name"), str) else "<unnamed>"
-    errors = validate_pipeline(doc)
+    errors = validate_pipeline(doc, cel=True)
     if doc.get("apiVersion") != names.API_VERSION:
         errors.insert(0, FieldError("apiVersion", f"must be {names.API_VERSION}, got {doc.get('apiVersion')!r}"))
     if errors:

@@ -21,13 +21,7 @@ LABEL_UID = f"{GROUP}/pipeline-uid"
 # What a workload Pod or a once-steps Job runs: a hash of steps and template (not of replicas).
 LABEL_REVISION = f"{GROUP}/revision"
 LABEL_ROLE = f"{GROUP}/role"
-RESERVED_LABEL_PREFIX = f"{GROUP}/"
 
-WORKLOAD_KINDS = ("Pod", "Deployment", "StatefulSet")
-# Attach mode: the user's own workload, whose Pod template carries LABEL_INJECT=<pipeline name>.
-ATTACH_KINDS = ("Deployment", "StatefulSet")
-# Where an attached Pod's every-Pod steps go: before its own init containers (First) or after them (Last)
-ATTACH_PLACEMENTS = ("First", "Last")
 LABEL_INJECT = f"{GROUP}/inject"
 # The label by which each controller names the revision of the Pods it creates.
 WORKLOAD_REVISION_LABELS = {"Deployment": "pod-template-hash", "StatefulSet": "controller-revision-hash"}
@@ -45,16 +39,12 @@ MAX_SUCCEEDED_REVISIONS = 20  # of an attached workload, kept in status so a rol
 DEPLOYMENT_FIELDS = ("strategy", "minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds")
 STATEFULSET_FIELDS = ("serviceName", "podManagementPolicy", "updateStrategy", "volumeClaimTemplates",
                       "minReadySeconds", "revisionHistoryLimit", "persistentVolumeClaimRetentionPolicy")
-MAX_REPLICAS = 1000
 
 STEP_KINDS = ("waitForService", "waitForObject", "migration", "configDownload", "gitClone", "container")
 BUILTIN_KINDS = ("waitForService", "waitForObject", "migration", "configDownload", "gitClone")
 # The steps that wait, and so also run before the once-steps in their Job.
 WAIT_KINDS = ("waitForService", "waitForObject")
 
-# Pipeline names end up in Pod names ("<name>-<generation>") and label values (<= 63 chars).
-MAX_PIPELINE_NAME = 50
-MAX_STEPS = 32
 
 DEFAULT_RUNNER_IMAGE = "initpipeline/initpipeline:0.1.0"
 DEFAULT_RESTART_POLICY = "Always"

@@ -38,8 +38,8 @@ def test_render_names_step_and_field_of_a_bad_resource(tmp_path) -> None:  # typ
     result = run_cli("render", str(bad))
     assert result.returncode == 1
     assert result.stdout == ""
-    assert "spec.steps[0].waitForService.targets[0].port: must be between 1 and 65535, got 99999 (step 'wait-deps')" \
-        in result.stderr
+    assert ("spec.steps[0].waitForService.targets[0].port: Invalid value: 99999: should be less than or equal to "
+            "65535 (step 'wait-deps')") in result.stderr
 
 
 def test_render_refuses_other_kinds_and_bad_yaml(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -109,7 +109,7 @@ def test_the_validator_names_fields_and_never_crashes(docs: list[Any]) -> None:
     for doc in docs:
         if isinstance(doc, dict) and doc.get("kind") == "InitPipeline":
             errors = validate_pipeline(doc)
-            assert all(isinstance(e, FieldError) and e.field and e.reason for e in errors)
+            assert all(isinstance(e, FieldError) and e.reason and str(e) for e in errors)
 
 
 @given(documents())
@@ -129,6 +129,7 @@ def test_render_exits_0_or_1_and_never_crashes(docs: list[Any]) -> None:
 def test_the_reported_case_metadata_a_number(tmp_path: Any) -> None:
     doc = shop()
     doc["metadata"] = 5
-    assert [str(e) for e in validate_pipeline(doc)] == ["metadata: must be an object", "metadata.name: is required"]
+    message = 'metadata: Invalid value: "integer": must be of type object'
+    assert [str(e) for e in validate_pipeline(doc)] == [message]
     code, _, err = render_text([doc], str(tmp_path))
-    assert code == 1 and "InitPipeline <unnamed> is invalid" in err and "metadata: must be an object" in err
+    assert code == 1 and "InitPipeline <unnamed> is invalid" in err and message in err
