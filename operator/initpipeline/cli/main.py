@@ -1,5 +1,5 @@
 """initpipeline: one command for the operator (`run`), its step programs (`step`), and the user's
-`render`, `status` and `logs` (also as `kubectl initpipeline`)."""
+`render`, `lint`, `status` and `logs` (also as `kubectl initpipeline`)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from .. import __version__
 
 
 def build_parser(prog: str = "initpipeline", plugin: bool = False) -> argparse.ArgumentParser:
-    """The whole command, or (plugin) what `kubectl initpipeline` offers: status, logs, render."""
+    """The whole command, or (plugin) what `kubectl initpipeline` offers: status, logs, render, lint."""
     from ..steps import add_step_parsers
-    from . import render, run
+    from . import lint, render, run
     from .observe import add_parsers
 
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
@@ -22,6 +22,7 @@ def build_parser(prog: str = "initpipeline", plugin: bool = False) -> argparse.A
     add_parsers(sub)
 
     render.add_parser(sub)
+    lint.add_parser(sub)
     if plugin:
         return parser
 

@@ -104,16 +104,17 @@ def _own_labels(pipeline: Obj, role: str, rev: str | None = None) -> dict[str, s
 
 
 def init_pod_spec(pod_spec: Obj, steps: list[Obj], runner_image: str, keep_volumes: bool = True,
-                   app_containers: list[Obj] | None = None) -> Obj:
+                   app_containers: list[Obj] | None = None, rollout: bool = True) -> Obj:
     """A Pod spec with one init container per step, and the volumes they need. Without
     keep_volumes only the template's volumes that the steps mount are kept (the Job's case).
-    app_containers: where imageFrom looks (default: pod_spec's own containers)."""
+    app_containers: where imageFrom looks (default: pod_spec's own containers). rollout: the steps run
+    while an older version may still serve (a workload's rollout; not kind Pod)."""
     volumes: list[Obj] = []
     init_containers: list[Obj] = []
     apps = app_containers if app_containers is not None else pod_spec.get("containers") or []
     job_volumes = None if keep_volumes else {str(v.get("name")) for v in _objects(pod_spec.get("volumes"))}
     for index, step in enumerate(with_app_images(steps, apps, job_volumes)):
-        container, extra_volumes = build_step_container(step, index, runner_image)
+        container, extra_volumes = build_step_container(step, index, runner_image, rollout)
         init_containers.append(container)
         volumes.extend(extra_volumes)
     if any(step_kind(s) in names.BUILTIN_KINDS for s in steps):
@@ -144,7 +145,7 @@ def build_pod(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE) -> 
     name, generation = meta["name"], int(meta.get("generation", 1))
     template = copy.deepcopy(spec["template"])
     tmeta: Obj = template.get("metadata", {}) or {}
-    pod_spec = init_pod_spec(template.get("spec", {}), spec["steps"], runner_image)
+    pod_spec = init_pod_spec(template.get("spec", {}), spec["steps"], runner_image, rollout=False)
     pod_spec["restartPolicy"] = restart_policy(spec)
 
     labels = {**(tmeta.get("labels") or {}), **_own_labels(pipeline, ROLE_APP),
@@ -293,8 +294,8 @@ def merge_by(base: list[Obj], own: list[Obj], key: str) -> list[Obj]:
     return [copy.deepcopy(e) for e in base if str(e.get(key)) not in taken] + [copy.deepcopy(e) for e in own]
 
 
-def build_step_container(step: Obj, index: int, runner_image: str) -> tuple[Obj, list[Obj]]:
-    """The init container for one step and any volumes it needs."""
+def build_step_container(step: Obj, index: int, runner_image: str, rollout: bool = True) -> tuple[Obj, list[Obj]]:
+    """The init container for one step and any volumes it needs (rollout: see init_pod_spec)."""
     kind = step_kind(step)
     if kind == "container":
         as_given: Obj = {"name": step["name"], **copy.deepcopy(step["container"])}
@@ -304,10 +305,11 @@ def build_step_container(step: Obj, index: int, runner_image: str) -> tuple[Obj,
     body = step[kind]
     if kind == "migration" and "image" in body:
         return _custom_migration(step, body), []
-    builders = {"waitForService": _wait_args, "migration": _migrate_args, "configDownload": _download_args,
-                "gitClone": _git_args}
+    builders = {"waitForService": _wait_args, "configDownload": _download_args, "gitClone": _git_args}
     if kind == "waitForObject":
         args, env, mounts, volumes = _object_wait_args(body, step["name"])
+    elif kind == "migration":
+        args, env, mounts, volumes = _migrate_args(body, index, rollout)
     else:
         args, env, mounts, volumes = builders[kind](body, index)
     container: Obj = {
@@ -402,7 +404,11 @@ def _object_wait_args(body: Obj, step_name: str) -> Parts:
     return args, [], [{"name": OBJECTS_VOLUME, "mountPath": OBJECTS_DIR, "readOnly": True}], []
 
 
-def _migrate_args(body: Obj, index: int) -> Parts:
+# sql.lint's values, and the runner's --lint (not "Off", which YAML 1.1, kubectl's, reads as false)
+_LINT_POLICIES = {"Block": "block", "Warn": "warn", "Disabled": "off"}
+
+
+def _migrate_args(body: Obj, index: int, rollout: bool) -> Parts:
     volume_name = f"{STEP_VOLUME_PREFIX}s{index}-sql"
     args = [
         "migrate", "--sql-dir", SQL_DIR, "--database-url-env", DATABASE_URL_ENV,
@@ -413,6 +419,10 @@ def _migrate_args(body: Obj, index: int) -> Parts:
     ]
     if body["sql"].get("statementTimeoutSeconds"):
         args += ["--statement-timeout", str(body["sql"]["statementTimeoutSeconds"])]
+    # an older version serves during a rollout; kind Pod has none, so its runner applies every file at once
+    args += ["--lint", _LINT_POLICIES[body["sql"].get("lint") or ("Block" if rollout else "Warn")]]
+    if not rollout:
+        args += ["--when", "after-rollout"]
     # Without these the runner detects the layout and uses that layout's own history table.
     for option, value in (("--layout", body["sql"].get("layout")), ("--history-table", body.get("historyTable")),
                           ("--to", body["sql"].get("rollbackTo"))):

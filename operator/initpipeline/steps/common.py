@@ -52,6 +52,7 @@ class Exit(IntEnum):
     LAYOUT = 25         # the folder's files do not form one layout; nothing ran
     DIRTY = 26          # a migration stopped half-way outside a transaction; the history says so
     LOCK_BUDGET = 27    # a migration kept giving way to table locks held by others until its retry budget ran out
+    UNSAFE = 28         # before the rollout, a statement would break the version still serving; nothing ran
     TERMINATED = 143    # SIGTERM (the Pod is stopped): what was half-written is removed (128 + 15, as a shell says)
 
 

@@ -86,6 +86,24 @@ def test_migration_layout_and_rollback_reach_the_runner() -> None:
     assert command[-6:] == ["--layout", "flyway", "--history-table", "ops.flyway_history", "--to", "3"]
 
 
+def test_the_lint_policy_blocks_in_a_rollout_and_warns_for_kind_pod() -> None:
+    pod_command = by_name(build_pod(shop(), "runner:1")["spec"]["initContainers"])["migrate"]["command"]
+    # kind Pod has no rollout: nothing is held for after it, and what would break an old version is said
+    assert pod_command[-4:] == ["--lint", "warn", "--when", "after-rollout"]
+    workload = deployment()
+    step(workload, "migrate")["migration"] = step(shop(), "migrate")["migration"]  # the built-in runner
+    assert validate_pipeline(workload) == []
+    job = build_once_job(workload, "runner:1")
+    assert job is not None
+    migrate = by_name(job["spec"]["template"]["spec"]["initContainers"])["migrate"]
+    assert migrate["command"][-2:] == ["--lint", "block"] and "--when" not in migrate["command"]
+    doc = shop()
+    step(doc, "migrate")["migration"]["sql"]["lint"] = "Disabled"
+    assert validate_pipeline(doc) == []
+    command = by_name(build_pod(doc, "runner:1")["spec"]["initContainers"])["migrate"]["command"]
+    assert command[-4:-2] == ["--lint", "off"]
+
+
 def test_a_migrations_ca_bundle_reaches_the_runner_as_a_file() -> None:
     doc = shop()
     step(doc, "migrate")["migration"]["caBundle"] = {"secretKeyRef": {"name": "rds-ca", "key": "ca.pem"}}

@@ -31,8 +31,9 @@ from .history import DEFAULT_TABLES, LEDGERS, ForeignTable, Ledger
 from .layouts import FLYWAY, GOLANG_MIGRATE, LAYOUTS, PLAIN, Folder, FolderError, SqlFile, natural_key, parse_folder
 from .locks import GiveWay, LockPolicy
 from .mysql import MySQLDatabase
-from .plan import Plan, PlanError, plan_migrate, plan_rollback
+from .plan import HELD, Plan, PlanError, plan_migrate, plan_rollback
 from .postgres import PostgresDatabase, lock_key
+from .rollout import BEFORE_ROLLOUT, LINT_BLOCK, LINT_POLICIES, WHEN, for_the_rollout
 
 __all__ = ["add_parser", "lock_key", "natural_key", "run"]
 
@@ -110,6 +111,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser.add_argument("--history-table", metavar="[SCHEMA.]TABLE",
                         help="the history table (default: the layout's own: " +
                              ", ".join(f"{k} {v}" for k, v in DEFAULT_TABLES.items()) + ")")
+    parser.add_argument("--when", choices=WHEN, default=BEFORE_ROLLOUT,
+                        help="before-rollout: apply the files up to the first one marked "
+                             "'-- initpipeline:after-rollout'; after-rollout: apply every pending file "
+                             "(default: %(default)s)")
+    parser.add_argument("--lint", choices=LINT_POLICIES, default=LINT_BLOCK,
+                        help="what to do before the rollout with a statement that would break the version still "
+                             f"serving: block (exit {int(Exit.UNSAFE)}, nothing runs), warn (log it), off "
+                             "(default: %(default)s)")
     parser.add_argument("--dry-run", action="store_true", help="list what would run, change nothing")
     parser.add_argument("--ca-file", metavar="PATH",
                         help="PEM CA certificates for a verified TLS connection (PostgreSQL sslmode=verify-ca or "
@@ -137,9 +146,9 @@ def run(args: argparse.Namespace) -> int:
         db = connect(url, args.connect_timeout, args.ca_file, policy)
         ledger = LEDGERS[folder.layout](db.conn, table, db.dialect)
         if args.dry_run:
-            return _dry_run(db, ledger, folder, args.to)
+            return _dry_run(db, ledger, folder, args)
         db.lock([db.own_lock(table), *ledger.tool_lock_keys()], args.runner_lock_timeout)
-        plan = _plan(db, ledger, folder, args.to)
+        plan = _plan(db, ledger, folder, args)
         for note in plan.notes:
             log(note)
         if plan.actions:
@@ -199,14 +208,16 @@ def _check_arguments(args: argparse.Namespace) -> str:
     return str(url)
 
 
-def _plan(db: Driver, ledger: Ledger, folder: Folder, target: str | None) -> Plan:
+def _plan(db: Driver, ledger: Ledger, folder: Folder, args: argparse.Namespace) -> Plan:
     try:
         history = ledger.read()
     except ForeignTable as exc:
         raise PlanError(Exit.DRIFT, str(exc)) from None
     if folder.layout != PLAIN and ledger.table != DEFAULT_TABLES[PLAIN]:
         _refuse_plain_history(db, folder)
-    return plan_migrate(folder, history) if target is None else plan_rollback(folder, history, target)
+    if args.to is not None:
+        return plan_rollback(folder, history, args.to)
+    return for_the_rollout(plan_migrate(folder, history), args.when, args.lint, db.dialect)
 
 
 def _refuse_plain_history(db: Driver, folder: Folder) -> None:
@@ -228,14 +239,15 @@ def _summary(plan: Plan, done: list[str], target: str | None, seconds: float) ->
         if not plan.actions:
             return plan.notes[0]
         return f"rolled back {len(done)} migration(s) to {target} in {format_seconds(seconds)}: {', '.join(done)}"
-    notes = "".join(f"; {note}" for note in plan.notes if note.startswith("the database is at"))
+    notes = "".join(f"; {note}" for note in plan.notes if note.startswith(("the database is at", HELD)))
     return (f"applied {len(done)} migration(s) in {format_seconds(seconds)}"
             + (f": {', '.join(done)}" if done else "") + f"; {plan.already} already applied" + notes)
 
 
-def _dry_run(db: Driver, ledger: Ledger, folder: Folder, target: str | None) -> int:
+def _dry_run(db: Driver, ledger: Ledger, folder: Folder, args: argparse.Namespace) -> int:
+    target = args.to
     try:
-        plan = _plan(db, ledger, folder, target)
+        plan = _plan(db, ledger, folder, args)
     except PlanError as exc:
         return finish(exc.code, f"migrate: {exc.message}")
     verb = "roll back" if target is not None else "apply"

@@ -30,6 +30,8 @@ _DBMATE_DOWN = re.compile(r"(?m)^--\s*migrate:down(\s*$|\s+\S+)")
 _DBMATE_ANY = re.compile(r"(?m)^--\s*migrate:(up|down)\b")
 # A plain file marks itself non-transactional with this line among its first comment lines.
 PLAIN_NO_TRANSACTION = "-- initpipeline:no-transaction"
+# A file of any layout marks itself for after the rollout (no Pod of the old version left) the same way.
+AFTER_ROLLOUT = "-- initpipeline:after-rollout"
 
 
 class FolderError(Exception):
@@ -53,6 +55,7 @@ class Part:
 
     sql: str
     transactional: bool = True
+    line: int = 1  # where it starts in its file
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class Migration:
     down: tuple[Part, ...] = ()
     down_checksum: str = ""
     repeatable: bool = False  # Flyway R__ files
+    after_rollout: bool = False  # marked AFTER_ROLLOUT: applied by --when after-rollout only
 
 
 @dataclass(frozen=True)
@@ -205,7 +209,7 @@ def _golang_migrate(files: list[SqlFile]) -> Folder:
             version=str(version), order=(version,), rank=(version,), name=up.name,
             description=_GM_NAME.match(up.name).group(2),  # type: ignore[union-attr]
             up=(Part(up.text),), down_name=down.name if down else "",
-            down=(Part(down.text),) if down else ()))
+            down=(Part(down.text),) if down else (), after_rollout=marked(up.text, AFTER_ROLLOUT)))
     return Folder(GOLANG_MIGRATE, tuple(migrations))
 
 
@@ -269,7 +273,8 @@ def _flyway_migration(f: SqlFile, conf: dict[str, SqlFile], order: tuple[Any, ..
         checksum=str(flyway_checksum(f.raw)),
         down_name=down.name if down else "",
         down=(Part(down.text, _flyway_transactional(down, conf)),) if down else (),
-        down_checksum=str(flyway_checksum(down.raw)) if down else "", repeatable=is_repeatable)
+        down_checksum=str(flyway_checksum(down.raw)) if down else "", repeatable=is_repeatable,
+        after_rollout=marked(f.text, AFTER_ROLLOUT))
 
 
 def _flyway_transactional(f: SqlFile, conf: dict[str, SqlFile]) -> bool:
@@ -306,7 +311,8 @@ def _dbmate(files: list[SqlFile]) -> Folder:
         version = _dbmate_version(f.name)
         ups, downs = _dbmate_sections(f)
         migrations.append(Migration(version=version, order=(f.name,), rank=(int(version),), name=f.name,
-                                    description=f.name, up=ups, down_name=f.name, down=downs))
+                                    description=f.name, up=ups, down_name=f.name, down=downs,
+                                    after_rollout=marked(f.text, AFTER_ROLLOUT)))
     return Folder(DBMATE, tuple(migrations))
 
 
@@ -334,8 +340,9 @@ def _dbmate_sections(f: SqlFile) -> tuple[tuple[Part, ...], tuple[Part, ...]]:
             raise FolderError(f"{f.name}: each '-- migrate:up' needs exactly one '-- migrate:down' after it "
                               f"(section {i + 1} has {len(down_marks)})")
         up_text, down_text = section[:down_marks[0].start()], section[down_marks[0].start():]
-        ups.append(Part(up_text, _dbmate_transaction(f.name, up_text)))
-        downs.append(Part(down_text, _dbmate_transaction(f.name, down_text)))
+        up_line = text.count("\n", 0, start) + 1
+        ups.append(Part(up_text, _dbmate_transaction(f.name, up_text), up_line))
+        downs.append(Part(down_text, _dbmate_transaction(f.name, down_text), up_line + up_text.count("\n")))
     return tuple(ups), tuple(downs)  # dbmate rolls a file's sections back in file order too
 
 
@@ -364,15 +371,17 @@ def _plain(files: list[SqlFile]) -> Folder:
     for f in sorted(files, key=lambda f: natural_key(f.name)):
         migrations.append(Migration(version=f.name, order=natural_key(f.name), rank=natural_key(f.name),
                                     name=f.name, description=f.name,
-                                    up=(Part(f.text, not _plain_no_transaction(f.text)),),
-                                    checksum=hashlib.sha256(f.raw).hexdigest()))
+                                    up=(Part(f.text, not marked(f.text, PLAIN_NO_TRANSACTION)),),
+                                    checksum=hashlib.sha256(f.raw).hexdigest(),
+                                    after_rollout=marked(f.text, AFTER_ROLLOUT)))
     return Folder(PLAIN, tuple(migrations))
 
 
-def _plain_no_transaction(text: str) -> bool:
+def marked(text: str, marker: str) -> bool:
+    """Whether the marker line is among the file's first comment lines (before any statement)."""
     for line in text.splitlines():
         line = line.strip()
-        if line.lower() == PLAIN_NO_TRANSACTION:
+        if line.lower() == marker:
             return True
         if line and not line.startswith("--"):
             return False

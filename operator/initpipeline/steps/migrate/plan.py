@@ -21,6 +21,8 @@ from .layouts import (
     version_rank,
 )
 
+HELD = "held for after the rollout"
+
 
 class PlanError(Exception):
     def __init__(self, code: Exit, message: str):
@@ -90,6 +92,18 @@ def plan_migrate(folder: Folder, history: History) -> Plan:
         notes += skipped
         pending += [m for m in folder.repeatables if history.repeatables.get(m.description) != m.checksum]
     return Plan(tuple(Action(m, False, m.up, m.name) for m in pending), already, tuple(notes))
+
+
+def before_rollout(plan: Plan) -> Plan:
+    """What runs before the rollout: the actions up to the first file marked after-rollout, which waits with
+    every file after it, so versions still apply in order."""
+    held = next((i for i, action in enumerate(plan.actions) if action.migration.after_rollout), None)
+    if held is None:
+        return plan
+    waiting = plan.actions[held:]
+    note = (f"{HELD}: {waiting[0].file} (marked after-rollout)"
+            + (f" and the {len(waiting) - 1} file(s) after it" if len(waiting) > 1 else ""))
+    return Plan(plan.actions[:held], plan.already, (*plan.notes, note))
 
 
 def _migrate_golang(folder: Folder, history: History) -> Plan:
