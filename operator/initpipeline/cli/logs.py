@@ -28,8 +28,9 @@ class Section:
 
 def sections(pipeline: Obj, only_step: str | None, part: str = "pod") -> list[Section]:
     """The containers to show, in order. A workload's Pods run the every-Pod steps (part "pod");
-    its once-steps Job runs the once-steps and the waits before them (part "once")."""
-    from ..core.build import job_steps, pod_steps
+    its once-steps Job runs the once-steps and the waits before them (part "once"), its after-rollout Job
+    the after-rollout steps and the waits before them (part "after")."""
+    from ..core.build import after_steps, job_steps, pod_steps
 
     spec = pipeline["spec"]
     steps = spec["steps"]
@@ -38,8 +39,8 @@ def sections(pipeline: Obj, only_step: str | None, part: str = "pod") -> list[Se
         raise CommandError(f"--step: {only_step!r} is not a step of {pipeline['metadata']['name']} "
                            f"(steps: {', '.join(step_names)})", EXIT_USAGE)
     kind = views.workload_kind(spec)
-    here = {s["name"] for s in (job_steps(spec) if part == "once" else
-                                steps if kind == "Pod" else pod_steps(spec))}
+    chosen = {"once": job_steps, "after": after_steps}.get(part)
+    here = {s["name"] for s in (chosen(spec) if chosen else steps if kind == "Pod" else pod_steps(spec))}
     found = [Section(s["name"], f"step {i + 1}/{len(steps)} {s['name']} ({views.step_kind(s)}"
                      f"{', once' if views.is_once(s, kind) else ''})", True)
              for i, s in enumerate(steps) if s["name"] in here and only_step in (None, s["name"])]
@@ -157,9 +158,10 @@ def _workload_logs(args: argparse.Namespace, kube: Kube, pipeline: Obj, out: Tex
     that revision (a stuck one if there is one, else the first by name)."""
     once_part = sections(pipeline, args.step, "once")
     pod_part = sections(pipeline, args.step, "pod")
+    after_part = sections(pipeline, args.step, "after")
     if args.pod:
         role = (kube.pod(args.pod)["metadata"].get("labels") or {}).get(names.LABEL_ROLE)
-        wanted = once_part if role == "once" else pod_part
+        wanted = {"once": once_part, "after": after_part}.get(str(role), pod_part)
         printer = LogPrinter(out, args.output, args.pod)
         if not args.follow:
             _print_logs(kube, args.pod, wanted, printer)
@@ -182,16 +184,17 @@ def _workload_logs(args: argparse.Namespace, kube: Kube, pipeline: Obj, out: Tex
             _print_logs(kube, job_pod, once_part, printer)
         elif _follow(kube, job_pod, once_part, printer) != EXIT_READY:
             return EXIT_FAILED  # the once-steps failed: no Pod of this revision will start
-    if not pod_part:
-        return EXIT_READY
-    app_pod = _wait_for(kube, args, pipeline, _app_pod, "no Pod of its current revision exists")
-    if app_pod is None:
-        return EXIT_READY
-    printer = LogPrinter(out, args.output, app_pod)
-    if not args.follow:
-        _print_logs(kube, app_pod, pod_part, printer)
-        return EXIT_READY
-    return _follow(kube, app_pod, pod_part, printer)
+    if pod_part:
+        app_pod = _wait_for(kube, args, pipeline, _app_pod, "no Pod of its current revision exists")
+        if app_pod is not None:
+            printer = LogPrinter(out, args.output, app_pod)
+            if args.follow:
+                return _follow(kube, app_pod, pod_part, printer)  # the app runs on: nothing comes after it
+            _print_logs(kube, app_pod, pod_part, printer)
+    after_pod = _after_pod(kube, status) if after_part else None
+    if after_pod:
+        _print_logs(kube, after_pod, after_part, LogPrinter(out, args.output, after_pod))
+    return EXIT_READY
 
 
 def _job_pod(kube: Kube, status: Obj) -> str | None:
@@ -199,6 +202,15 @@ def _job_pod(kube: Kube, status: Obj) -> str | None:
     if once.get("revision") != status.get("revision") or not once.get("pod"):
         return None
     return str(once["pod"]) if once["pod"] in kube.pod_names(f"{names.LABEL_ROLE}=once,{status['selector']}") \
+        else None
+
+
+def _after_pod(kube: Kube, status: Obj) -> str | None:
+    """The Pod of the current revision's after-rollout Job, while it exists."""
+    after = status.get("afterRollout") or {}
+    if after.get("revision") != status.get("revision") or not after.get("pod"):
+        return None
+    return str(after["pod"]) if after["pod"] in kube.pod_names(f"{names.LABEL_ROLE}=after,{status['selector']}") \
         else None
 
 

@@ -90,6 +90,12 @@ def _summary(pipeline: Obj, status: Obj, paint: Paint) -> list[str]:
         where = f"Job {once.get('job')}" + (f", Pod {once['pod']}" if once.get("pod") else "")
         lines.append(f"Once-steps:  {paint(str(once.get('state')), STATE_COLOURS.get(str(once.get('state')), ''))}"
                      f"   ({where})")
+    after = status.get("afterRollout") or {}
+    if after:
+        where = f"Job {after.get('job')}" + (f", Pod {after['pod']}" if after.get("pod") else "")
+        state = str(after.get("state"))
+        lines.append(f"After rollout: {paint(state, STATE_COLOURS.get(state, ''))}   ({where})"
+                     + (f": {after['message']}" if state in ("Waiting", "Failed") and after.get("message") else ""))
     if status.get("podName"):
         lines.append(f"Pod:         {status['podName']}")
     if status.get("message"):
@@ -189,7 +195,7 @@ def _troubles(status: Obj, paint: Paint) -> list[str]:
 def _pods_cell(step: Obj) -> str:
     """A workload step's spread over the Pods: 'once' for a once-step, else e.g. '2 done, 1 running'."""
     if step.get("once"):
-        return "once"
+        return "after rollout" if step.get("when") == "AfterRollout" else "once"
     counts = step.get("pods") or {}
     parts = [f"{counts[key]} {key}" for key in ("done", "running", "waiting", "failed") if counts.get(key)]
     return ", ".join(parts) or "-"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from ..spec import names, views
@@ -24,7 +25,9 @@ DATABASE_URL_ENV = "INITPIPELINE_DATABASE_URL"
 RUNNER_UID = 65532
 STEP_VOLUME_PREFIX = "ipl-"  # the volumes that the steps bring (scratch space, a CA, SQL files)
 REVISION_LENGTH = 7  # "<name>-once-<revision>" stays a 63-character Job name for a 50-character pipeline
-ROLE_APP, ROLE_ONCE = "app", "once"
+ROLE_APP, ROLE_ONCE, ROLE_AFTER = "app", "once", "after"
+# When a step runs, for what its program is told: no rollout (kind Pod), or before or after a rollout
+NO_ROLLOUT, BEFORE_ROLLOUT, AFTER_ROLLOUT = "none", "before-rollout", "after-rollout"
 # What a once-steps Job's Pod takes over from the app's template: where and as whom it runs.
 JOB_POD_FIELDS = ("serviceAccountName", "automountServiceAccountToken", "imagePullSecrets", "nodeSelector",
                   "affinity", "tolerations", "securityContext", "priorityClassName", "runtimeClassName",
@@ -65,6 +68,11 @@ def once_job_name(pipeline_name: str, rev: str) -> str:
     return f"{pipeline_name}-once-{rev}"
 
 
+def after_job_name(pipeline_name: str, rev: str) -> str:
+    """The Job of a revision's after-rollout steps."""
+    return f"{pipeline_name}-after-{rev}"
+
+
 def pod_steps(spec: Obj) -> list[Obj]:
     """The steps that run in every Pod, as init containers."""
     kind = views.workload_kind(spec)
@@ -72,13 +80,21 @@ def pod_steps(spec: Obj) -> list[Obj]:
 
 
 def job_steps(spec: Obj) -> list[Obj]:
-    """The steps of the once-steps Job: the once-steps, and before the last of them the waits and
-    sidecars that they may depend on (a database must be up, a proxy running). Empty: no Job."""
+    """The steps of the once-steps Job: the once-steps that run before the rollout, and before the last of
+    them the waits and sidecars that they may depend on (a database must be up, a proxy running). Empty: no Job."""
     kind = views.workload_kind(spec)
-    steps = spec["steps"]
-    last = max((i for i, s in enumerate(steps) if views.is_once(s, kind)), default=-1)
-    return [s for s in steps[:last + 1]
-            if views.is_once(s, kind) or step_kind(s) in names.WAIT_KINDS or is_sidecar(s)]
+    return _with_dependencies(spec["steps"], lambda s: views.is_once(s, kind) and not views.after_rollout(s))
+
+
+def after_steps(spec: Obj) -> list[Obj]:
+    """The steps of the after-rollout Job: the steps with `when: AfterRollout`, and the waits and sidecars
+    before the last of them. Empty: no such Job."""
+    return _with_dependencies(spec["steps"], views.after_rollout)
+
+
+def _with_dependencies(steps: list[Obj], chosen: Callable[[Obj], bool]) -> list[Obj]:
+    last = max((i for i, s in enumerate(steps) if chosen(s)), default=-1)
+    return [s for s in steps[:last + 1] if chosen(s) or step_kind(s) in names.WAIT_KINDS or is_sidecar(s)]
 
 
 def selector_labels(pipeline: Obj) -> dict[str, str]:
@@ -104,17 +120,17 @@ def _own_labels(pipeline: Obj, role: str, rev: str | None = None) -> dict[str, s
 
 
 def init_pod_spec(pod_spec: Obj, steps: list[Obj], runner_image: str, keep_volumes: bool = True,
-                   app_containers: list[Obj] | None = None, rollout: bool = True) -> Obj:
+                   app_containers: list[Obj] | None = None, phase: str = BEFORE_ROLLOUT) -> Obj:
     """A Pod spec with one init container per step, and the volumes they need. Without
     keep_volumes only the template's volumes that the steps mount are kept (the Job's case).
-    app_containers: where imageFrom looks (default: pod_spec's own containers). rollout: the steps run
-    while an older version may still serve (a workload's rollout; not kind Pod)."""
+    app_containers: where imageFrom looks (default: pod_spec's own containers). phase: when the steps run,
+    before a rollout (an older version may still serve), after it, or with no rollout (kind Pod)."""
     volumes: list[Obj] = []
     init_containers: list[Obj] = []
     apps = app_containers if app_containers is not None else pod_spec.get("containers") or []
     job_volumes = None if keep_volumes else {str(v.get("name")) for v in _objects(pod_spec.get("volumes"))}
     for index, step in enumerate(with_app_images(steps, apps, job_volumes)):
-        container, extra_volumes = build_step_container(step, index, runner_image, rollout)
+        container, extra_volumes = build_step_container(step, index, runner_image, phase)
         init_containers.append(container)
         volumes.extend(extra_volumes)
     if any(step_kind(s) in names.BUILTIN_KINDS for s in steps):
@@ -145,7 +161,7 @@ def build_pod(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE) -> 
     name, generation = meta["name"], int(meta.get("generation", 1))
     template = copy.deepcopy(spec["template"])
     tmeta: Obj = template.get("metadata", {}) or {}
-    pod_spec = init_pod_spec(template.get("spec", {}), spec["steps"], runner_image, rollout=False)
+    pod_spec = init_pod_spec(template.get("spec", {}), spec["steps"], runner_image, phase=NO_ROLLOUT)
     pod_spec["restartPolicy"] = restart_policy(spec)
 
     labels = {**(tmeta.get("labels") or {}), **_own_labels(pipeline, ROLE_APP),
@@ -192,22 +208,35 @@ def build_workload(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE
 
 
 def build_once_job(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE, rev: str | None = None) -> Obj | None:
-    """The Job that runs the once-steps of this revision, or None when there are none.
+    """The Job that runs the once-steps of this revision before its rollout, or None when there are none.
 
     One Pod, never retried and never replaced while a Pod of it still exists (podReplacementPolicy
     Failed), so that the steps cannot overlap themselves. Its init containers are the steps; its
     one container only marks the end.
     """
-    meta, spec = pipeline["metadata"], pipeline["spec"]
-    steps = job_steps(spec)
+    rev = rev or revision(pipeline["spec"])
+    name = once_job_name(pipeline["metadata"]["name"], rev)
+    return _steps_job(pipeline, job_steps(pipeline["spec"]), name, ROLE_ONCE, rev, BEFORE_ROLLOUT, runner_image)
+
+
+def build_after_job(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE) -> Obj | None:
+    """The Job that runs this revision's after-rollout steps once it is rolled out, or None when there are
+    none; made as the once-steps Job is."""
+    rev = revision(pipeline["spec"])
+    name = after_job_name(pipeline["metadata"]["name"], rev)
+    return _steps_job(pipeline, after_steps(pipeline["spec"]), name, ROLE_AFTER, rev, AFTER_ROLLOUT, runner_image)
+
+
+def _steps_job(pipeline: Obj, steps: list[Obj], name: str, role: str, rev: str, phase: str,
+               runner_image: str) -> Obj | None:
+    spec = pipeline["spec"]
     if not steps:
         return None
-    rev = rev or revision(spec)
     template = copy.deepcopy(spec["template"])
     app_spec: Obj = template.get("spec", {})
     pod_spec = {key: app_spec[key] for key in JOB_POD_FIELDS if key in app_spec}
     pod_spec = init_pod_spec({**pod_spec, "volumes": app_spec.get("volumes", [])}, steps, runner_image,
-                              keep_volumes=False, app_containers=app_spec.get("containers") or [])
+                              keep_volumes=False, app_containers=app_spec.get("containers") or [], phase=phase)
     pod_spec["restartPolicy"] = "Never"
     pod_spec["containers"] = [{
         "name": names.JOB_DONE_CONTAINER, "image": runner_image, "imagePullPolicy": "IfNotPresent",
@@ -215,7 +244,7 @@ def build_once_job(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE
         "resources": copy.deepcopy(names.DEFAULT_STEP_RESOURCES),
         "securityContext": copy.deepcopy(RUNNER_SECURITY_CONTEXT),
     }]
-    labels = _own_labels(pipeline, ROLE_ONCE, rev)
+    labels = _own_labels(pipeline, role, rev)
     job_spec: Obj = {
         "parallelism": 1, "completions": 1, "backoffLimit": 0, "podReplacementPolicy": "Failed",
         "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
@@ -223,15 +252,15 @@ def build_once_job(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE
     if spec.get("activeDeadlineSeconds"):
         job_spec["activeDeadlineSeconds"] = int(spec["activeDeadlineSeconds"])
     return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": _object_meta(pipeline, once_job_name(meta["name"], rev), labels), "spec": job_spec}
+            "metadata": _object_meta(pipeline, name, labels), "spec": job_spec}
 
 
 def render(pipeline: Obj, runner_image: str = names.DEFAULT_RUNNER_IMAGE) -> list[Obj]:
     """Everything a validated pipeline expands into: its Pod, or its workload and once-steps Job."""
     if views.workload_kind(pipeline["spec"]) == "Pod":
         return [build_pod(pipeline, runner_image)]
-    job = build_once_job(pipeline, runner_image)
-    return [build_workload(pipeline, runner_image), *([job] if job else [])]
+    jobs = [job for job in (build_once_job(pipeline, runner_image), build_after_job(pipeline, runner_image)) if job]
+    return [build_workload(pipeline, runner_image), *jobs]
 
 
 # What a step with imageFrom takes from its app container, so that it runs as the app does (Django's settings
@@ -294,8 +323,9 @@ def merge_by(base: list[Obj], own: list[Obj], key: str) -> list[Obj]:
     return [copy.deepcopy(e) for e in base if str(e.get(key)) not in taken] + [copy.deepcopy(e) for e in own]
 
 
-def build_step_container(step: Obj, index: int, runner_image: str, rollout: bool = True) -> tuple[Obj, list[Obj]]:
-    """The init container for one step and any volumes it needs (rollout: see init_pod_spec)."""
+def build_step_container(step: Obj, index: int, runner_image: str,
+                         phase: str = BEFORE_ROLLOUT) -> tuple[Obj, list[Obj]]:
+    """The init container for one step and any volumes it needs (phase: see init_pod_spec)."""
     kind = step_kind(step)
     if kind == "container":
         as_given: Obj = {"name": step["name"], **copy.deepcopy(step["container"])}
@@ -309,7 +339,7 @@ def build_step_container(step: Obj, index: int, runner_image: str, rollout: bool
     if kind == "waitForObject":
         args, env, mounts, volumes = _object_wait_args(body, step["name"])
     elif kind == "migration":
-        args, env, mounts, volumes = _migrate_args(body, index, rollout)
+        args, env, mounts, volumes = _migrate_args(body, index, phase)
     else:
         args, env, mounts, volumes = builders[kind](body, index)
     container: Obj = {
@@ -408,7 +438,7 @@ def _object_wait_args(body: Obj, step_name: str) -> Parts:
 _LINT_POLICIES = {"Block": "block", "Warn": "warn", "Disabled": "off"}
 
 
-def _migrate_args(body: Obj, index: int, rollout: bool) -> Parts:
+def _migrate_args(body: Obj, index: int, phase: str) -> Parts:
     volume_name = f"{STEP_VOLUME_PREFIX}s{index}-sql"
     args = [
         "migrate", "--sql-dir", SQL_DIR, "--database-url-env", DATABASE_URL_ENV,
@@ -419,10 +449,11 @@ def _migrate_args(body: Obj, index: int, rollout: bool) -> Parts:
     ]
     if body["sql"].get("statementTimeoutSeconds"):
         args += ["--statement-timeout", str(body["sql"]["statementTimeoutSeconds"])]
-    # an older version serves during a rollout; kind Pod has none, so its runner applies every file at once
-    args += ["--lint", _LINT_POLICIES[body["sql"].get("lint") or ("Block" if rollout else "Warn")]]
-    if not rollout:
-        args += ["--when", "after-rollout"]
+    # an older version serves before a rollout's end; kind Pod has no rollout, so its runner applies every
+    # file at once (as after a rollout), and says what would break
+    args += ["--lint", _LINT_POLICIES[body["sql"].get("lint") or ("Warn" if phase == NO_ROLLOUT else "Block")]]
+    if phase != BEFORE_ROLLOUT:
+        args += ["--when", AFTER_ROLLOUT]
     # Without these the runner detects the layout and uses that layout's own history table.
     for option, value in (("--layout", body["sql"].get("layout")), ("--history-table", body.get("historyTable")),
                           ("--to", body["sql"].get("rollbackTo"))):

@@ -44,6 +44,7 @@ class StepStatus(TypedDict, total=False):
     # a workload's: how many Pods are where, or the single run of a once-step
     pods: dict[str, int]
     once: bool
+    when: str  # AfterRollout: the step runs in the after-rollout Job
     job: str
     pod: str
     lockWaits: dict[str, float]  # a migration's: times it gave way to table locks, seconds it waited in all
@@ -282,10 +283,10 @@ def _and(message: str, trouble: Condition) -> str:
 
 def merge_conditions(previous: list[Obj] | None, values: dict[str, Condition],
                      generation: int, now: str) -> list[Obj]:
-    """Standard conditions; lastTransitionTime moves only when status flips."""
+    """Standard conditions (and any other that values has); lastTransitionTime moves only when status flips."""
     old = {c.get("type"): c for c in previous or []}
     out: list[Obj] = []
-    for ctype in CONDITION_TYPES:
+    for ctype in (*CONDITION_TYPES, *(t for t in values if t not in CONDITION_TYPES)):
         ok, reason, message = values[ctype]
         status = "True" if ok else "False"
         before = old.get(ctype)

@@ -55,4 +55,22 @@ def publication(pod_pipeline: bool, previous: Obj, status: Obj, now: float, last
     if status["phase"] != previous.get("phase"):
         etype = "Warning" if status["phase"] == "Failed" else "Normal"
         out.events.append((etype, f"Pipeline{status['phase']}", status["message"]))
+    out.events += after_rollout_events(previous.get("afterRollout"), status.get("afterRollout"))
     return out
+
+
+def after_rollout_events(before: Obj | None, after: Obj | None) -> list[Event]:
+    """The Events of the after-rollout run's phases: the rollout over and the Job started, then its end."""
+    if not after:
+        return []
+    was = (before or {}).get("state") if (before or {}).get("revision") == after.get("revision") else None
+    state = after.get("state")
+    events: list[Event] = []
+    if state in ("Running", "Succeeded", "Failed") and was in (None, "Waiting"):
+        events.append(("Normal", "AfterRolloutStarted", f"revision {after.get('revision')} is rolled out: "
+                                                        f"after-rollout steps started in Job {after.get('job')}"))
+    if state != was and state == "Succeeded":
+        events.append(("Normal", "AfterRolloutSucceeded", str(after.get("message"))))
+    elif state != was and state == "Failed":
+        events.append(("Warning", "AfterRolloutFailed", str(after.get("message"))))
+    return events

@@ -1,9 +1,10 @@
 """Deployment and StatefulSet pipelines: what to create or replace, and their status (pure: no I/O).
 
-A revision's once-steps run in one Job before the workload's template moves to that revision. The
-planner decides from what the watches show (the workload, the pipeline's Jobs) and from what the
-status already records (a revision whose once-steps succeeded never runs them again, even when its
-Job is gone).
+A revision's once-steps run in one Job before the workload's template moves to that revision, and its
+after-rollout steps in another once that revision is rolled out: every Pod of it ready and none of an
+older one left. The planner decides from what the watches show (the workload, its Pods, the pipeline's
+Jobs) and from what the status already records (a revision whose steps succeeded never runs them again,
+even when its Job is gone).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ..spec import names, views
 from ..spec.names import Obj
-from .build import once_job_name, revision
+from .build import ROLE_APP, after_job_name, once_job_name, revision
 
 ANNOTATION_SPEC_HASH = f"{names.GROUP}/spec-hash"
 
@@ -54,18 +55,19 @@ class Plan:
     waiting_for_job: str | None = None  # a Job of an earlier revision that still runs
     job: Obj | None = None  # this revision's Job, as observed
     rolled: bool = False  # the workload runs (or is being set to) this revision
+    rolled_out: bool = False  # every Pod of this revision is ready, and no Pod of an older one is left
+    after_job: Obj | None = None  # this revision's after-rollout Job, as observed
+    create_after_job: bool = False
 
 
 def plan(spec: Obj, desired: Obj, job_needed: bool, workload: Obj | None, jobs: list[Obj],
-         previous: Obj) -> Plan:
+         previous: Obj, pods: list[Obj] | None = None, after_needed: bool = False) -> Plan:
     rev = revision(spec)
     name = desired["metadata"]["name"]
-    out = Plan(rev, job=next((j for j in jobs if j["metadata"]["name"] == once_job_name(name, rev)), None))
-    once = previous.get("once") or {}
-    done_before = once.get("revision") == rev and once.get("state") == "Succeeded"
+    out = Plan(rev, job=next((j for j in jobs if j["metadata"]["name"] == once_job_name(name, rev)), None),
+               after_job=next((j for j in jobs if j["metadata"]["name"] == after_job_name(name, rev)), None))
     at_rev = workload_revision(workload) == rev
-    job_done = out.job is not None and job_state(out.job) == "Complete"
-    if job_needed and not (at_rev or done_before or job_done):
+    if job_needed and not (at_rev or _once_done(out, previous)):
         if out.job is None:
             # never two once-step runs at a time: an earlier revision's Job is left to finish first
             running = [j["metadata"]["name"] for j in jobs if job_state(j) == "Active"]
@@ -77,7 +79,46 @@ def plan(spec: Obj, desired: Obj, job_needed: bool, workload: Obj | None, jobs: 
     if at_rev or out.write_workload:
         out.delete_jobs = [j["metadata"]["name"] for j in jobs
                            if _job_revision(j) != rev and job_state(j) != "Active"]
+    out.rolled_out = out.write_workload is None and rolled_out(workload, pods or [], rev)
+    out.create_after_job = after_needed and _after_due(out, jobs, previous)
     return out
+
+
+def _once_done(out: Plan, previous: Obj) -> bool:
+    """Whether the revision's once-steps succeeded: its Job completed, or the status says so (the Job may be gone)."""
+    once = previous.get("once") or {}
+    if once.get("revision") == out.revision and once.get("state") == "Succeeded":
+        return True
+    return out.job is not None and job_state(out.job) == "Complete"
+
+
+def _after_due(out: Plan, jobs: list[Obj], previous: Obj) -> bool:
+    """Whether this pass starts the revision's after-rollout Job: rolled out, not run yet (a deleted failed
+    Job runs again), and no Job still running (never two step runs at a time)."""
+    if not out.rolled_out or out.after_job is not None:
+        return False
+    after = previous.get("afterRollout") or {}
+    ran = after.get("revision") == out.revision and after.get("state") == "Succeeded"
+    return not ran and not any(job_state(j) == "Active" for j in jobs)
+
+
+def rolled_out(workload: Obj | None, pods: list[Obj], rev: str) -> bool:
+    """Whether the workload's rollout to rev is over: its controller saw the spec, every desired Pod is of
+    rev and available, and no app Pod of another revision is left (not even one that terminates)."""
+    if workload is None or workload_revision(workload) != rev:
+        return False
+    meta, wstatus = workload["metadata"], workload.get("status") or {}
+    desired = int((workload.get("spec") or {}).get("replicas", 1))
+    if int(wstatus.get("observedGeneration") or 0) < int(meta.get("generation") or 1):
+        return False
+    counts = [int(wstatus.get(key) or 0) for key in ("replicas", "updatedReplicas", "readyReplicas")]
+    available = int(wstatus.get("availableReplicas", wstatus.get("readyReplicas")) or 0)
+    if counts != [desired] * 3 or available < desired:
+        return False
+    if workload.get("kind") == "StatefulSet" and wstatus.get("currentRevision") != wstatus.get("updateRevision"):
+        return False
+    app = [p for p in pods if (p["metadata"].get("labels") or {}).get(names.LABEL_ROLE) == ROLE_APP]
+    return all((p["metadata"].get("labels") or {}).get(names.LABEL_REVISION) == rev for p in app)
 
 
 def _workload_write(desired: Obj, workload: Obj | None) -> str | None:

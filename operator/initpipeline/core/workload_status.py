@@ -8,7 +8,16 @@ from typing import Any
 
 from ..spec import names, views
 from ..spec.names import Obj
-from .build import job_steps, once_job_name, pod_steps, selector_text
+from .build import (
+    ROLE_AFTER,
+    ROLE_ONCE,
+    after_job_name,
+    after_steps,
+    job_steps,
+    once_job_name,
+    pod_steps,
+    selector_text,
+)
 from .pod_status import (
     NOT_SO,
     STUCK_REASONS,
@@ -177,6 +186,69 @@ def _once_failure(entries: list[Obj], d: Derived, job: Obj | None, job_name: str
     return Condition(True, "OnceStepFailed", f"once-steps of revision {revision} failed in Job {job_name}: {msg}")
 
 
+@dataclass
+class AfterView:
+    """The after-rollout steps' run as the status shows it."""
+
+    entries: list[Obj]  # their status.steps entries
+    block: Obj  # status.afterRollout
+    condition: Condition  # AfterRollout: True once they succeeded for this revision
+
+
+def after_view(name: str, steps_spec: list[Obj], plan_: Plan, pods: list[Obj], previous: Obj) -> AfterView:
+    """Where the after-rollout steps of the plan's revision stand: waiting for the rollout, running in their
+    Job, or done; a failure is the pipeline's Degraded, never its Failed (the new version serves)."""
+    rev, job = plan_.revision, plan_.after_job
+    job_name = after_job_name(name, rev)
+    after_names = [s["name"] for s in steps_spec if views.after_rollout(s)]
+    before: Obj = previous.get("afterRollout") or {}
+    if job is None and before.get("revision") == rev and before.get("state") == "Succeeded":
+        kept = {s["name"]: s for s in previous.get("steps") or [] if s["name"] in after_names}
+        entries = [kept.get(n) or {"name": n, "state": "Succeeded", "once": True, "when": names.AFTER_ROLLOUT}
+                   for n in after_names]
+        return AfterView(entries, dict(before), Condition(True, "AfterRolloutSucceeded", str(before.get("message"))))
+    pod = _job_pod(pods, ROLE_AFTER, rev) if job is not None else None
+    d = derive(steps_spec, pod)
+    by_name = {s["name"]: s for s in d.steps}
+    entries = [{**by_name[n], "once": True, "when": names.AFTER_ROLLOUT, "job": job_name} for n in after_names]
+    block: Obj = {"revision": rev, "job": job_name, "pod": None, "currentStep": None, "startedAt": None,
+                  "finishedAt": None}
+    if job is None:
+        state, message = "Waiting", f"waiting for revision {rev} to roll out: every Pod ready, none of an older one"
+    else:
+        state = {"Complete": "Succeeded", "Failed": "Failed"}.get(job_state(job), "Running")
+        message = _after_message(state, d, job, job_name, rev)
+        block.update(startedAt=job["metadata"].get("creationTimestamp"), pod=(pod or {}).get("metadata", {}).get(
+            "name"), finishedAt=_job_finished(job), currentStep=d.current_step if state == "Running" else None)
+        if state == "Succeeded":
+            for entry in entries:
+                entry["state"] = "Succeeded"
+    block.update(state=state, message=message)
+    reasons = {"Succeeded": "AfterRolloutSucceeded", "Failed": "AfterRolloutFailed", "Running": "AfterRolloutRunning"}
+    return AfterView(entries, block, Condition(state == "Succeeded", reasons.get(state, "RollingOut"), message))
+
+
+def _after_message(state: str, d: Derived, job: Obj, job_name: str, rev: str) -> str:
+    if state == "Succeeded":
+        return f"after-rollout steps of revision {rev} succeeded in Job {job_name}"
+    if state == "Running":
+        return f"after-rollout steps of revision {rev} run in Job {job_name}: {d.message}"
+    failed_job = views.condition(job.get("status"), "Failed")
+    why = d.message if (d.phase == "Failed" or d.failed.holds or d.degraded.holds) else \
+        f"Job {job_name} failed: {failed_job.get('reason', 'Failed')}: {failed_job.get('message', '')}".rstrip(": ")
+    return (f"after-rollout steps of revision {rev} failed in Job {job_name}: {why}; the app serves on; delete "
+            "the Job to run them again")
+
+
+def _job_finished(job: Obj) -> str | None:
+    jstatus: Obj = job.get("status") or {}
+    if jstatus.get("completionTime"):
+        return str(jstatus["completionTime"])
+    failed = views.condition(jstatus, "Failed")
+    return str(failed["lastTransitionTime"]) if failed.get("status") == "True" and failed.get(
+        "lastTransitionTime") else None
+
+
 @dataclass(frozen=True)
 class Replicas:
     """What the workload's own status says about its Pods."""
@@ -220,7 +292,8 @@ def rollout_status(pipeline: Obj, plan_: Plan, replicas: Replicas | None, desire
     current, job_pod = _revision_pods(pods, plan_.revision)
     once = _once_steps_view(meta["name"], spec, job_steps(spec), plan_.job, job_pod, plan_, previous) \
         if job_steps(spec) else None
-    steps = _steps(spec, plan_, current, desired, once.entries if once else [])
+    after = after_view(meta["name"], after_steps(spec), plan_, pods, previous) if after_steps(spec) else None
+    steps = _steps(spec, plan_, current, desired, (once.entries if once else []) + (after.entries if after else []))
     looks = [(p, derive(pod_steps(spec), p)) for p in current]  # once per Pod, for both figures below
     stuck = stuck_pods(looks)
     if (once is not None and once.failure is not None) or not plan_.rolled or replicas is None:
@@ -229,6 +302,7 @@ def rollout_status(pipeline: Obj, plan_: Plan, replicas: Replicas | None, desire
         initialized_pods = sum(1 for p, d in looks
                                if not d.current_step and (p.get("status") or {}).get("phase") == "Running")
         stand = _rollout(plan_.revision, desired, replicas, steps, stuck, initialized_pods)
+    conditions = _conditions(stand, after)
     counts = replicas or Replicas(0, 0, 0, False)
     status: Obj = {
         "phase": stand.phase,
@@ -243,18 +317,29 @@ def rollout_status(pipeline: Obj, plan_: Plan, replicas: Replicas | None, desire
         "ready": f"{counts.ready}/{desired}",
         "selector": selector_text(pipeline),
         "steps": steps,
-        "conditions": merge_conditions(previous.get("conditions"), {
-            "Initialized": stand.initialized, "Ready": stand.ready, "Degraded": stand.degraded,
-            "Failed": stand.failed,
-        }, generation, now),
+        "conditions": merge_conditions(previous.get("conditions"), conditions, generation, now),
     }
     if once is not None:
         status["once"] = once.block
+    if after is not None:
+        status["afterRollout"] = after.block
     if stuck:
         status["stuckPods"] = stuck[:MAX_NAMED_PODS]
         status["stuckPodCount"] = len(stuck)
     status.update(extra or {})
     return status
+
+
+def _conditions(stand: Standing, after: AfterView | None) -> dict[str, Condition]:
+    """The standing's conditions, and AfterRollout where the spec has such steps: their failure degrades
+    the pipeline (unless something else already does), never fails it."""
+    conditions = {"Initialized": stand.initialized, "Ready": stand.ready, "Degraded": stand.degraded,
+                  "Failed": stand.failed}
+    if after is not None:
+        conditions["AfterRollout"] = after.condition
+        if after.condition.reason == "AfterRolloutFailed" and not stand.degraded.holds:
+            conditions["Degraded"] = Condition(True, "AfterRolloutFailed", after.condition.message)
+    return conditions
 
 
 def _stuck_condition(stuck: list[Obj]) -> Condition:
@@ -293,12 +378,16 @@ def _revision_pods(pods: list[Obj], revision: str) -> tuple[list[Obj], Obj | Non
     def labels(p: Obj) -> dict[str, str]:
         return dict(p["metadata"].get("labels") or {})
 
-    current = [p for p in pods if labels(p).get(names.LABEL_ROLE) != "once" and not p["metadata"].get(
-        "deletionTimestamp") and labels(p).get(names.LABEL_REVISION) == revision]
-    job_pod = next((p for p in sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
-                    if labels(p).get(names.LABEL_ROLE) == "once" and labels(p).get(names.LABEL_REVISION) == revision),
-                   None)
-    return current, job_pod
+    current = [p for p in pods if labels(p).get(names.LABEL_ROLE) not in (ROLE_ONCE, ROLE_AFTER)
+               and not p["metadata"].get("deletionTimestamp") and labels(p).get(names.LABEL_REVISION) == revision]
+    return current, _job_pod(pods, ROLE_ONCE, revision)
+
+
+def _job_pod(pods: list[Obj], role: str, revision: str) -> Obj | None:
+    """The oldest Pod of a revision's Job of this role."""
+    return next((p for p in sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+                 if (p["metadata"].get("labels") or {}).get(names.LABEL_ROLE) == role
+                 and (p["metadata"].get("labels") or {}).get(names.LABEL_REVISION) == revision), None)
 
 
 def _steps(spec: Obj, plan_: Plan, current: list[Obj], desired: int, once_entries: list[Obj]) -> list[Any]:

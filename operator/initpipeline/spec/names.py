@@ -59,6 +59,8 @@ DEFAULT_GIT_TIMEOUT = 300
 DEFAULT_GIT_DEPTH = 1
 # The once-steps Job's own container (it only marks the end): no step may take its name
 JOB_DONE_CONTAINER = "done"
+# A step's `when`: before its revision's Pods start (the default), or once they all serve and no older one is left
+BEFORE_ROLLOUT, AFTER_ROLLOUT = "BeforeRollout", "AfterRollout"
 DEFAULT_LOCK_TIMEOUT = 60  # the wait for another runner's migration lock
 # Table locks: how long one statement of a migration waits for a lock, and how long the runner retries
 # a file that gave way (the app's queries queue behind a waiting ALTER, so it must not wait long)

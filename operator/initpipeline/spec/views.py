@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from . import names
 from .names import STEP_KINDS, Obj
 
 
@@ -29,12 +30,19 @@ def attached(spec: Obj) -> Obj | None:
 
 def is_once(step: Obj, kind: str) -> bool:
     """Whether a step runs once per revision (in a Job) rather than in every Pod: `once` when set,
-    else true for migrations of a Deployment or StatefulSet."""
+    else true for migrations of a Deployment or StatefulSet, and for every step that runs after the rollout."""
     if kind == "Pod":
         return False
+    if after_rollout(step):
+        return True
     if "once" in step:
         return bool(step["once"])
     return "migration" in step
+
+
+def after_rollout(step: Obj) -> bool:
+    """Whether a step runs once its revision is rolled out (`when: AfterRollout`), in a Job of its own."""
+    return step.get("when") == names.AFTER_ROLLOUT
 
 
 def parse_time(value: str | None) -> dt.datetime | None:

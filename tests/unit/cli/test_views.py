@@ -172,6 +172,19 @@ def test_status_of_a_deployment_shows_replicas_once_steps_and_stuck_pods() -> No
     assert "  shop-a  step fetch-config: CrashLoopBackOff: 404" in lines
 
 
+def test_status_shows_the_after_rollout_run_and_its_steps() -> None:
+    doc = workload_pipeline()
+    rev = doc["status"]["revision"]
+    doc["status"]["afterRollout"] = {"revision": rev, "job": f"shop-after-{rev}", "state": "Waiting",
+                                     "message": f"waiting for revision {rev} to roll out"}
+    doc["status"]["steps"].append({"name": "contract", "kind": "migration", "state": "Waiting", "restartCount": 0,
+                                   "once": True, "when": "AfterRollout"})
+    lines = render_status(doc, NOW, Paint(False)).splitlines()
+    assert f"After rollout: Waiting   (Job shop-after-{rev}): waiting for revision {rev} to roll out" in lines
+    row = next(line for line in lines if line.startswith("contract"))
+    assert row.split()[:5] == ["contract", "migration", "Waiting", "after", "rollout"]
+
+
 def test_status_shows_what_each_object_wait_saw_last() -> None:
     doc = workload_pipeline()
     doc["status"]["objects"] = [

@@ -9,12 +9,13 @@ import yaml
 
 from initpipeline.core.build import build_once_job, build_workload, job_steps, pod_steps, revision
 from initpipeline.core.pod_status import derive
-from initpipeline.core.workload_plan import Plan, plan, spec_hash
+from initpipeline.core.workload_plan import Plan, plan
 from initpipeline.core.workload_status import aggregate_steps, stuck_pods, workload_status
 from initpipeline.spec import names
 from initpipeline.spec.validation import validate_pipeline
 from tests.cases import ROOT, deployment
 from tests.unit.pods import T0, T1, T2, crash_looping, done, failed, pending, pod, running
+from tests.unit.workloads import as_observed, desired_of, job, named
 
 Obj = dict[str, Any]
 NOW = "2026-11-22T10:01:00Z"
@@ -28,25 +29,6 @@ def sts() -> Obj:
     doc: Obj = yaml.safe_load((ROOT / "examples" / "workloads" / "postgres-statefulset.yaml").read_text())
     doc["metadata"].update(namespace="ns", uid="u2", generation=1)
     return doc
-
-
-def named(p: Obj, name: str, rev: str, role: str = "app") -> Obj:
-    p["metadata"].update(name=name, labels={names.LABEL_REVISION: rev, names.LABEL_ROLE: role, names.LABEL_UID: "u1"})
-    return p
-
-
-def job(name: str, rev: str, state: str | None = None) -> Obj:
-    conditions = [{"type": state, "status": "True"}] if state else []
-    return {"metadata": {"name": name, "labels": {names.LABEL_REVISION: rev}}, "status": {"conditions": conditions}}
-
-
-def as_observed(desired: Obj, generation: int = 1, ready: int = 0, updated: int = 0, total: int = 0) -> Obj:
-    observed = copy.deepcopy(desired)
-    observed["metadata"].update(generation=generation, resourceVersion="7")
-    observed["metadata"]["annotations"] = {"initpipeline.dev/spec-hash": spec_hash(desired)}
-    observed["status"] = {"observedGeneration": generation, "readyReplicas": ready, "updatedReplicas": updated,
-                          "replicas": total}
-    return observed
 
 
 # ---- building ----------------------------------------------------------------------------------------
@@ -119,12 +101,6 @@ def test_statefulset_keeps_its_claims_and_mounts_them_in_the_steps() -> None:
 
 def errors(doc: Obj) -> list[str]:
     return [str(e) for e in validate_pipeline(doc)]
-
-
-def desired_of(doc: Obj) -> Obj:
-    desired = build_workload(doc, "runner:1")
-    desired["metadata"]["annotations"] = {"initpipeline.dev/spec-hash": spec_hash(desired)}
-    return desired
 
 
 def test_a_new_pipeline_starts_the_job_and_not_the_workload() -> None:
