@@ -114,14 +114,14 @@ def test_contract_runs_after_the_rollout_once_and_a_failure_degrades(kube: Kube,
     eventually("2 replicas", lambda: status_of(kube, "shop").get("ready") == "2/2", timeout=120)
     assert [j["metadata"]["name"] for j in after_jobs(kube)].count(f"shop-after-{rev2}") == 1
 
-    # v3: a contract file that fails: the app serves on, the pipeline says Degraded
+    # v3 (3 replicas again): a contract file that fails: the app serves on, the pipeline says Degraded
     kube.apply([schema(V3), shop("v3")])
     failed = eventually("the failed contract", lambda: (s := status_of(kube, "shop")).get(
         "afterRollout", {}).get("state") == "Failed" and s, timeout=240)
     assert condition(failed, "Degraded")["status"] == "True"
     assert condition(failed, "Degraded")["reason"] == "AfterRolloutFailed"
     assert condition(failed, "Failed")["status"] == "False"
-    assert failed["phase"] == "Running" and failed["ready"] == "2/2"
+    assert failed["phase"] == "Running" and failed["ready"] == "3/3" and failed["revision"] not in (rev1, rev2)
     assert "no_such_column" in failed["afterRollout"]["message"]
-    assert len(app_pods(kube, "shop", role="app")) == 2
+    assert len(app_pods(kube, "shop", role="app")) == 3
     assert "AfterRolloutFailed" in [e["reason"] for e in kube.events("shop")]

@@ -144,6 +144,29 @@ def test_every_rule_of_the_crd_compiles_here() -> None:
         rules._program(rule)  # raises on what cel-python cannot parse
 
 
+# what a structural schema's node may hold (apiextensions.k8s.io/v1 JSONSchemaProps, as the CRD uses them)
+SCHEMA_KEYWORDS = {"type", "description", "properties", "items", "additionalProperties", "required", "enum",
+                   "default", "format", "pattern", "minimum", "maximum", "minLength", "maxLength", "minItems",
+                   "maxItems", "maxProperties", "nullable", "x-kubernetes-validations", "x-kubernetes-list-type",
+                   "x-kubernetes-list-map-keys", "x-kubernetes-preserve-unknown-fields",
+                   "x-kubernetes-int-or-string", "x-kubernetes-map-type", "anyOf"}
+
+
+def _schema_keys(schema: dict[str, Any], path: str = "") -> list[str]:
+    found = [f"{path}: {key}" for key in schema if key not in SCHEMA_KEYWORDS]
+    for key, sub in (schema.get("properties") or {}).items():
+        found += _schema_keys(sub, f"{path}.{key}")
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            found += _schema_keys(schema[key], f"{path}[]")
+    return found
+
+
+def test_every_node_of_the_crds_schema_holds_only_schema_keywords() -> None:
+    # a YAML flow mapping splits a description at a comma into a key of its own ("or why they failed.")
+    assert _schema_keys(pipeline_schema()) == []
+
+
 @pytest.mark.parametrize("path", examples(), ids=lambda p: p.name)
 def test_examples_are_valid(path: Path) -> None:
     for doc in yaml.safe_load_all(path.read_text()):
