@@ -1,7 +1,8 @@
 """Expand and contract on the real cluster: a Deployment of 3 rolls from v1 to v2 with an expand migration
 before the rollout and a contract step after it (the built-in runner on one folder, a real PostgreSQL);
-the contract starts only once all 3 v2 Pods are ready and no v1 Pod is left, once per rollout; a failing
-one leaves the app serving and the pipeline Degraded."""
+the contract starts only once all 3 v2 Pods are ready and no v1 Pod is left, once per rollout; a revision
+reverted before its rollout ended never runs its own; a failing one leaves the app serving and the
+pipeline Degraded."""
 
 from __future__ import annotations
 
@@ -113,6 +114,19 @@ def test_contract_runs_after_the_rollout_once_and_a_failure_degrades(kube: Kube,
     kube.run("patch", "initpipeline", "shop", "--type=merge", "-p", '{"spec":{"workload":{"replicas":2}}}')
     eventually("2 replicas", lambda: status_of(kube, "shop").get("ready") == "2/2", timeout=120)
     assert [j["metadata"]["name"] for j in after_jobs(kube)].count(f"shop-after-{rev2}") == 1
+
+    # a revision reverted before its rollout ended: its after-rollout steps never run
+    kube.apply([schema(V3), shop("v2b")])
+    rev2b = eventually("revision 2b", lambda: (s := status_of(kube, "shop")).get("revision") not in (rev1, rev2)
+                       and s["revision"])
+    eventually("the rollout under way", lambda: any(p["metadata"]["labels"].get("initpipeline.dev/revision") == rev2b
+                                                    for p in app_pods(kube, "shop", role="app")), timeout=120)
+    kube.apply([schema(V2), shop("v2")])  # back to revision 2 and its folder, as a Helm rollback does
+    kube.run("wait", "--for=condition=AfterRollout", "initpipeline/shop", "--timeout=240s", timeout=260)
+    back = status_of(kube, "shop")
+    assert back["revision"] == rev2 and back["afterRollout"]["state"] == "Succeeded"
+    assert f"shop-after-{rev2b}" not in [j["metadata"]["name"] for j in after_jobs(kube)]
+    assert columns(outside) == ["full_name", "id"]  # 4_broken, held for after revision 2b's rollout, never ran
 
     # v3 (3 replicas again): a contract file that fails: the app serves on, the pipeline says Degraded
     kube.apply([schema(V3), shop("v3")])
