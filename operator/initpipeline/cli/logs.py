@@ -198,19 +198,20 @@ def _workload_logs(args: argparse.Namespace, kube: Kube, pipeline: Obj, out: Tex
 
 
 def _job_pod(kube: Kube, status: Obj) -> str | None:
-    once = status.get("once") or {}
-    if once.get("revision") != status.get("revision") or not once.get("pod"):
-        return None
-    return str(once["pod"]) if once["pod"] in kube.pod_names(f"{names.LABEL_ROLE}=once,{status['selector']}") \
-        else None
+    return _run_pod(kube, status, "once", "once")
 
 
 def _after_pod(kube: Kube, status: Obj) -> str | None:
-    """The Pod of the current revision's after-rollout Job, while it exists."""
-    after = status.get("afterRollout") or {}
-    if after.get("revision") != status.get("revision") or not after.get("pod"):
+    return _run_pod(kube, status, "afterRollout", "after")
+
+
+def _run_pod(kube: Kube, status: Obj, block: str, role: str) -> str | None:
+    """The Pod of the current revision's once-steps (or after-rollout) Job that the status names, while it
+    exists."""
+    run = status.get(block) or {}
+    if run.get("revision") != status.get("revision") or not run.get("pod"):
         return None
-    return str(after["pod"]) if after["pod"] in kube.pod_names(f"{names.LABEL_ROLE}=after,{status['selector']}") \
+    return str(run["pod"]) if run["pod"] in kube.pod_names(f"{names.LABEL_ROLE}={role},{status['selector']}") \
         else None
 
 
