@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.e2e.kube import Kube, app_pods, condition, eventually, status_of
+from tests.e2e.kube import Kube, app_pods, condition, eventually, plugin, status_of
 from tests.e2e.manifests import BUSYBOX, database_secret, db_url_in, fresh_database, postgres_service
 from tests.helpers import Postgres
 
@@ -107,6 +107,10 @@ def test_contract_runs_after_the_rollout_once_and_a_failure_degrades(kube: Kube,
     assert contract["state"] == "Succeeded" and contract["when"] == "AfterRollout"
     reasons = [e["reason"] for e in kube.events("shop")]
     assert "AfterRolloutStarted" in reasons and "AfterRolloutSucceeded" in reasons
+    shown = plugin(kube, "status", "shop")
+    assert f"After rollout: Succeeded   (Job shop-after-{rev2}, Pod " in shown.stdout, shown.stdout
+    logs = plugin(kube, "logs", "shop", "--step", "contract")
+    assert logs.returncode == 0 and "applied 3_drop_name.up.sql" in logs.stdout, logs.stdout + logs.stderr
     with psycopg.connect(outside) as conn:
         assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations").fetchall()] == [3]
 

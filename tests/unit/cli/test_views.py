@@ -206,3 +206,12 @@ def test_sections_of_a_deployment_split_the_job_from_the_pods() -> None:
     assert once[1].title == "step 2/3 migrate (migration, once)"
     assert [s.container for s in sections(doc, None, "pod")] == ["wait-deps", "fetch-config", "app"]
     assert sections(doc, "migrate", "pod") == []
+
+
+def test_sections_of_the_after_rollout_job() -> None:
+    doc = workload_pipeline()
+    doc["spec"]["steps"].append({"name": "contract", "when": "AfterRollout",
+                                 "container": {"image": "shop:1.0", "command": ["true"]}})
+    assert [s.container for s in sections(doc, None, "after")] == ["wait-deps", "contract"]
+    assert [s.container for s in sections(doc, "contract", "after")] == ["contract"]
+    assert "contract" not in [s.container for s in sections(doc, None, "once") + sections(doc, None, "pod")]
