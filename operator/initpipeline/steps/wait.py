@@ -25,6 +25,7 @@ from .common import (
     format_seconds,
     http_options,
     json_at,
+    leave_now,
     log,
     positive_number,
     redact,
@@ -241,7 +242,8 @@ def _watch(target: Target, opts: HttpOptions, expect: frozenset[int], started: f
 def wait_for(targets: list[Target], opts: HttpOptions, expect: frozenset[int], timeout: float,
              max_interval: float) -> bool:
     """Probe every target at once until all are ready or the timeout passes. A probe still under way at
-    the deadline is not waited for: its thread ends with the process."""
+    the deadline is not waited for: its thread ends with the process (run() leaves without the
+    interpreter's shutdown then, which a thread inside a driver's socket call can crash)."""
     started = time.monotonic()
     deadline = started + timeout
     stop = threading.Event()
@@ -317,4 +319,7 @@ def run(args: argparse.Namespace) -> int:
         return finish(Exit.OK, "all targets ready\n" + "\n".join(lines))
     missing = [t.label for t in targets if t.ready_after is None]
     head = f"timed out after {format_seconds(args.timeout)} waiting for {', '.join(missing)}"
-    return finish(Exit.TIMEOUT, head + "\n" + "\n".join(lines))
+    code = finish(Exit.TIMEOUT, head + "\n" + "\n".join(lines))
+    if threading.active_count() > 1:
+        leave_now(code)  # a probe still runs: its thread must not meet the interpreter's shutdown
+    return code
