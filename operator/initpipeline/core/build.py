@@ -27,7 +27,7 @@ STEP_VOLUME_PREFIX = "ipl-"  # the volumes that the steps bring (scratch space, 
 REVISION_LENGTH = 7  # "<name>-once-<revision>" stays a 63-character Job name for a 50-character pipeline
 ROLE_APP, ROLE_ONCE, ROLE_AFTER = "app", "once", "after"
 # When a step runs, for what its program is told: no rollout (kind Pod), or before or after a rollout
-NO_ROLLOUT, BEFORE_ROLLOUT, AFTER_ROLLOUT = "none", "before-rollout", "after-rollout"
+NO_ROLLOUT, BEFORE_ROLLOUT, AFTER_ROLLOUT = "none", names.RUN_BEFORE_ROLLOUT, names.RUN_AFTER_ROLLOUT
 # What a once-steps Job's Pod takes over from the app's template: where and as whom it runs.
 JOB_POD_FIELDS = ("serviceAccountName", "automountServiceAccountToken", "imagePullSecrets", "nodeSelector",
                   "affinity", "tolerations", "securityContext", "priorityClassName", "runtimeClassName",
@@ -434,10 +434,6 @@ def _object_wait_args(body: Obj, step_name: str) -> Parts:
     return args, [], [{"name": OBJECTS_VOLUME, "mountPath": OBJECTS_DIR, "readOnly": True}], []
 
 
-# sql.lint's values, and the runner's --lint (not "Off", which YAML 1.1, kubectl's, reads as false)
-_LINT_POLICIES = {"Block": "block", "Warn": "warn", "Disabled": "off"}
-
-
 def _migrate_args(body: Obj, index: int, phase: str) -> Parts:
     volume_name = f"{STEP_VOLUME_PREFIX}s{index}-sql"
     args = [
@@ -451,7 +447,7 @@ def _migrate_args(body: Obj, index: int, phase: str) -> Parts:
         args += ["--statement-timeout", str(body["sql"]["statementTimeoutSeconds"])]
     # an older version serves before a rollout's end; kind Pod has no rollout, so its runner applies every
     # file at once (as after a rollout), and says what would break
-    args += ["--lint", _LINT_POLICIES[body["sql"].get("lint") or ("Warn" if phase == NO_ROLLOUT else "Block")]]
+    args += ["--lint", names.LINT_POLICIES[body["sql"].get("lint") or ("Warn" if phase == NO_ROLLOUT else "Block")]]
     if phase != BEFORE_ROLLOUT:
         args += ["--when", AFTER_ROLLOUT]
     # Without these the runner detects the layout and uses that layout's own history table.

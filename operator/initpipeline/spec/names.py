@@ -61,6 +61,10 @@ DEFAULT_GIT_DEPTH = 1
 JOB_DONE_CONTAINER = "done"
 # A step's `when`: before its revision's Pods start (the default), or once they all serve and no older one is left
 BEFORE_ROLLOUT, AFTER_ROLLOUT = "BeforeRollout", "AfterRollout"
+# The migration runner's --when: the files before the first marked after-rollout, or every pending one
+RUN_BEFORE_ROLLOUT, RUN_AFTER_ROLLOUT = "before-rollout", "after-rollout"
+# sql.lint's values, and the runner's --lint for each (not "Off", which YAML 1.1, kubectl's, reads as false)
+LINT_POLICIES = {"Block": "block", "Warn": "warn", "Disabled": "off"}
 DEFAULT_LOCK_TIMEOUT = 60  # the wait for another runner's migration lock
 # Table locks: how long one statement of a migration waits for a lock, and how long the runner retries
 # a file that gave way (the app's queries queue behind a waiting ALTER, so it must not wait long)

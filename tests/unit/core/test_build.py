@@ -276,3 +276,12 @@ def test_table_lock_settings_reach_the_runner() -> None:
     for option, value in (("--table-lock-timeout", "3"), ("--lock-retry-budget", "60"),
                           ("--statement-timeout", "900")):
         assert command[command.index(option) + 1] == value
+
+
+def test_the_crds_lint_and_when_values_are_the_ones_the_build_knows() -> None:
+    from initpipeline.spec.schema import pipeline_schema
+
+    step_schema = pipeline_schema()["properties"]["spec"]["properties"]["steps"]["items"]
+    sql = step_schema["properties"]["migration"]["properties"]["sql"]["properties"]
+    assert sql["lint"]["enum"] == list(names.LINT_POLICIES)
+    assert step_schema["properties"]["when"]["enum"] == [names.BEFORE_ROLLOUT, names.AFTER_ROLLOUT]

@@ -33,7 +33,7 @@ from .locks import GiveWay, LockPolicy
 from .mysql import MySQLDatabase
 from .plan import HELD, Plan, PlanError, plan_migrate, plan_rollback
 from .postgres import PostgresDatabase, lock_key
-from .rollout import BEFORE_ROLLOUT, LINT_BLOCK, LINT_POLICIES, WHEN, for_the_rollout
+from .rollout import BEFORE_ROLLOUT, LINT_BLOCK, LINT_CHOICES, WHEN, for_the_rollout
 
 __all__ = ["add_parser", "lock_key", "natural_key", "run"]
 
@@ -115,7 +115,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         help="before-rollout: apply the files up to the first one marked "
                              "'-- initpipeline:after-rollout'; after-rollout: apply every pending file "
                              "(default: %(default)s)")
-    parser.add_argument("--lint", choices=LINT_POLICIES, default=LINT_BLOCK,
+    parser.add_argument("--lint", choices=LINT_CHOICES, default=LINT_BLOCK,
                         help="what to do before the rollout with a statement that would break the version still "
                              f"serving: block (exit {int(Exit.UNSAFE)}, nothing runs), warn (log it), off "
                              "(default: %(default)s)")

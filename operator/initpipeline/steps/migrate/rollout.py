@@ -4,14 +4,15 @@ that run now: before the rollout, a statement that would break the version still
 
 from __future__ import annotations
 
+from ...spec.names import LINT_POLICIES, RUN_AFTER_ROLLOUT, RUN_BEFORE_ROLLOUT
 from ..common import Exit, log
 from .lint import Finding, lint_migrations
 from .plan import Plan, PlanError, before_rollout
 
-BEFORE_ROLLOUT, AFTER_ROLLOUT = "before-rollout", "after-rollout"
+BEFORE_ROLLOUT, AFTER_ROLLOUT = RUN_BEFORE_ROLLOUT, RUN_AFTER_ROLLOUT
 WHEN = (BEFORE_ROLLOUT, AFTER_ROLLOUT)
-LINT_BLOCK, LINT_WARN, LINT_OFF = "block", "warn", "off"
-LINT_POLICIES = (LINT_BLOCK, LINT_WARN, LINT_OFF)
+LINT_BLOCK, LINT_WARN, LINT_OFF = (LINT_POLICIES[v] for v in ("Block", "Warn", "Disabled"))
+LINT_CHOICES = (LINT_BLOCK, LINT_WARN, LINT_OFF)
 _SHOWN = 5  # findings in a refusal's message (the termination message has room for a few)
 
 
