@@ -174,16 +174,22 @@ def _ran_before(job_steps_spec: list[Obj], once_names: list[str], job_name: str,
 
 def _once_failure(entries: list[Obj], d: Derived, job: Obj | None, job_name: str, revision: str) -> Condition:
     """Why the run failed: its Pod's words, else the Job's (then the first unfinished step is the one)."""
-    failed_job = views.condition((job or {}).get("status"), "Failed")
-    why: Obj = failed_job if failed_job.get("status") == "True" else {}
-    if d.phase == "Failed" or d.failed.holds or d.degraded.holds:
-        msg = d.message
-    else:
-        msg = f"Job {job_name} failed: {why.get('reason', 'Failed')}: {why.get('message', '')}".rstrip(": ")
+    msg, why = _job_failure(d, job, job_name)
+    if why is not None:
         current = next((s for s in entries if s["state"] != "Succeeded"), None)
         if current is not None:
             current.update(state="Failed", reason=why.get("reason") or "JobFailed")
     return Condition(True, "OnceStepFailed", f"once-steps of revision {revision} failed in Job {job_name}: {msg}")
+
+
+def _job_failure(d: Derived, job: Obj | None, job_name: str) -> tuple[str, Obj | None]:
+    """Why a steps Job failed: its Pod's words, else the Job's own (and then its Failed condition, for the
+    caller to mark the first unfinished step)."""
+    if d.phase == "Failed" or d.failed.holds or d.degraded.holds:
+        return d.message, None
+    failed_job = views.condition((job or {}).get("status"), "Failed")
+    why: Obj = failed_job if failed_job.get("status") == "True" else {}
+    return f"Job {job_name} failed: {why.get('reason', 'Failed')}: {why.get('message', '')}".rstrip(": "), why
 
 
 @dataclass
@@ -233,9 +239,7 @@ def _after_message(state: str, d: Derived, job: Obj, job_name: str, rev: str) ->
         return f"after-rollout steps of revision {rev} succeeded in Job {job_name}"
     if state == "Running":
         return f"after-rollout steps of revision {rev} run in Job {job_name}: {d.message}"
-    failed_job = views.condition(job.get("status"), "Failed")
-    why = d.message if (d.phase == "Failed" or d.failed.holds or d.degraded.holds) else \
-        f"Job {job_name} failed: {failed_job.get('reason', 'Failed')}: {failed_job.get('message', '')}".rstrip(": ")
+    why, _ = _job_failure(d, job, job_name)
     return (f"after-rollout steps of revision {rev} failed in Job {job_name}: {why}; the app serves on; delete "
             "the Job to run them again")
 
