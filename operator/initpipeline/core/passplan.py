@@ -21,7 +21,7 @@ from .attach.job import attached_job
 from .attach.plan import plan_attached
 from .attach.revision import other_gates
 from .attach.status import attach_status
-from .build import build_after_job, build_once_job, build_pod, build_workload
+from .build import after_steps, build_after_job, build_once_job, build_pod, build_workload
 from .children import Children, owned_by, stale_children
 from .objects import ObjectRef, Observation, object_waits, plan_objects
 from .pod_plan import plan_pod, rejected
@@ -259,11 +259,11 @@ def _workload(out: Plan, view: View, pipeline: Obj, previous: Obj, stamp: str) -
     desired = build_workload(pipeline, view.runner_image)
     desired["metadata"].setdefault("annotations", {})[ANNOTATION_SPEC_HASH] = spec_hash(desired)
     kind = desired["kind"]
-    job, after = build_once_job(pipeline, view.runner_image), build_after_job(pipeline, view.runner_image)
+    job = build_once_job(pipeline, view.runner_image)
     workload, mine = ours(pipeline, desired, view.children.workloads)
     step = plan(pipeline["spec"], desired, job is not None, workload,
                 [j for j in view.children.jobs if owned_by(j, uid)], previous,
-                view.children.pods, after is not None)
+                view.children.pods, bool(after_steps(pipeline["spec"])))
     out.writes += _deletes(namespace, stale_children(uid, view.children.pods, lambda _: False)
                            + stale_children(uid, mine, lambda w: w is workload), f"the pipeline now runs a {kind}")
     if step.create_job and job is not None:
@@ -277,7 +277,8 @@ def _workload(out: Plan, view: View, pipeline: Obj, previous: Obj, stamp: str) -
         desired["metadata"]["resourceVersion"] = workload["metadata"]["resourceVersion"]
         out.writes.append(Write("replace", kind, namespace, name, f"updated {kind} {name} to revision {step.revision}",
                                 body=desired, refused="WorkloadRejected"))
-    if step.create_after_job and after is not None:
+    after = build_after_job(pipeline, view.runner_image) if step.create_after_job else None  # only when due
+    if after is not None:
         out.writes.append(Write("create", "Job", namespace, after["metadata"]["name"],
                                 f"created Job {after['metadata']['name']} for the after-rollout steps of revision "
                                 f"{step.revision}", body=after, refused="WorkloadRejected", brings_status=True))

@@ -294,9 +294,9 @@ def rollout_status(pipeline: Obj, plan_: Plan, replicas: Replicas | None, desire
     generation = int(meta.get("generation", 1))
     previous: Obj = pipeline.get("status") or {}
     current, job_pod = _revision_pods(pods, plan_.revision)
-    once = _once_steps_view(meta["name"], spec, job_steps(spec), plan_.job, job_pod, plan_, previous) \
-        if job_steps(spec) else None
-    after = after_view(meta["name"], after_steps(spec), plan_, pods, previous) if after_steps(spec) else None
+    once_spec, after_spec = job_steps(spec), after_steps(spec)
+    once = _once_steps_view(meta["name"], spec, once_spec, plan_.job, job_pod, plan_, previous) if once_spec else None
+    after = after_view(meta["name"], after_spec, plan_, pods, previous) if after_spec else None
     steps = _steps(spec, plan_, current, desired, (once.entries if once else []) + (after.entries if after else []))
     looks = [(p, derive(pod_steps(spec), p)) for p in current]  # once per Pod, for both figures below
     stuck = stuck_pods(looks)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .layouts import Folder, Migration
 from .lintrules import BREAKS, RULES
-from .sqllex import MYSQL, POSTGRESQL, Statement, Token, statements
+from .sqllex import MYSQL, POSTGRESQL, Statement, Token, statements, words_of
 
 _ALLOW = re.compile(r"initpipeline:allow\s+([a-z0-9-]+(?:\s*,\s*[a-z0-9-]+)*)")
 UNKNOWN_RULE = "unknown-rule"
@@ -211,7 +211,7 @@ def _copying_option(words: list[str]) -> bool:
 
 
 def _action(action: list[Token], table: str, dialect: str) -> Iterator[Hit]:
-    words = [t.upper if t.kind == "word" else t.text for t in action]
+    words = words_of(action)
     verb = words[0] if words else ""
     handlers = {"ADD": _add, "DROP": _drop, "RENAME": _rename, "ALTER": _alter_column,
                 "MODIFY": _modify, "CHANGE": _change}

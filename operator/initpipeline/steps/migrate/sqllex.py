@@ -67,7 +67,12 @@ class Statement:
     comments: list[str] = field(default_factory=list)  # the comments before it and inside it
 
     def words(self, start: int = 0) -> list[str]:
-        return [t.upper if t.kind == "word" else t.text for t in self.tokens[start:]]
+        return words_of(self.tokens[start:])
+
+
+def words_of(tokens: list[Token]) -> list[str]:
+    """Words in capitals, the other tokens as written: what the rules compare."""
+    return [t.upper if t.kind == "word" else t.text for t in tokens]
 
 
 def statements(sql: str, dialect: str) -> Iterator[Statement]:
